@@ -1,0 +1,104 @@
+"""The engine interface: how one native client is invoked and how its output is judged.
+
+Engines know nothing about transports or manifests beyond the database fields; the runner gives them the
+remote paths it chose and feeds them the client's output line by line.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..manifest import DatabaseSpec
+
+
+class Severity(Enum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class Verdict(Enum):
+    APPLIED = "applied"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What to run on the runner: an argv list (never a shell string) and an optional stdin file."""
+
+    argv: list[str]
+    stdin_path: str | None = None
+
+
+# Exit status a POSIX shell reports when the command does not exist or cannot execute.
+COMMAND_NOT_FOUND = {126, 127}
+KEEP_LINES = 200
+
+
+@dataclass
+class OutputLog:
+    """The judged output of one client run, bounded so a chatty script cannot exhaust memory."""
+
+    engine: Engine
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    stdout_tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+    dropped: int = 0
+    _last_stderr: Severity | None = None
+
+    def feed(self, stream: str, line: str) -> None:
+        if stream == "stdout":
+            self.stdout_tail.append(line)
+            severity = self.engine.classify_stdout(line)
+        else:
+            severity = self.engine.classify_stderr(line, self._last_stderr)
+            self._last_stderr = severity
+        if severity is Severity.INFO:
+            return
+        bucket = self.errors if severity is Severity.ERROR else self.warnings
+        if len(bucket) < KEEP_LINES:
+            bucket.append(line)
+        else:
+            self.dropped += 1
+
+
+class Engine(ABC):
+    name: str
+    display: str
+    client: str
+
+    @abstractmethod
+    def credentials(self, db: DatabaseSpec) -> bytes:
+        """Content of the 0600 credentials file the client reads; the only place a password goes."""
+
+    @abstractmethod
+    def invocation(self, db: DatabaseSpec, script_path: str, credentials_path: str) -> Invocation: ...
+
+    @abstractmethod
+    def classify_stderr(self, line: str, previous: Severity | None) -> Severity: ...
+
+    def classify_stdout(self, line: str) -> Severity:
+        return Severity.INFO
+
+    @abstractmethod
+    def verdict(self, exit_code: int, log: OutputLog) -> tuple[Verdict, str]:
+        """Exit code first, then the classified output; returns the verdict and a one-line reason."""
+
+    def not_found(self, exit_code: int) -> tuple[Verdict, str] | None:
+        if exit_code in COMMAND_NOT_FOUND:
+            return Verdict.UNREACHABLE, f"the {self.client} client is not installed or not on PATH on the runner"
+        if exit_code < 0:
+            return Verdict.UNREACHABLE, ("the runner connection ended before the client reported an exit status; "
+                                        "the script may be partially applied")
+        return None
+
+
+def matches_any(patterns: list[re.Pattern[str]], line: str) -> bool:
+    return any(p.search(line) for p in patterns)

@@ -1,0 +1,84 @@
+"""MySQL and MariaDB through the `mysql` client.
+
+The password lives in a `--defaults-extra-file` (which must be the first option); the script is fed on
+stdin in `--batch` mode, where the client stops at the first error and exits 1. `--force` is never used.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from .base import Engine, Invocation, OutputLog, Severity, Verdict, matches_any
+
+if TYPE_CHECKING:
+    from ..manifest import DatabaseSpec
+
+ERROR_LINE = re.compile(r"^ERROR \d+")
+# Client errors that mean "could not get to or into the database", not "the script is wrong".
+CONNECT_ERRORS = re.compile(r"^ERROR (1044|1045|1049|1698|2002|2003|2005|2006|2013|2026|2055|2059|2061)\b")
+WARNING_PATTERNS = [
+    re.compile(r"\[Warning\]"),
+    re.compile(r"^(Warning|Note) \(Code \d+\)"),
+    re.compile(r"Deprecated program name"),
+]
+
+
+def option_value(value: str) -> str:
+    """Quote a value for a MySQL option file: inside double quotes, backslash escapes are honoured."""
+    escaped = (
+        value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
+    return f'"{escaped}"'
+
+
+class MySQL(Engine):
+    name = "mysql"
+    display = "MySQL/MariaDB"
+    client = "mysql"
+
+    def credentials(self, db: DatabaseSpec) -> bytes:
+        lines = ["[client]", f"user={option_value(db.user)}"]
+        if db.password:
+            lines.append(f"password={option_value(db.password.reveal())}")
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+    def invocation(self, db: DatabaseSpec, script_path: str, credentials_path: str) -> Invocation:
+        argv = [
+            self.client,
+            f"--defaults-extra-file={credentials_path}",
+            "--batch",
+            "--show-warnings",
+            "--connect-timeout=15",
+            f"--host={db.host}",
+            f"--port={db.port}",
+            f"--user={db.user}",
+            f"--database={db.database}",
+        ]
+        return Invocation(argv, stdin_path=script_path)
+
+    def classify_stderr(self, line: str, previous: Severity | None) -> Severity:
+        if not line.strip():
+            return Severity.INFO
+        if ERROR_LINE.search(line):
+            return Severity.ERROR
+        if matches_any(WARNING_PATTERNS, line):
+            return Severity.WARNING
+        return Severity.ERROR
+
+    def classify_stdout(self, line: str) -> Severity:
+        # --show-warnings prints the server's warnings and notes after each statement on stdout.
+        return Severity.WARNING if matches_any(WARNING_PATTERNS[1:2], line) else Severity.INFO
+
+    def verdict(self, exit_code: int, log: OutputLog) -> tuple[Verdict, str]:
+        special = self.not_found(exit_code)
+        if special:
+            return special
+        if any(CONNECT_ERRORS.search(line) for line in log.errors):
+            return Verdict.UNREACHABLE, "cannot connect to or log in to the database"
+        if exit_code != 0:
+            return Verdict.FAILED, f"mysql exited with {exit_code}"
+        if log.errors:
+            return Verdict.FAILED, "mysql exited 0 but wrote unexpected lines on stderr"
+        return Verdict.APPLIED, "applied"

@@ -1,0 +1,88 @@
+"""PostgreSQL through `psql`.
+
+`-v ON_ERROR_STOP=1` makes psql stop at the first error and exit 3; exit 2 means the connection failed.
+The password is in a 0600 PGPASSFILE named through `env`, never in PGPASSWORD or on the command line;
+`-w` makes psql fail instead of prompting when that is not enough.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from .base import Engine, Invocation, OutputLog, Severity, Verdict
+
+if TYPE_CHECKING:
+    from ..manifest import DatabaseSpec
+
+# "psql:/path/file.sql:12: ERROR:  ..." or "ERROR:  ..." or "psql: error: connection ..."
+MESSAGE = re.compile(r"^(?:psql:(?:[^:]*:\d+:)? ?)?(?P<level>[A-Z]+|error|warning|fatal|notice):")
+ERRORS = {"ERROR", "FATAL", "PANIC", "error", "fatal"}
+WARNINGS = {"WARNING", "NOTICE", "INFO", "LOG", "DEBUG", "warning", "notice"}
+
+
+def passfile_field(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def conninfo_value(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class PostgreSQL(Engine):
+    name = "postgresql"
+    display = "PostgreSQL"
+    client = "psql"
+
+    def credentials(self, db: DatabaseSpec) -> bytes:
+        # The file serves one invocation, so wildcards avoid host-name spelling mismatches.
+        password = db.password.reveal() if db.password else ""
+        return f"*:*:*:{passfile_field(db.user)}:{passfile_field(password)}\n".encode()
+
+    def invocation(self, db: DatabaseSpec, script_path: str, credentials_path: str) -> Invocation:
+        argv = [
+            "env",
+            f"PGPASSFILE={credentials_path}",
+            "PGCONNECT_TIMEOUT=15",
+            "PGAPPNAME=dbupdater",
+            self.client,
+            "-X",
+            "-q",
+            "-w",
+            "-v",
+            "ON_ERROR_STOP=1",
+            f"--host={db.host}",
+            f"--port={db.port}",
+            f"--username={db.user}",
+            # A conninfo string, so a database name with '=' or a URI prefix is still just a name.
+            f"--dbname=dbname={conninfo_value(db.database)}",
+            "-f",
+            script_path,
+        ]
+        return Invocation(argv)
+
+    def classify_stderr(self, line: str, previous: Severity | None) -> Severity:
+        if not line.strip():
+            return previous or Severity.INFO
+        match = MESSAGE.match(line)
+        if match and match.group("level") in ERRORS:
+            return Severity.ERROR
+        if match and match.group("level") in WARNINGS:
+            return Severity.WARNING
+        # DETAIL/HINT/CONTEXT/LINE lines and the rest of a multi-line message carry no level of their own:
+        # they belong to the message above. A line with no message before it is unexpected.
+        return previous or Severity.ERROR
+
+    def verdict(self, exit_code: int, log: OutputLog) -> tuple[Verdict, str]:
+        special = self.not_found(exit_code)
+        if special:
+            return special
+        if exit_code == 2:
+            return Verdict.UNREACHABLE, "cannot connect to or log in to the database"
+        if exit_code == 3:
+            return Verdict.FAILED, "the script failed (psql exit 3)"
+        if exit_code != 0:
+            return Verdict.FAILED, f"psql exited with {exit_code}"
+        if log.errors:
+            return Verdict.FAILED, "psql exited 0 but wrote unexpected lines on stderr"
+        return Verdict.APPLIED, "applied"

@@ -1,0 +1,285 @@
+"""Parse and validate a manifest into typed rows.
+
+The whole manifest is checked before anything runs, and every problem is reported at once with its line
+and column: a deployment that stops at row 7 of 9 because row 8 had a typo is the failure mode we exist to
+prevent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import secrets
+from .engines import ALIASES, DEFAULT_PORTS, ENGINES, PLANNED
+from .errors import ManifestError, Problem
+from .secrets import Secret
+
+REQUIRED = (
+    "sql_runner_host",
+    "sql_runner_userid",
+    "sql_runner_password",
+    "database_type",
+    "database_host",
+    "database_userid",
+    "database_password",
+    "port",
+    "database",
+    "sql_script_to_run",
+)
+OPTIONAL = ("sql_runner_port", "sql_runner_key_file", "transport")
+# The legacy form: everything but database_type, which the port then decides.
+LEGACY_OPTIONAL = ("database_type",)
+# Cells that may be empty: authentication falls back to keys/agent, databases may trust the runner.
+MAY_BE_EMPTY = {"sql_runner_password", "database_password", "database_type", "sql_runner_port",
+                "sql_runner_key_file", "transport"}
+SECRET_COLUMNS = ("sql_runner_password", "database_password", "sql_runner_key_file")
+TRANSPORTS = {"ssh": "ssh", "local": "local"}
+PLANNED_TRANSPORTS = {"winrm": "WinRM"}
+LOCAL_ONLY_OPTIONAL = {"sql_runner_host", "sql_runner_userid"}
+HOST = re.compile(r"^(?!-)[A-Za-z0-9._:%\[\]-]+$")
+DEFAULT_SSH_PORT = 22
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """Where the client runs. Equal specs share one connection for the whole run."""
+
+    transport: str
+    host: str
+    port: int
+    user: str
+    password: Secret | None = field(default=None, compare=False)
+    key_file: Path | None = None
+
+    @property
+    def label(self) -> str:
+        if self.transport == "local":
+            return "local"
+        port = "" if self.port == DEFAULT_SSH_PORT else f":{self.port}"
+        return f"{self.user}@{self.host}{port}"
+
+
+@dataclass(frozen=True)
+class DatabaseSpec:
+    engine: str
+    host: str
+    port: int
+    user: str
+    database: str
+    password: Secret | None = field(default=None, compare=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.engine} {self.user}@{self.host}:{self.port}/{self.database}"
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    line: int
+    runner: RunnerSpec
+    db: DatabaseSpec
+    script: Path
+    script_label: str
+
+
+@dataclass
+class Manifest:
+    source: str
+    base_dir: Path
+    rows: list[ManifestRow]
+    notes: list[str] = field(default_factory=list)
+
+
+def load(path: Path) -> Manifest:
+    """Read a manifest CSV: every cell as text, UTF-8 with or without BOM, cells and names trimmed."""
+    import pandas as pd
+
+    source = str(path)
+    try:
+        frame = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, na_filter=False,
+                            encoding="utf-8-sig", skip_blank_lines=False)
+    except FileNotFoundError:
+        raise ManifestError(source, [Problem("file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(source, [Problem(f"cannot read the file as UTF-8 CSV: {exc}")]) from None
+    except pd.errors.EmptyDataError:
+        raise ManifestError(source, [Problem("the file is empty")]) from None
+    except pd.errors.ParserError as exc:
+        raise ManifestError(source, [Problem(f"not a well-formed CSV: {_parser_message(exc)}")]) from None
+    records = [["" if cell is None else str(cell).strip() for cell in row] for row in frame.to_numpy().tolist()]
+    header, body = records[0], records[1:]
+    # Row i of the body sits on file line i + 2 (the header is line 1); blank lines are kept for that.
+    numbered = [(index + 2, cells) for index, cells in enumerate(body) if any(cells)]
+    return parse(source, path.resolve().parent, header, numbered)
+
+
+def from_mapping(source: str, base_dir: Path, cells: Mapping[str, str]) -> Manifest:
+    """A one-row manifest from named fields (the single-script entry point), validated the same way."""
+    header = list(cells)
+    return parse(source, base_dir, header, [(1, [cells[name].strip() for name in header])])
+
+
+def parse(source: str, base_dir: Path, header: list[str], rows: Iterable[tuple[int, list[str]]]) -> Manifest:
+    problems: list[Problem] = []
+    notes: list[str] = []
+    columns = _check_header(header, problems)
+    rows = list(rows)
+    if problems:
+        raise ManifestError(source, problems)
+    if not rows:
+        raise ManifestError(source, [Problem("the manifest has no rows")])
+    legacy = "database_type" not in columns
+    if legacy:
+        notes.append("no database_type column: engines are inferred from the database port "
+                     "(3306 MySQL, 5432 PostgreSQL, 1521 Oracle, 1433 SQL Server)")
+    parsed: list[ManifestRow] = []
+    seen: dict[tuple[str, ...], int] = {}
+    for line, cells in rows:
+        values = {name: cells[index] if index < len(cells) else "" for name, index in columns.items()}
+        key = tuple(cells)
+        if key in seen:
+            problems.append(Problem(f"exact duplicate of line {seen[key]}", line))
+            continue
+        seen[key] = line
+        row = _parse_row(line, values, base_dir, problems)
+        if row is not None:
+            parsed.append(row)
+    if problems:
+        raise ManifestError(source, problems)
+    return Manifest(source, base_dir, parsed, notes)
+
+
+def _parser_message(exc: Exception) -> str:
+    text = str(exc).strip()
+    match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
+    if match:
+        want, line, saw = match.groups()
+        return f"line {line} has {saw} fields but the header has {want}"
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
+def _check_header(header: list[str], problems: list[Problem]) -> dict[str, int]:
+    columns: dict[str, int] = {}
+    known = set(REQUIRED) | set(OPTIONAL)
+    for index, name in enumerate(header):
+        if not name:
+            problems.append(Problem(f"header cell {index + 1} is empty", 1))
+        elif name in columns:
+            problems.append(Problem("column appears twice in the header", 1, name))
+        elif name not in known:
+            hint = _closest(name, known)
+            problems.append(Problem("unknown column" + (f" (did you mean {hint}?)" if hint else ""), 1, name))
+        else:
+            columns[name] = index
+    for name in REQUIRED:
+        if name not in columns and name not in LEGACY_OPTIONAL:
+            problems.append(Problem("required column is missing", 1, name))
+    return columns
+
+
+def _closest(name: str, known: set[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.75)
+    return found[0] if found else None
+
+
+def _port(value: str, line: int, column: str, problems: list[Problem]) -> int | None:
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        problems.append(Problem(f"{value!r} is not a port number (1-65535)", line, column))
+        return None
+    return int(value)
+
+
+def _engine(values: dict[str, str], port: int | None, line: int, problems: list[Problem]) -> str | None:
+    given = values.get("database_type", "")
+    if not given:
+        if port is None:
+            return None
+        inferred = DEFAULT_PORTS.get(port)
+        if inferred is None:
+            problems.append(Problem(f"no database_type and port {port} is not a default port to infer it "
+                                    "from; add a database_type column", line, "database_type"))
+            return None
+        name = inferred
+    else:
+        name = ALIASES.get(given.lower().replace(" ", ""), "")
+        if not name:
+            accepted = "MySQL, MariaDB, PostgreSQL, Postgres"
+            problems.append(Problem(f"unknown engine {given!r}; accepted: {accepted}", line, "database_type"))
+            return None
+    if name in PLANNED:
+        problems.append(Problem(f"{PLANNED[name]} is not supported yet", line, "database_type"))
+        return None
+    return name if name in ENGINES else None
+
+
+def _secret(values: dict[str, str], column: str, base_dir: Path, line: int,
+            problems: list[Problem]) -> Secret | None:
+    cell = values.get(column, "")
+    if not cell:
+        return None
+    try:
+        return secrets.resolve(cell, base_dir)
+    except secrets.ReferenceError_ as exc:
+        problems.append(Problem(str(exc), line, column))
+        return None
+
+
+def _path(cell: str, base_dir: Path) -> Path:
+    path = Path(cell).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list[Problem]) -> ManifestRow | None:
+    before = len(problems)
+    transport = values.get("transport", "").lower() or "ssh"
+    if transport in PLANNED_TRANSPORTS:
+        problems.append(Problem(f"the {PLANNED_TRANSPORTS[transport]} transport is not supported yet", line,
+                                "transport"))
+    elif transport not in TRANSPORTS:
+        problems.append(Problem(f"unknown transport {transport!r}; accepted: ssh, local", line, "transport"))
+    for name, value in values.items():
+        if "\x00" in value or "\n" in value or "\r" in value:
+            problems.append(Problem("contains a NUL or line break", line, name))
+        elif not value and name not in MAY_BE_EMPTY and not (transport == "local" and name in LOCAL_ONLY_OPTIONAL):
+            problems.append(Problem("is empty", line, name))
+    for column in ("sql_runner_host", "database_host"):
+        value = values.get(column, "")
+        if value and not HOST.match(value):
+            problems.append(Problem(f"{value!r} is not a host name or address", line, column))
+    db_port = _port(values["port"], line, "port", problems) if values.get("port") else None
+    runner_port = DEFAULT_SSH_PORT
+    if values.get("sql_runner_port"):
+        runner_port = _port(values["sql_runner_port"], line, "sql_runner_port", problems) or DEFAULT_SSH_PORT
+    engine = _engine(values, db_port, line, problems)
+    runner_password = _secret(values, "sql_runner_password", base_dir, line, problems)
+    db_password = _secret(values, "database_password", base_dir, line, problems)
+    key_file = None
+    key_cell = values.get("sql_runner_key_file", "")
+    if key_cell:
+        key_secret = _secret(values, "sql_runner_key_file", base_dir, line, problems) if secrets.is_reference(
+            key_cell) else None
+        key_file = _path(key_secret.reveal() if key_secret else key_cell, base_dir)
+        if not os.access(key_file, os.R_OK) or not key_file.is_file():
+            problems.append(Problem(f"key file {key_file} does not exist or is not readable", line,
+                                    "sql_runner_key_file"))
+    script_cell = values.get("sql_script_to_run", "")
+    script = _path(script_cell, base_dir)
+    if script_cell:
+        if not script.is_file():
+            problems.append(Problem(f"script {script_cell} not found (looked at {script})", line,
+                                    "sql_script_to_run"))
+        elif not os.access(script, os.R_OK):
+            problems.append(Problem(f"script {script_cell} is not readable", line, "sql_script_to_run"))
+    if len(problems) > before or engine is None or db_port is None:
+        return None
+    runner = RunnerSpec(transport, values.get("sql_runner_host", "") if transport != "local" else "localhost",
+                        runner_port, values.get("sql_runner_userid", ""), runner_password, key_file)
+    db = DatabaseSpec(engine, values["database_host"], db_port, values["database_userid"], values["database"],
+                      db_password)
+    return ManifestRow(line, runner, db, script, script_cell)

@@ -1,0 +1,50 @@
+"""What happened to each row, as plain data: reports, exit codes and (later) the ledger read only this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .errors import ExitCode
+from .manifest import ManifestRow
+
+
+class Status(Enum):
+    APPLIED = "applied"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+    INTERRUPTED = "interrupted"
+    NOT_RUN = "not run"
+
+
+@dataclass
+class Outcome:
+    index: int
+    row: ManifestRow
+    status: Status = Status.NOT_RUN
+    reason: str = ""
+    exit_code: int | None = None
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    stdout_tail: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    outcomes: list[Outcome]
+    seconds: float = 0.0
+
+    def count(self, status: Status) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status is status)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        statuses = {outcome.status for outcome in self.outcomes}
+        if Status.INTERRUPTED in statuses:
+            return ExitCode.INTERRUPTED
+        if Status.UNREACHABLE in statuses:
+            return ExitCode.UNREACHABLE
+        if Status.FAILED in statuses:
+            return ExitCode.SCRIPT_FAILED
+        return ExitCode.OK

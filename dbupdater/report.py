@@ -1,0 +1,90 @@
+"""Console output: a line per row as it starts and ends, warnings and errors, then a summary table.
+
+Every string passes through the redactor, and manifest values are never parsed as rich markup.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .manifest import Manifest
+from .outcome import Outcome, RunResult, Status
+from .secrets import redact
+
+STYLES = {
+    Status.APPLIED: "green",
+    Status.FAILED: "bold red",
+    Status.UNREACHABLE: "bold red",
+    Status.INTERRUPTED: "bold yellow",
+    Status.NOT_RUN: "dim",
+}
+MAX_SHOWN_LINES = 25
+
+
+class ConsoleReporter:
+    def __init__(self, stream: TextIO | None = None, *, color: bool | None = None) -> None:
+        self.console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=True,
+                               no_color=color is False, force_terminal=color or None)
+
+    def say(self, text: str, style: str = "") -> None:
+        self.console.print(Text(redact(text), style=style))
+
+    def note(self, text: str) -> None:
+        self.say(f"note: {text}", "cyan")
+
+    def warn(self, text: str) -> None:
+        self.say(f"warning: {text}", "yellow")
+
+    def error(self, text: str) -> None:
+        self.console.print(Text(redact(text), style="bold red"))
+
+    def run_started(self, manifest: Manifest) -> None:
+        runners = {row.runner for row in manifest.rows}
+        databases = {row.db for row in manifest.rows}
+        self.say(f"{manifest.source}: {len(manifest.rows)} scripts, {len(runners)} runner(s), "
+                 f"{len(databases)} database(s)", "bold")
+        for note in manifest.notes:
+            self.note(note)
+
+    def step_started(self, outcome: Outcome, total: int) -> None:
+        row = outcome.row
+        self.say(f"[{outcome.index}/{total}] start   {row.script_label}  on {row.runner.label}  "
+                 f"-> {row.db.label}")
+
+    def step_finished(self, outcome: Outcome, total: int) -> None:
+        style = STYLES[outcome.status]
+        code = "" if outcome.exit_code is None else f", exit {outcome.exit_code}"
+        head = f"[{outcome.index}/{total}] {outcome.status.value:<8}{outcome.seconds:6.2f}s{code}"
+        if outcome.status is not Status.APPLIED:
+            head += f"  {outcome.reason}"
+        self.say(head, style)
+        for line in outcome.warnings[:MAX_SHOWN_LINES]:
+            self.say(f"    warning: {line}", "yellow")
+        for line in outcome.errors[:MAX_SHOWN_LINES]:
+            self.say(f"    {line}", "red")
+        hidden = max(0, len(outcome.warnings) - MAX_SHOWN_LINES) + max(0, len(outcome.errors) - MAX_SHOWN_LINES)
+        if hidden:
+            self.say(f"    ... {hidden} more lines", "dim")
+        if outcome.status is Status.FAILED and not outcome.errors and outcome.stdout_tail:
+            self.say("    last output lines:", "dim")
+            for line in outcome.stdout_tail[-5:]:
+                self.say(f"    | {line}", "dim")
+
+    def run_finished(self, result: RunResult) -> None:
+        table = Table(title="Summary", title_justify="left", show_lines=False)
+        for name, justify in (("#", "right"), ("script", "left"), ("runner", "left"), ("database", "left"),
+                              ("outcome", "left"), ("seconds", "right")):
+            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        for outcome in result.outcomes:
+            row = outcome.row
+            seconds = f"{outcome.seconds:.2f}" if outcome.status is not Status.NOT_RUN else ""
+            table.add_row(str(outcome.index), redact(row.script_label), redact(row.runner.label),
+                          redact(row.db.label), Text(outcome.status.value, style=STYLES[outcome.status]), seconds)
+        self.console.print(table)
+        parts = [f"{result.count(status)} {status.value}" for status in Status if result.count(status)]
+        self.say(f"{', '.join(parts)} in {result.seconds:.2f}s (exit {int(result.exit_code)})", "bold")

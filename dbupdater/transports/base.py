@@ -1,0 +1,80 @@
+"""The transport interface: run an argv, put a file, remove a path. Transports know nothing of databases."""
+
+from __future__ import annotations
+
+import codecs
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UnreachableError
+
+OutputHandler = Callable[[str, str], None]
+"""Called with ("stdout" | "stderr", line) for every line, as it arrives."""
+
+# A constant command, so no manifest value is involved; mktemp -d creates the directory 0700.
+MAKE_PRIVATE_DIR = ["sh", "-c", 'umask 077 && mktemp -d "${TMPDIR:-/tmp}/dbupdater.XXXXXXXXXX"']
+
+
+@dataclass(frozen=True)
+class SSHOptions:
+    known_hosts: Path
+    accept_new_host_keys: bool = False
+    connect_timeout: float = 15.0
+
+
+class TransportError(UnreachableError):
+    """The runner could not be reached, refused us, or went away."""
+
+
+class LineSplitter:
+    """Incremental UTF-8 decoding and line splitting, so output is judged while it streams."""
+
+    def __init__(self, stream: str, handler: OutputHandler) -> None:
+        self.stream = stream
+        self.handler = handler
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = ""
+
+    def feed(self, data: bytes) -> None:
+        text = self._pending + self._decoder.decode(data)
+        *lines, self._pending = text.split("\n")
+        for line in lines:
+            self.handler(self.stream, line.rstrip("\r"))
+
+    def close(self) -> None:
+        text = self._pending + self._decoder.decode(b"", final=True)
+        self._pending = ""
+        if text:
+            self.handler(self.stream, text.rstrip("\r"))
+
+
+class Transport(ABC):
+    label: str
+
+    @abstractmethod
+    def run(self, argv: Sequence[str], on_output: OutputHandler, *, stdin_path: str | None = None) -> int:
+        """Run argv (never through a shell string built from values), streaming output; return the exit code."""
+
+    @abstractmethod
+    def put(self, local: Path, remote: str) -> None:
+        """Copy a file, streamed, as mode 0600."""
+
+    @abstractmethod
+    def put_bytes(self, data: bytes, remote: str) -> None:
+        """Write a small file as mode 0600 (credential files)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def make_private_dir(self) -> str:
+        lines: list[str] = []
+        code = self.run(MAKE_PRIVATE_DIR, lambda stream, line: lines.append(line))
+        path = lines[-1].strip() if lines else ""
+        if code != 0 or not path.startswith("/"):
+            raise TransportError(f"{self.label}: cannot create a private directory: {' '.join(lines)[-300:]}")
+        return path
+
+    def remove(self, *paths: str) -> None:
+        self.run(["rm", "-rf", "--", *paths], lambda stream, line: None)

@@ -1,0 +1,74 @@
+"""Run the client on this machine: the `local` transport, for CI jobs that sit next to the database."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from .base import LineSplitter, OutputHandler, Transport, TransportError
+
+
+class LocalTransport(Transport):
+    label = "local"
+
+    def run(self, argv: Sequence[str], on_output: OutputHandler, *, stdin_path: str | None = None) -> int:
+        stdin: IO[bytes] | int = subprocess.DEVNULL
+        if stdin_path is not None:
+            stdin = open(stdin_path, "rb")  # noqa: SIM115 - closed below, after the child ends
+        try:
+            try:
+                proc = subprocess.Popen(list(argv), stdin=stdin, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE)
+            except FileNotFoundError:
+                return 127
+            except OSError as exc:
+                raise TransportError(f"local: cannot start {argv[0]}: {exc.strerror}") from None
+            assert proc.stdout is not None and proc.stderr is not None
+            _drain({proc.stdout: LineSplitter("stdout", on_output), proc.stderr: LineSplitter("stderr", on_output)})
+            return proc.wait()
+        finally:
+            if not isinstance(stdin, int):
+                stdin.close()
+
+    def put(self, local: Path, remote: str) -> None:
+        shutil.copyfile(local, remote)
+        os.chmod(remote, 0o600)
+
+    def put_bytes(self, data: bytes, remote: str) -> None:
+        fd = os.open(remote, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+
+    def make_private_dir(self) -> str:
+        return tempfile.mkdtemp(prefix="dbupdater.")
+
+    def remove(self, *paths: str) -> None:
+        for path in paths:
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.exists(path):
+                os.unlink(path)
+
+    def close(self) -> None:
+        pass
+
+
+def _drain(pipes: dict[IO[bytes], LineSplitter]) -> None:
+    """Read both pipes as data arrives: a client filling one pipe while we block on the other deadlocks."""
+    with selectors.DefaultSelector() as selector:
+        for pipe, splitter in pipes.items():
+            selector.register(pipe.fileno(), selectors.EVENT_READ, splitter)
+        while selector.get_map():
+            for key, _ in selector.select():
+                data = os.read(key.fd, 65536)
+                if data:
+                    key.data.feed(data)
+                else:
+                    selector.unregister(key.fd)
+                    key.data.close()

@@ -1,0 +1,184 @@
+"""SSH runners: one paramiko connection per runner host for the whole run, files copied with scp.
+
+Host keys are verified against known_hosts. An unknown key is refused unless the user opted into trust on
+first use (`--accept-new-host-keys`, like OpenSSH's `StrictHostKeyChecking=accept-new`); a changed key is
+refused always.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import select
+import shlex
+import socket
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import paramiko
+from scp import SCPClient, SCPException
+
+from .base import LineSplitter, OutputHandler, SSHOptions, Transport, TransportError
+
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+_known_hosts_lock = threading.Lock()
+
+
+class HostKeyRefused(TransportError):
+    pass
+
+
+def _fingerprint(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} {key.fingerprint}"
+
+
+def _host_id(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
+    def __init__(self, options: SSHOptions, port: int) -> None:
+        self.options = options
+        self.port = port
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        host = hostname.split("]")[0].lstrip("[")
+        keyscan = f"ssh-keyscan -p {self.port} {shlex.quote(host)} >> {shlex.quote(str(self.options.known_hosts))}"
+        raise HostKeyRefused(
+            f"host key of {hostname} ({_fingerprint(key)}) is not in {self.options.known_hosts}. Verify the "
+            f"fingerprint with the runner's administrator, then trust it with `{keyscan}` or "
+            "`ssh -o StrictHostKeyChecking=accept-new ...`, or rerun with --accept-new-host-keys"
+        )
+
+
+class _TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
+    def __init__(self, options: SSHOptions) -> None:
+        self.options = options
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        path = self.options.known_hosts
+        with _known_hosts_lock:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with path.open("a", encoding="ascii") as handle:
+                handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+            path.chmod(0o600)
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        logging.getLogger("dbupdater").warning("trusted new host key of %s (%s), recorded in %s", hostname,
+                                               _fingerprint(key), path)
+
+
+def _socket(host: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection with keepalives, so a runner that vanishes mid-script is noticed in about a minute."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 20), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3),
+                        ("TCP_USER_TIMEOUT", 60_000)):
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    return sock
+
+
+class SSHTransport(Transport):
+    def __init__(self, host: str, port: int, user: str, password: str | None, key_file: Path | None,
+                 options: SSHOptions) -> None:
+        self.label = f"{user}@{_host_id(host, port)}"
+        self._client = paramiko.SSHClient()
+        if options.known_hosts.exists():
+            try:
+                self._client.load_host_keys(str(options.known_hosts))
+            except (OSError, paramiko.SSHException) as exc:
+                raise TransportError(f"cannot read known_hosts {options.known_hosts}: {exc}") from None
+        policy: paramiko.MissingHostKeyPolicy = (
+            _TrustOnFirstUse(options) if options.accept_new_host_keys else _RefuseUnknown(options, port)
+        )
+        self._client.set_missing_host_key_policy(policy)
+        # Password or key given: use exactly that. Neither: agent and ~/.ssh keys, as OpenSSH would.
+        explicit = bool(password) or key_file is not None
+        kwargs: dict[str, Any] = dict(
+            username=user, password=password or None, key_filename=str(key_file) if key_file else None,
+            passphrase=password or None, allow_agent=not explicit, look_for_keys=not explicit,
+            timeout=options.connect_timeout, banner_timeout=options.connect_timeout,
+            auth_timeout=options.connect_timeout,
+        )
+        try:
+            sock = _socket(host, port, options.connect_timeout)
+        except OSError as exc:
+            raise TransportError(f"runner {self.label} unreachable: {exc.strerror or exc}") from None
+        try:
+            self._client.connect(host, port, sock=sock, **kwargs)
+        except HostKeyRefused:
+            sock.close()
+            raise
+        except paramiko.BadHostKeyException as exc:
+            sock.close()
+            raise HostKeyRefused(
+                f"HOST KEY MISMATCH for {self.label}: known_hosts has {_fingerprint(exc.expected_key)} but the "
+                f"runner offered {_fingerprint(exc.key)}. This may be an attack; if the runner was rebuilt, "
+                f"remove the old entry (ssh-keygen -R) from {options.known_hosts} and verify the new key"
+            ) from None
+        except paramiko.AuthenticationException:
+            sock.close()
+            method = "password" if password else "key file" if key_file else "ssh-agent / ~/.ssh keys"
+            raise TransportError(f"authentication failed for {self.label} ({method})") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            sock.close()
+            raise TransportError(f"runner {self.label} unreachable: {exc}") from None
+        transport = self._client.get_transport()
+        assert transport is not None
+        transport.set_keepalive(15)
+        self._transport = transport
+
+    def run(self, argv: Sequence[str], on_output: OutputHandler, *, stdin_path: str | None = None) -> int:
+        command = shlex.join(argv)
+        if stdin_path is not None:
+            command += " < " + shlex.quote(stdin_path)
+        try:
+            channel = self._transport.open_session()
+            channel.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"runner {self.label} went away: {exc}") from None
+        with channel:
+            _drain(channel, LineSplitter("stdout", on_output), LineSplitter("stderr", on_output))
+            # -1 when the connection ended without an exit status: the engines treat that as "runner lost".
+            return channel.recv_exit_status() if channel.exit_status_ready() else -1
+
+    def _scp(self) -> SCPClient:
+        return SCPClient(self._transport, socket_timeout=60.0)
+
+    def put(self, local: Path, remote: str) -> None:
+        try:
+            with local.open("rb") as handle, self._scp() as scp:
+                scp.putfo(handle, remote, mode="0600")
+        except (SCPException, paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"copying {local.name} to {self.label} failed: {exc}") from None
+
+    def put_bytes(self, data: bytes, remote: str) -> None:
+        try:
+            with self._scp() as scp:
+                scp.putfo(io.BytesIO(data), remote, mode="0600")
+        except (SCPException, paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"writing a file on {self.label} failed: {exc}") from None
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _drain(channel: paramiko.Channel, out: LineSplitter, err: LineSplitter) -> None:
+    """Read stdout and stderr as they arrive until the remote command has ended and sent everything."""
+    while True:
+        select.select([channel], [], [], 5.0)
+        while channel.recv_ready():
+            out.feed(channel.recv(65536))
+        while channel.recv_stderr_ready():
+            err.feed(channel.recv_stderr(65536))
+        finished = channel.exit_status_ready() and channel.eof_received
+        if finished or channel.closed or not channel.get_transport().is_active():
+            while channel.recv_ready():
+                out.feed(channel.recv(65536))
+            while channel.recv_stderr_ready():
+                err.feed(channel.recv_stderr(65536))
+            break
+    out.close()
+    err.close()
