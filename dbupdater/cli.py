@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_options(apply)
     validate = commands.add_parser("validate", help="check the manifest and script files without connecting")
     validate.add_argument("-f", "--file", type=Path, required=True, metavar="MANIFEST", help="manifest CSV")
+    add_connection_options(validate)  # accepted, unused: scripts pass the same flags to every command
     add_output_options(validate)
     return parser
 

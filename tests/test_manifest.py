@@ -41,7 +41,8 @@ def test_good_manifest_parses_into_typed_rows(tmp_path: Path) -> None:
 
 
 def test_bom_whitespace_and_blank_lines(tmp_path: Path) -> None:
-    text = f"\ufeff {HEADER.replace(',', ' , ')} \n\n  runner1 , deploy ,pw, mariadb ,db1,app,dbpw, 3306 ,shop, s1.sql \n\n"
+    row = "  runner1 , deploy ,pw, mariadb ,db1,app,dbpw, 3306 ,shop, s1.sql "
+    text = f"\ufeff {HEADER.replace(',', ' , ')} \n\n{row}\n\n"
     path = write(tmp_path, text)
     (row,) = manifest.load(path).rows
     assert (row.line, row.runner.host, row.db.engine, row.db.port) == (3, "runner1", "mysql", 3306)

@@ -15,8 +15,11 @@ if TYPE_CHECKING:
     from ..manifest import DatabaseSpec
 
 ERROR_LINE = re.compile(r"^ERROR \d+")
-# Client errors that mean "could not get to or into the database", not "the script is wrong".
-CONNECT_ERRORS = re.compile(r"^ERROR (1044|1045|1049|1698|2002|2003|2005|2006|2013|2026|2055|2059|2061)\b")
+# Errors while logging in carry no "at line N": the script never started (wrong password, unknown or invalid
+# database, server down). Errors inside the script name their line, and are the script's fault unless the
+# server went away under it (2006, 2013).
+LOGIN_ERROR = re.compile(r"^ERROR \d+ \([0-9A-Z]+\): ")
+SERVER_GONE = re.compile(r"^ERROR (2006|2013) \([0-9A-Z]+\) at line \d+")
 WARNING_PATTERNS = [
     re.compile(r"\[Warning\]"),
     re.compile(r"^(Warning|Note) \(Code \d+\)"),
@@ -75,8 +78,10 @@ class MySQL(Engine):
         special = self.not_found(exit_code)
         if special:
             return special
-        if any(CONNECT_ERRORS.search(line) for line in log.errors):
+        if any(LOGIN_ERROR.search(line) for line in log.errors):
             return Verdict.UNREACHABLE, "cannot connect to or log in to the database"
+        if any(SERVER_GONE.search(line) for line in log.errors):
+            return Verdict.UNREACHABLE, "the database connection was lost; the script may be partially applied"
         if exit_code != 0:
             return Verdict.FAILED, f"mysql exited with {exit_code}"
         if log.errors:

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Set everything up (apt packages, .venv) and run the whole suite: lint, types, tests on the real rig.
+# Extra arguments go to pytest, e.g. bin/run_tests.sh -k security -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin/setup.sh
+.venv/bin/python -m environment_creators.banner "tests"
+echo "== ruff"; .venv/bin/ruff check dbupdater environment_creators tests ./*.py
+echo "== mypy"; .venv/bin/mypy
+echo "== pytest"
+set +e
+.venv/bin/pytest "$@"
+status=$?
+set -e
+# pytest's 5 means "no tests collected": a broken selection must not pass as green.
+exit "$status"

@@ -1,0 +1,105 @@
+"""What a running rig looks like, as saved in ``<root>/rig.json``.
+
+Plain strings and ints only, so the file is the single source of truth between processes (the CLI that
+brought the rig up, the pytest session that uses it, the shell scripts). Passwords live here and nowhere
+else except 0600 client credential files; every ``repr`` masks them so they never land in logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+Mode = Literal["netns", "loopback"]
+MASK = "********"
+
+
+def _masked_repr(obj: object) -> str:
+    parts = []
+    for f in fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, f.name)
+        shown = (MASK if value else "''") if f.name.endswith("password") else repr(value)
+        parts.append(f"{f.name}={shown}")
+    return f"{type(obj).__name__}({', '.join(parts)})"
+
+
+def _without_passwords(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_passwords(v) for k, v in value.items() if not k.endswith("password")}
+    if isinstance(value, list):
+        return [_without_passwords(v) for v in value]
+    return value
+
+
+@dataclass(kw_only=True, repr=False)
+class DbInfo:
+    """How to reach one database server from the machine running the rig."""
+
+    host: str = "127.0.0.1"
+    port: int
+    admin_user: str
+    admin_password: str
+    app_user: str
+    app_password: str
+
+    __repr__ = _masked_repr
+
+
+@dataclass
+class RunnerInfo:
+    """One runner host: where its sshd listens and, in netns mode, which namespace it lives in."""
+
+    name: str
+    host: str
+    port: int
+    netns: str | None = None
+
+
+@dataclass(repr=False)
+class RigInfo:
+    """Everything a client needs to use the rig."""
+
+    name: str
+    root: str
+    mode: Mode
+    known_hosts: str
+    runner_user: str
+    runner_password: str
+    runner_key_file: str
+    runners: list[RunnerInfo]
+    db_host_for_runners: str
+    mysql: DbInfo
+    postgres: DbInfo
+
+    __repr__ = _masked_repr
+
+    def to_dict(self, *, passwords: bool = True) -> dict[str, Any]:
+        data = asdict(self)
+        return data if passwords else _without_passwords(data)
+
+    def to_json(self, *, passwords: bool = True) -> str:
+        return json.dumps(self.to_dict(passwords=passwords), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RigInfo:
+        values = dict(data)
+        values["runners"] = [RunnerInfo(**r) for r in data.get("runners", [])]
+        values["mysql"] = DbInfo(**data["mysql"])
+        values["postgres"] = DbInfo(**data["postgres"])
+        return cls(**values)
+
+    def save(self, path: Path) -> None:
+        """Write atomically with mode 0600: the file holds every rig password."""
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(self.to_json())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> RigInfo:
+        return cls.from_dict(json.loads(path.read_text()))

@@ -1,0 +1,104 @@
+"""Where everything of one rig lives on disk; one place so ``up`` and ``down`` cannot disagree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SQL_DIR = Path(__file__).resolve().parent / "src" / "sql"
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @property
+    def rig_json(self) -> Path:
+        return self.root / "rig.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".lock"
+
+    # MariaDB
+    @property
+    def mariadb(self) -> Path:
+        return self.root / "mariadb"
+
+    @property
+    def mariadb_data(self) -> Path:
+        return self.mariadb / "data"
+
+    @property
+    def mariadb_run(self) -> Path:
+        """Owned by the mysql user: socket, pid file and error log."""
+        return self.mariadb / "run"
+
+    @property
+    def mariadb_socket(self) -> Path:
+        return self.mariadb_run / "mariadbd.sock"
+
+    @property
+    def mariadb_pid(self) -> Path:
+        return self.mariadb_run / "mariadbd.pid"
+
+    @property
+    def mariadb_log(self) -> Path:
+        return self.mariadb_run / "mariadbd.err"
+
+    def mariadb_cnf(self, *, admin: bool) -> Path:
+        return self.mariadb / ("admin.cnf" if admin else "app.cnf")
+
+    # PostgreSQL
+    @property
+    def postgres(self) -> Path:
+        return self.root / "postgres"
+
+    @property
+    def postgres_data(self) -> Path:
+        return self.postgres / "data"
+
+    @property
+    def postgres_run(self) -> Path:
+        """Owned by the postgres user: the unix socket directory and the server log."""
+        return self.postgres / "run"
+
+    @property
+    def postgres_log(self) -> Path:
+        return self.postgres_run / "postgres.log"
+
+    def pgpass(self, *, admin: bool) -> Path:
+        return self.postgres / ("admin.pgpass" if admin else "app.pgpass")
+
+    # SSH runners
+    @property
+    def ssh(self) -> Path:
+        return self.root / "ssh"
+
+    @property
+    def client_key(self) -> Path:
+        return self.ssh / "id_ed25519"
+
+    @property
+    def authorized_keys(self) -> Path:
+        return self.ssh / "authorized_keys"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.ssh / "known_hosts"
+
+    def runner_dir(self, index: int) -> Path:
+        return self.ssh / f"runner{index}"
+
+    def sshd_config(self, index: int) -> Path:
+        return self.runner_dir(index) / "sshd_config"
+
+    def host_key(self, index: int) -> Path:
+        return self.runner_dir(index) / "ssh_host_ed25519_key"
+
+    def sshd_pid(self, index: int) -> Path:
+        return self.runner_dir(index) / "sshd.pid"
+
+    def sshd_log(self, index: int) -> Path:
+        return self.runner_dir(index) / "sshd.log"

@@ -1,0 +1,194 @@
+"""Fixtures over the real rig: sshd runners in network namespaces, MariaDB and PostgreSQL.
+
+The rig is brought up once per session under its own name, ports and subnet, so it coexists with a rig a
+user brought up with bin/bring_up.sh. `DBU_KEEP_RIG=1` leaves it running for the next session.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus"
+HEADER = ["sql_runner_host", "sql_runner_userid", "sql_runner_password", "sql_runner_port", "sql_runner_key_file",
+          "database_type", "database_host", "database_userid", "database_password", "port", "database",
+          "sql_script_to_run"]
+
+
+@pytest.fixture(scope="session")
+def rig():  # type: ignore[no-untyped-def]
+    if os.geteuid() != 0:
+        pytest.skip("the rig needs root (runner users, network namespaces, private servers)")
+    from environment_creators.rig import Rig
+
+    root = Path(os.environ.get("DBU_TEST_RIG_ROOT", "/tmp/dbupdater-test-rig"))
+    handle = Rig(name="dbt", root=root, runners=2, subnet_index=1, base_port=47400)
+    handle.up()
+    yield handle
+    if os.environ.get("DBU_KEEP_RIG") != "1":
+        handle.down()
+
+
+@pytest.fixture(scope="session")
+def info(rig):  # type: ignore[no-untyped-def]
+    return rig.info()
+
+
+@dataclass
+class Target:
+    """A fresh, empty database on one of the rig's servers, with the SQL dialect a test needs."""
+
+    rig: object
+    engine: str
+    name: str
+    host: str
+    port: int
+    user: str
+    password: str
+    admin_user: str
+    admin_password: str
+
+    @property
+    def database_type(self) -> str:
+        return {"mysql": "MySQL", "postgresql": "PostgreSQL"}[self.engine]
+
+    def query(self, sql: str) -> str:
+        if self.engine == "mysql":
+            return self.rig.mysql_exec(sql, self.name)  # type: ignore[attr-defined,no-any-return]
+        return self.rig.psql_exec(sql, self.name)  # type: ignore[attr-defined,no-any-return]
+
+    def rows(self, sql: str) -> list[list[str]]:
+        """Result rows as lists of text (mysql separates with tabs, psql -A with bars)."""
+        return [line.replace("|", "\t").split("\t") for line in self.query(sql).splitlines() if line]
+
+    def tables(self) -> set[str]:
+        if self.engine == "mysql":
+            out = self.query("SHOW TABLES")
+        else:
+            out = self.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return {line.strip() for line in out.splitlines() if line.strip()}
+
+    def sleep(self, seconds: float) -> str:
+        return f"SELECT SLEEP({seconds});" if self.engine == "mysql" else f"SELECT pg_sleep({seconds});"
+
+    def warning(self) -> str:
+        """A statement the server answers with a warning or notice, not an error."""
+        if self.engine == "mysql":
+            return "DROP TABLE IF EXISTS no_such_table_here;\nSELECT 1/0;"
+        return "DROP TABLE IF EXISTS no_such_table_here;\nDO $$ BEGIN RAISE WARNING 'heads up'; END $$;"
+
+    def stderr_line(self, text: str) -> str:
+        """A client command that writes a plain line on stderr and succeeds (both clients have `\\!`)."""
+        return f"\\! echo {text} 1>&2\n"
+
+
+@pytest.fixture(params=["mysql", "postgresql"])
+def target(request, rig, info) -> Iterator[Target]:  # type: ignore[no-untyped-def]
+    engine = request.param
+    name = f"t_{secrets.token_hex(4)}"
+    db = info.mysql if engine == "mysql" else info.postgres
+    if engine == "mysql":
+        rig.create_mysql_database(name)
+    else:
+        rig.create_postgres_database(name)
+    yield Target(rig, engine, name, info.db_host_for_runners, db.port, db.app_user, db.app_password,
+                 db.admin_user, db.admin_password)
+    if engine == "mysql":
+        rig.drop_mysql_database(name)
+    else:
+        rig.drop_postgres_database(name)
+
+
+@dataclass
+class Workspace:
+    """A folder holding a manifest and its scripts, like a user's repository."""
+
+    dir: Path
+    info: object
+    rows: list[dict[str, str]] = field(default_factory=list)
+
+    def script(self, name: str, text: str) -> str:
+        path = self.dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return name
+
+    def row(self, target: Target, script: str, runner: int = 1, **overrides: str) -> dict[str, str]:
+        info = self.info
+        spec = info.runners[runner - 1]  # type: ignore[attr-defined]
+        row = {
+            "sql_runner_host": spec.host,
+            "sql_runner_userid": info.runner_user,  # type: ignore[attr-defined]
+            "sql_runner_password": info.runner_password,  # type: ignore[attr-defined]
+            "sql_runner_port": str(spec.port),
+            "sql_runner_key_file": "",
+            "database_type": target.database_type,
+            "database_host": target.host,
+            "database_userid": target.user,
+            "database_password": target.password,
+            "port": str(target.port),
+            "database": target.name,
+            "sql_script_to_run": script,
+        }
+        row.update(overrides)
+        self.rows.append(row)
+        return row
+
+    def write(self, name: str = "manifest.csv", header: list[str] | None = None) -> Path:
+        path = self.dir / name
+        columns = header or HEADER
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            for row in self.rows:
+                writer.writerow([row.get(column, "") for column in columns])
+        return path
+
+
+@pytest.fixture
+def workspace(tmp_path, info) -> Workspace:  # type: ignore[no-untyped-def]
+    return Workspace(tmp_path, info)
+
+
+def secret_values(info) -> list[str]:  # type: ignore[no-untyped-def]
+    return [info.runner_password, info.mysql.app_password, info.mysql.admin_password, info.postgres.app_password,
+            info.postgres.admin_password]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+@pytest.fixture
+def run_tool(info):  # type: ignore[no-untyped-def]
+    """Run an entry point as users do, in a subprocess; every run is checked for leaked secrets."""
+
+    def run(*args: str, script: str = "remote_database_updater.py", known_hosts: bool = True,
+            env: dict[str, str] | None = None, timeout: float = 300) -> Result:
+        argv = [sys.executable, str(ROOT / script), *args, "--color", "never"]
+        if known_hosts:
+            argv += ["--known-hosts", info.known_hosts]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                              env={**os.environ, **(env or {})})
+        result = Result(proc.returncode, proc.stdout, proc.stderr)
+        for value in secret_values(info):
+            assert value not in result.text, "a secret value appeared in the tool's output"
+        return result
+
+    return run
