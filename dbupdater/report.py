@@ -5,6 +5,7 @@ Every string passes through the redactor, and manifest values are never parsed a
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TextIO
 
@@ -28,7 +29,10 @@ MAX_SHOWN_LINES = 25
 
 class ConsoleReporter:
     def __init__(self, stream: TextIO | None = None, *, color: bool | None = None) -> None:
-        self.console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=True,
+        stream = stream or sys.stdout
+        # Logs (CI, files) get wide lines rather than rich's 80-column default, which truncates paths.
+        width = None if stream.isatty() else int(os.environ.get("COLUMNS", "200"))
+        self.console = Console(file=stream, highlight=False, soft_wrap=True, width=width,
                                no_color=color is False, force_terminal=color or None)
 
     def say(self, text: str, style: str = "") -> None:
@@ -79,7 +83,7 @@ class ConsoleReporter:
         table = Table(title="Summary", title_justify="left", show_lines=False)
         for name, justify in (("#", "right"), ("script", "left"), ("runner", "left"), ("database", "left"),
                               ("outcome", "left"), ("seconds", "right")):
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+            table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
         for outcome in result.outcomes:
             row = outcome.row
             seconds = f"{outcome.seconds:.2f}" if outcome.status is not Status.NOT_RUN else ""

@@ -161,3 +161,13 @@ def test_unreadable_script(tmp_path: Path) -> None:
     path = write(tmp_path, f"{HEADER}\n{GOOD}\n")
     (tmp_path / "s1.sql").chmod(0)
     assert problems(path)[0][1:] == ("sql_script_to_run", "script s1.sql is not readable")
+
+
+def test_requirements_txt_matches_pyproject() -> None:
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    listed = [line for line in (root / "requirements.txt").read_text().splitlines()
+              if line and not line.startswith("#")]
+    assert listed == declared
