@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
+
 import pytest
 
 from .conftest import HEADER, Target, Workspace
@@ -130,3 +134,36 @@ def test_validate_checks_without_connecting(workspace: Workspace, target: Target
     assert "manifest is valid" in result.out
     workspace.row(target, "missing.sql")
     assert run_tool("validate", "-f", str(workspace.write()), known_hosts=False).code == 2
+
+
+def test_one_ssh_connection_per_runner_for_the_whole_run(workspace: Workspace, target: Target, run_tool,
+                                                         rig) -> None:
+    for n in range(4):
+        workspace.row(target, workspace.script(f"s{n}.sql", "SELECT 1;\n"), runner=2)
+    log = rig.layout.sshd_log(2)
+    before = log.read_text(errors="replace").count("Accepted password")
+    result = run_tool("-f", str(workspace.write()))
+    assert result.code == 0, result.text
+    assert log.read_text(errors="replace").count("Accepted password") - before == 1
+
+
+def test_agent_authentication_when_neither_password_nor_key(workspace: Workspace, target: Target, run_tool,
+                                                            info, tmp_path) -> None:
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        env = {"SSH_AUTH_SOCK": str(sock)}
+        for _ in range(50):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        subprocess.run(["ssh-add", "-q", info.runner_key_file], env={**os.environ, **env},
+                       check=True, capture_output=True)
+        workspace.row(target, workspace.script("a.sql", "CREATE TABLE via_agent (id INT);\n"),
+                      sql_runner_password="")
+        result = run_tool("-f", str(workspace.write()), env=env)
+        assert result.code == 0, result.text
+        assert "via_agent" in target.tables()
+    finally:
+        agent.terminate()
+        agent.wait()
