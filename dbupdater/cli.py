@@ -8,16 +8,23 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import DbUpdaterError, ExitCode
 from .secrets import redact
 
-SUBCOMMANDS = ("apply", "validate")
+if TYPE_CHECKING:
+    from .manifest import Manifest
+    from .report import ConsoleReporter
+    from .runner import RunOptions
+
+SUBCOMMANDS = ("apply", "validate", "plan", "status", "resolve", "baseline")
 EPILOG = """\
-exit codes: 0 all applied; 1 a script failed; 2 manifest or usage error (nothing ran);
-3 a runner or database could not be used (unreachable, host key refused, authentication failed,
-client missing); 4 internal error; 130 interrupted.
+exit codes: 0 success (all applied or already applied); 1 a script failed; 2 manifest or usage error
+(nothing ran); 3 a runner or database could not be used (unreachable, host key refused, authentication
+failed, client missing); 4 internal error; 5 refused by the ledger (drift, a script in doubt, or the lock
+held by another run; nothing ran); 130 interrupted.
 """
 
 
@@ -51,24 +58,59 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
 
 
+def add_ledger_options(parser: argparse.ArgumentParser, *, locking: bool = True) -> None:
+    group = parser.add_argument_group("history and locking")
+    group.add_argument("--history-schema", metavar="NAME",
+                       help="keep the history and lock tables in this database (MySQL) or schema (PostgreSQL) "
+                            "instead of the target database itself / its default schema")
+    if locking:
+        group.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
+                           help="wait this long for another run's lock on a database (default: %(default)s)")
+        group.add_argument("--lock-lease", type=int, default=60, metavar="SECONDS",
+                           help="a lock not renewed for this long is free again, e.g. after a killed run "
+                                "(default: %(default)s)")
+
+
+def _command(commands: Any, name: str, help_text: str, *, connects: bool = True,
+             locking: bool = True) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text, epilog=EPILOG,
+                                                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-f", "--file", type=Path, required=True, metavar="MANIFEST", help="manifest CSV")
+    add_connection_options(parser)  # validate accepts them unused: scripts pass the same flags everywhere
+    if connects:
+        add_ledger_options(parser, locking=locking)
+    add_output_options(parser)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="remote_database_updater",
-        description="Apply the SQL scripts of a manifest CSV, in order, through runner hosts.",
+        description="Apply the SQL scripts of a manifest CSV, in order and each exactly once, through runner hosts.",
         epilog="A bare `-f FILE` means `apply -f FILE`.\n\n" + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    apply = commands.add_parser("apply", help="run every script of the manifest in order (the default)",
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    apply.add_argument("-f", "--file", type=Path, required=True, metavar="MANIFEST", help="manifest CSV")
-    add_connection_options(apply)
-    add_output_options(apply)
-    validate = commands.add_parser("validate", help="check the manifest and script files without connecting")
-    validate.add_argument("-f", "--file", type=Path, required=True, metavar="MANIFEST", help="manifest CSV")
-    add_connection_options(validate)  # accepted, unused: scripts pass the same flags to every command
-    add_output_options(validate)
+    apply = _command(commands, "apply", "run every pending script of the manifest in order (the default)")
+    apply.add_argument("--single-transaction", dest="all_single_transaction", action="store_true",
+                       help="run each PostgreSQL script in one transaction (psql --single-transaction): a failed "
+                            "script leaves nothing behind; MySQL DDL cannot be rolled back, so MySQL rows are "
+                            "unaffected")
+    _command(commands, "validate", "check the manifest and script files without connecting", connects=False)
+    _command(commands, "plan", "connect, log in, read the history and show what apply would do; executes nothing",
+             locking=False)
+    status = _command(commands, "status", "the scripts x targets matrix from the history tables", locking=False)
+    status.add_argument("--output", choices=("table", "json"), default="table", help="output format")
+    resolve = _command(commands, "resolve", "settle scripts left running or failed, after you checked the database")
+    resolve.add_argument("--script", action="append", default=[], metavar="PATH",
+                         help="script as written in the manifest (repeatable)")
+    resolve.add_argument("--all", action="store_true", help="every script in doubt in the manifest")
+    resolve.add_argument("--mark", choices=("applied", "rerun"), required=True,
+                         help="applied: the database has its effect; rerun: run it again (after you undid it)")
+    baseline = _command(commands, "baseline", "record pending scripts as applied without running them (adopt an "
+                                              "existing database)")
+    baseline.add_argument("--up-to", metavar="PATH", help="stop after this script (default: all pending)")
     return parser
 
 
@@ -78,7 +120,7 @@ def _with_default_command(argv: list[str]) -> list[str]:
     return ["apply", *argv] if argv else argv
 
 
-def reporter_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def reporter_for(args: argparse.Namespace) -> ConsoleReporter:
     from .report import ConsoleReporter
 
     color = {"auto": None, "always": True, "never": False}[args.color]
@@ -97,19 +139,40 @@ def guarded(body: Callable[[], int]) -> int:
         return int(ExitCode.INTERRUPTED)
     except Exception:  # last line of defence: never print an unredacted traceback
         print(redact("internal error (a bug; please report it):\n" + traceback.format_exc()), file=sys.stderr)
-        return 4
+        return int(ExitCode.INTERNAL)
 
 
-def apply_manifest(manifest, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
-    from .runner import run_manifest
+def run_options(args: argparse.Namespace) -> RunOptions:
+    from .runner import RunOptions
     from .transports import SSHOptions
 
+    return RunOptions(
+        ssh=SSHOptions(args.known_hosts.expanduser(), args.accept_new_host_keys, args.connect_timeout),
+        history_schema=getattr(args, "history_schema", None),
+        lock_timeout=getattr(args, "lock_timeout", 60.0),
+        lock_lease=getattr(args, "lock_lease", 60),
+        single_transaction=getattr(args, "all_single_transaction", False),
+    )
+
+
+def dispatch(manifest: Manifest, args: argparse.Namespace) -> int:
+    from . import commands
+
     reporter = reporter_for(args)
-    reporter.run_started(manifest)
-    options = SSHOptions(args.known_hosts.expanduser(), args.accept_new_host_keys, args.connect_timeout)
-    result = run_manifest(manifest, options, reporter)
-    reporter.run_finished(result)
-    return int(result.exit_code)
+    if args.command == "validate":
+        reporter.run_started(manifest)
+        reporter.say("manifest is valid", "green")
+        return int(ExitCode.OK)
+    options = run_options(args)
+    if args.command == "plan":
+        return commands.run_plan(manifest, options, reporter)
+    if args.command == "status":
+        return commands.run_status(manifest, options, reporter, args.output)
+    if args.command == "resolve":
+        return commands.run_resolve(manifest, options, reporter, args.script, args.mark, args.all)
+    if args.command == "baseline":
+        return commands.run_baseline(manifest, options, reporter, args.up_to)
+    return commands.run_apply(manifest, options, reporter)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,12 +185,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         from . import manifest as manifest_module
 
-        manifest = manifest_module.load(args.file)
-        if args.command == "validate":
-            reporter = reporter_for(args)
-            reporter.run_started(manifest)
-            reporter.say("manifest is valid", "green")
-            return int(ExitCode.OK)
-        return apply_manifest(manifest, args)
+        return dispatch(manifest_module.load(args.file), args)
 
     return guarded(body)

@@ -11,6 +11,8 @@ class ExitCode(IntEnum):
     SCRIPT_FAILED = 1
     USAGE = 2
     UNREACHABLE = 3
+    INTERNAL = 4
+    REFUSED = 5
     INTERRUPTED = 130
 
 

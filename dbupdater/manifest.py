@@ -30,12 +30,14 @@ REQUIRED = (
     "database",
     "sql_script_to_run",
 )
-OPTIONAL = ("sql_runner_port", "sql_runner_key_file", "transport")
+OPTIONAL = ("sql_runner_port", "sql_runner_key_file", "transport", "repeatable", "single_transaction")
 # The legacy form: everything but database_type, which the port then decides.
 LEGACY_OPTIONAL = ("database_type",)
 # Cells that may be empty: authentication falls back to keys/agent, databases may trust the runner.
 MAY_BE_EMPTY = {"sql_runner_password", "database_password", "database_type", "sql_runner_port",
-                "sql_runner_key_file", "transport"}
+                "sql_runner_key_file", "transport", "repeatable", "single_transaction"}
+BOOLEANS = {"": False, "no": False, "false": False, "0": False, "n": False,
+            "yes": True, "true": True, "1": True, "y": True}
 SECRET_COLUMNS = ("sql_runner_password", "database_password", "sql_runner_key_file")
 TRANSPORTS = {"ssh": "ssh", "local": "local"}
 PLANNED_TRANSPORTS = {"winrm": "WinRM"}
@@ -76,6 +78,15 @@ class DatabaseSpec:
     def label(self) -> str:
         return f"{self.engine} {self.user}@{self.host}:{self.port}/{self.database}"
 
+    @property
+    def key(self) -> tuple[str, str, int, str]:
+        """The database itself, whoever logs in: what a ledger and its lock belong to."""
+        return (self.engine, self.host, self.port, self.database)
+
+    @property
+    def target_label(self) -> str:
+        return f"{self.engine}://{self.host}:{self.port}/{self.database}"
+
 
 @dataclass(frozen=True)
 class ManifestRow:
@@ -84,6 +95,10 @@ class ManifestRow:
     db: DatabaseSpec
     script: Path
     script_label: str
+    # The script's identity in the ledger: its path relative to the manifest's folder.
+    script_id: str = ""
+    repeatable: bool = False
+    single_transaction: bool = False
 
 
 @dataclass
@@ -276,10 +291,21 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
                                     "sql_script_to_run"))
         elif not os.access(script, os.R_OK):
             problems.append(Problem(f"script {script_cell} is not readable", line, "sql_script_to_run"))
+    flags = {}
+    for column in ("repeatable", "single_transaction"):
+        value = values.get(column, "").lower()
+        if value not in BOOLEANS:
+            problems.append(Problem(f"{values[column]!r} is not yes/no/true/false/1/0", line, column))
+        flags[column] = BOOLEANS.get(value, False)
+    if flags["single_transaction"] and engine and not ENGINES[engine].transactional_ddl:
+        problems.append(Problem(f"{ENGINES[engine].display} commits DDL implicitly, so a script cannot run as one "
+                                "transaction", line, "single_transaction"))
     if len(problems) > before or engine is None or db_port is None:
         return None
     runner = RunnerSpec(transport, values.get("sql_runner_host", "") if transport != "local" else "localhost",
                         runner_port, values.get("sql_runner_userid", ""), runner_password, key_file)
     db = DatabaseSpec(engine, values["database_host"], db_port, values["database_userid"], values["database"],
                       db_password)
-    return ManifestRow(line, runner, db, script, script_cell)
+    script_id = Path(os.path.relpath(script, base_dir)).as_posix()
+    return ManifestRow(line, runner, db, script, script_cell, script_id, flags["repeatable"],
+                       flags["single_transaction"])

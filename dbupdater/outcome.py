@@ -11,8 +11,10 @@ from .manifest import ManifestRow
 
 class Status(Enum):
     APPLIED = "applied"
+    SKIPPED = "skipped"
     FAILED = "failed"
     UNREACHABLE = "unreachable"
+    REFUSED = "refused"
     INTERRUPTED = "interrupted"
     NOT_RUN = "not run"
 
@@ -45,6 +47,8 @@ class RunResult:
             return ExitCode.INTERRUPTED
         if Status.UNREACHABLE in statuses:
             return ExitCode.UNREACHABLE
+        if Status.REFUSED in statuses:
+            return ExitCode.REFUSED
         if Status.FAILED in statuses:
             return ExitCode.SCRIPT_FAILED
         return ExitCode.OK

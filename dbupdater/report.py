@@ -7,22 +7,37 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .manifest import Manifest
+from .manifest import DatabaseSpec, Manifest
 from .outcome import Outcome, RunResult, Status
+from .plan import PlannedRow, RowState
 from .secrets import redact
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .ledger import Holder
 
 STYLES = {
     Status.APPLIED: "green",
+    Status.SKIPPED: "dim green",
+    Status.REFUSED: "bold red",
     Status.FAILED: "bold red",
     Status.UNREACHABLE: "bold red",
     Status.INTERRUPTED: "bold yellow",
     Status.NOT_RUN: "dim",
+}
+PLAN_STYLES = {
+    RowState.PENDING: "cyan",
+    RowState.CHANGED: "cyan",
+    RowState.APPLIED: "dim green",
+    RowState.DRIFTED: "bold red",
+    RowState.IN_DOUBT: "bold red",
 }
 MAX_SHOWN_LINES = 25
 
@@ -60,7 +75,13 @@ class ConsoleReporter:
         self.say(f"[{outcome.index}/{total}] start   {row.script_label}  on {row.runner.label}  "
                  f"-> {row.db.label}")
 
+    def waiting_for_lock(self, db: DatabaseSpec, holder: Holder) -> None:
+        self.say(f"waiting for the lock on {db.target_label}: held by {holder.describe()}", "yellow")
+
     def step_finished(self, outcome: Outcome, total: int) -> None:
+        if outcome.status is Status.SKIPPED:
+            self.say(f"[{outcome.index}/{total}] skipped  {outcome.row.script_label}  ({outcome.reason})", "dim")
+            return
         style = STYLES[outcome.status]
         code = "" if outcome.exit_code is None else f", exit {outcome.exit_code}"
         head = f"[{outcome.index}/{total}] {outcome.status.value:<8}{outcome.seconds:6.2f}s{code}"
@@ -78,6 +99,27 @@ class ConsoleReporter:
             self.say("    last output lines:", "dim")
             for line in outcome.stdout_tail[-5:]:
                 self.say(f"    | {line}", "dim")
+
+    def plan_table(self, planned: list[PlannedRow]) -> None:
+        table = Table(title="Plan", title_justify="left")
+        for name in ("#", "script", "target", "state", "detail"):
+            table.add_column(name, overflow="fold")
+        for p in planned:
+            style = PLAN_STYLES[p.state]
+            table.add_row(str(p.index), redact(p.row.script_label), redact(p.row.db.target_label),
+                          Text(p.state.value, style=style), redact(p.detail))
+        self.console.print(table)
+
+    def status_table(self, matrix: pd.DataFrame) -> None:
+        table = Table(title="Status (latest entry per script and target, UTC)", title_justify="left")
+        table.add_column("script", overflow="fold")
+        for target in matrix.columns:
+            table.add_column(redact(str(target)), overflow="fold")
+        for script, row in matrix.iterrows():
+            cells = [Text("-", style="dim") if not isinstance(v, str) else
+                     Text(v, style="green" if v.startswith("success") else "bold red") for v in row]
+            table.add_row(redact(str(script)), *cells)
+        self.console.print(table)
 
     def run_finished(self, result: RunResult) -> None:
         table = Table(title="Summary", title_justify="left", show_lines=False)

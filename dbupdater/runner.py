@@ -1,52 +1,123 @@
-"""Walk the manifest in order through pooled runner connections; the first failure halts the run."""
+"""Walk a manifest: open every runner and ledger, plan, then run pending scripts in order.
+
+Phase 1 connects to every runner, and for each database creates the ledger tables, takes its lock and reads
+its history. Phase 2 plans every row. Only when no row is drifted or in doubt anywhere does phase 3 run
+anything, recording `running` before each script and its result after. The first failure halts the run.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from .checksum import VERSION
 from .engines import ENGINES, OutputLog, Verdict
-from .manifest import Manifest, ManifestRow, RunnerSpec
+from .errors import DbUpdaterError
+from .ledger import FAILED, ROLLED_BACK, SUCCESS, Entry, Holder, Ledger, RunIdentity
+from .manifest import DatabaseSpec, Manifest, ManifestRow, RunnerSpec
 from .outcome import Outcome, RunResult, Status
+from .plan import DbKey, PlannedRow, plan_rows
 from .transports import SSHOptions, Transport, TransportError, open_transport
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    ssh: SSHOptions
+    history_schema: str | None = None
+    lock_timeout: float = 60.0
+    lock_lease: int = 60
+    single_transaction: bool = False
+
+
 class Reporter(Protocol):
     def step_started(self, outcome: Outcome, total: int) -> None: ...
     def step_finished(self, outcome: Outcome, total: int) -> None: ...
+    def waiting_for_lock(self, db: DatabaseSpec, holder: Holder) -> None: ...
 
 
 @dataclass
-class _Session:
+class Session:
+    """One runner for the whole run: its connection, its private directory, one credentials file per login."""
+
     transport: Transport
     workdir: str
+    _credentials: dict[DatabaseSpec, str] = field(default_factory=dict)
+
+    def credentials(self, db: DatabaseSpec) -> str:
+        path = self._credentials.get(db)
+        if path is None:
+            path = f"{self.workdir}/login{len(self._credentials) + 1}.cred"
+            self.transport.put_bytes(ENGINES[db.engine].credentials(db), path)
+            self._credentials[db] = path
+        return path
 
 
-class SessionPool:
-    """One connection and one private directory per runner for the whole run, cleaned up at the end."""
+class Deployment:
+    """Sessions and ledgers for one command; closing releases locks and removes the private directories."""
 
-    def __init__(self, ssh_options: SSHOptions) -> None:
-        self.ssh_options = ssh_options
-        self._sessions: dict[RunnerSpec, _Session] = {}
+    def __init__(self, manifest: Manifest, options: RunOptions, identity: RunIdentity | None = None) -> None:
+        self.manifest = manifest
+        self.options = options
+        self.identity = identity or RunIdentity()
+        self._sessions: dict[RunnerSpec, Session] = {}
+        self._ledgers: dict[tuple[RunnerSpec, DatabaseSpec], Ledger] = {}
+        self.locked: dict[DbKey, Ledger] = {}
 
-    def get(self, spec: RunnerSpec) -> _Session:
+    def __enter__(self) -> Deployment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def session(self, spec: RunnerSpec) -> Session:
         session = self._sessions.get(spec)
         if session is None:
-            transport = open_transport(spec, self.ssh_options)
+            transport = open_transport(spec, self.options.ssh)
             try:
-                session = _Session(transport, transport.make_private_dir())
+                session = Session(transport, transport.make_private_dir())
             except BaseException:
                 transport.close()
                 raise
             self._sessions[spec] = session
         return session
 
+    def ledger(self, row: ManifestRow) -> Ledger:
+        key = (row.runner, row.db)
+        ledger = self._ledgers.get(key)
+        if ledger is None:
+            session = self.session(row.runner)
+            ledger = Ledger(session.transport, ENGINES[row.db.engine], row.db, session.credentials(row.db),
+                            self.options.history_schema, self.identity, row.runner.label)
+            self._ledgers[key] = ledger
+        return ledger
+
+    def open(self, *, lock: bool, on_wait: Reporter | None = None) -> dict[DbKey, dict[str, Entry]]:
+        """Read every database's history; with lock, create the ledger first and hold each database's lock."""
+        histories: dict[DbKey, dict[str, Entry]] = {}
+        for row in self.manifest.rows:
+            if row.db.key in histories:
+                continue
+            ledger = self.ledger(row)
+            if lock:
+                ledger.ensure()
+                notify = functools.partial(on_wait.waiting_for_lock, row.db) if on_wait else None
+                ledger.acquire(self.options.lock_lease, self.options.lock_timeout, notify)
+                self.locked[row.db.key] = ledger
+            histories[row.db.key] = ledger.read(missing_ok=not lock)
+        return histories
+
     def close(self) -> None:
+        for ledger in self.locked.values():
+            with contextlib.suppress(DbUpdaterError):
+                ledger.release()  # if this fails, the lease expires by itself
+        self.locked.clear()
         for session in self._sessions.values():
             try:
                 session.transport.remove(session.workdir)
@@ -57,55 +128,122 @@ class SessionPool:
         self._sessions.clear()
 
 
-def run_manifest(manifest: Manifest, ssh_options: SSHOptions, reporter: Reporter) -> RunResult:
+class Heartbeat(threading.Thread):
+    """Renews the lease of every held lock while scripts run; notices when a lock is lost."""
+
+    def __init__(self, ledgers: list[Ledger], lease: int) -> None:
+        super().__init__(name="dbupdater-heartbeat", daemon=True)
+        self.ledgers = ledgers
+        self.lease = lease
+        self.lost: list[str] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        last_ok = {id(ledger): time.monotonic() for ledger in self.ledgers}
+        while not self._stop_event.wait(max(1.0, self.lease / 3)):
+            for ledger in self.ledgers:
+                try:
+                    held = ledger.heartbeat(self.lease)
+                except DbUpdaterError:
+                    held = time.monotonic() - last_ok[id(ledger)] < self.lease * 2 / 3  # transient, if brief
+                else:
+                    last_ok[id(ledger)] = time.monotonic()
+                if not held and ledger.db.target_label not in self.lost:
+                    self.lost.append(ledger.db.target_label)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=30)
+
+
+def apply(manifest: Manifest, options: RunOptions, reporter: Reporter) -> tuple[list[PlannedRow], RunResult]:
     started = time.monotonic()
-    outcomes = [Outcome(index, row) for index, row in enumerate(manifest.rows, start=1)]
-    total = len(outcomes)
-    pool = SessionPool(ssh_options)
-    try:
-        for outcome in outcomes:
-            reporter.step_started(outcome, total)
-            try:
-                _run_step(pool, outcome)
-            except KeyboardInterrupt:
-                outcome.status = Status.INTERRUPTED
-                outcome.reason = "interrupted; the script may be partially applied"
-                reporter.step_finished(outcome, total)
-                break
+    with Deployment(manifest, options) as deployment:
+        histories = deployment.open(lock=True, on_wait=reporter)
+        planned = plan_rows(manifest.rows, histories)
+        outcomes = [Outcome(p.index, p.row) for p in planned]
+        if any(p.state.blocks for p in planned):
+            for p, outcome in zip(planned, outcomes, strict=True):
+                if p.state.blocks:
+                    outcome.status, outcome.reason = Status.REFUSED, f"{p.state.value}: {p.detail}"
+            return planned, RunResult(outcomes, time.monotonic() - started)
+        heartbeat = Heartbeat(list(deployment.locked.values()), options.lock_lease)
+        heartbeat.start()
+        try:
+            _execute(deployment, planned, outcomes, heartbeat, options, reporter)
+        finally:
+            heartbeat.stop()
+    return planned, RunResult(outcomes, time.monotonic() - started)
+
+
+def _execute(deployment: Deployment, planned: list[PlannedRow], outcomes: list[Outcome], heartbeat: Heartbeat,
+             options: RunOptions, reporter: Reporter) -> None:
+    total = len(planned)
+    for p, outcome in zip(planned, outcomes, strict=True):
+        if not p.state.runs:
+            outcome.status, outcome.reason = Status.SKIPPED, f"already applied: {p.detail}"
             reporter.step_finished(outcome, total)
-            if outcome.status is not Status.APPLIED:
-                break
-    finally:
-        pool.close()
-    return RunResult(outcomes, time.monotonic() - started)
+            continue
+        if heartbeat.lost:
+            outcome.status = Status.REFUSED
+            outcome.reason = f"stopped before this script: the lock on {', '.join(heartbeat.lost)} was lost"
+            reporter.step_finished(outcome, total)
+            return
+        reporter.step_started(outcome, total)
+        _apply_one(deployment, p, outcome, options)
+        reporter.step_finished(outcome, total)
+        if outcome.status is not Status.APPLIED:
+            return
 
 
-def _run_step(pool: SessionPool, outcome: Outcome) -> None:
-    row: ManifestRow = outcome.row
+def _apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: RunOptions) -> None:
+    row = p.row
     engine = ENGINES[row.db.engine]
+    single = row.single_transaction or (options.single_transaction and engine.transactional_ddl)
     started = time.monotonic()
     try:
-        session = pool.get(row.runner)
-        transport = session.transport
-        stem = f"{session.workdir}/{outcome.index:05d}"
-        script = f"{stem}-{SAFE_NAME.sub('_', row.script.name)}"
-        credentials = f"{stem}.cred"
-        log = OutputLog(engine)
+        ledger = deployment.ledger(row)
+        ledger.mark_running(row.script_id, p.checksum, VERSION)
+    except DbUpdaterError as exc:
+        outcome.status, outcome.reason = Status.UNREACHABLE, f"not started: {exc}"
+        return
+    try:
+        _run_script(deployment.session(row.runner), row, outcome, single)
+    except KeyboardInterrupt:
+        outcome.status = Status.INTERRUPTED
+        outcome.reason = "interrupted: the script may be partially applied, and may still run on the runner"
+    finally:
+        outcome.seconds = time.monotonic() - started
+    status = {Status.APPLIED: SUCCESS}.get(outcome.status, FAILED)
+    if outcome.status is Status.FAILED and single:
+        status = ROLLED_BACK
+        outcome.reason += "; rolled back (single transaction): nothing of it remains"
+    try:
+        ledger.mark_finished(row.script_id, status, None if status == SUCCESS else outcome.reason[:900])
+    except DbUpdaterError as exc:
+        outcome.status = Status.UNREACHABLE
+        outcome.reason = (f"{outcome.reason}; recording the result failed ({exc}): the history shows it as running, "
+                          "and the next run will ask you to resolve it")
+
+
+def _run_script(session: Session, row: ManifestRow, outcome: Outcome, single_transaction: bool) -> None:
+    engine = ENGINES[row.db.engine]
+    transport = session.transport
+    script = f"{session.workdir}/{outcome.index:05d}-{SAFE_NAME.sub('_', row.script.name)}"
+    log = OutputLog(engine)
+    try:
         try:
             transport.put(row.script, script)
-            transport.put_bytes(engine.credentials(row.db), credentials)
-            invocation = engine.invocation(row.db, script, credentials)
+            invocation = engine.invocation(row.db, script, session.credentials(row.db),
+                                           single_transaction=single_transaction)
             outcome.exit_code = transport.run(invocation.argv, log.feed, stdin_path=invocation.stdin_path)
         finally:
-            outcome.seconds = time.monotonic() - started
             outcome.warnings, outcome.errors = log.warnings, log.errors
             outcome.stdout_tail = list(log.stdout_tail)
             with contextlib.suppress(TransportError):
-                transport.remove(credentials, script)
+                transport.remove(script)
     except TransportError as exc:
-        outcome.seconds = time.monotonic() - started
-        outcome.status = Status.UNREACHABLE
-        outcome.reason = str(exc)
+        outcome.status, outcome.reason = Status.UNREACHABLE, f"{exc}; the script may be partially applied"
         return
     verdict, reason = engine.verdict(outcome.exit_code, log)
     outcome.status = {Verdict.APPLIED: Status.APPLIED, Verdict.FAILED: Status.FAILED,

@@ -11,7 +11,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cli import EPILOG, add_connection_options, add_output_options, apply_manifest, guarded, setup_logging
+from .cli import (
+    EPILOG,
+    add_connection_options,
+    add_ledger_options,
+    add_output_options,
+    dispatch,
+    guarded,
+    setup_logging,
+)
 from .errors import ManifestError, Problem, UsageError
 from .manifest import OPTIONAL, REQUIRED
 from .secrets import is_reference
@@ -31,6 +39,8 @@ HELP = {
     "sql_runner_port": "SSH port (default 22)",
     "sql_runner_key_file": "SSH private key file",
     "transport": "ssh (default) or local",
+    "repeatable": "yes: run again whenever the script's content changes",
+    "single_transaction": "yes: run the script in one transaction (PostgreSQL)",
 }
 
 
@@ -49,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(option(field), "--" + field, dest=field, default="", metavar="VALUE",
                             help=HELP[field])
     add_connection_options(parser)
+    add_ledger_options(parser)
     add_output_options(parser)
+    parser.set_defaults(command="apply")
     return parser
 
 
@@ -71,6 +83,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ManifestError as exc:
             renamed = [Problem(p.message, None, option(p.column) if p.column else None) for p in exc.problems]
             raise ManifestError("options", renamed) from None
-        return apply_manifest(manifest, args)
+        return dispatch(manifest, args)
 
     return guarded(body)

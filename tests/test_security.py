@@ -105,7 +105,7 @@ def test_wrong_ssh_password_exits_3(workspace: Workspace, target: Target, run_to
     workspace.row(target, workspace.script("x.sql", "CREATE TABLE nope (id INT);\n"), sql_runner_password="wrong-pw")
     result = run_tool("-f", str(workspace.write()))
     assert result.code == 3, result.text
-    assert "authentication failed" in result.out
+    assert "authentication failed" in result.text
     assert "nope" not in target.tables()
 
 
@@ -113,7 +113,7 @@ def test_wrong_database_password_exits_3(workspace: Workspace, target: Target, r
     workspace.row(target, workspace.script("x.sql", "CREATE TABLE nope (id INT);\n"), database_password="wrong-pw")
     result = run_tool("-f", str(workspace.write()))
     assert result.code == 3, result.text
-    assert "cannot connect to or log in to the database" in result.out
+    assert "cannot connect to or log in to the database" in result.text
 
 
 def test_unreachable_runner_exits_3(workspace: Workspace, target: Target, run_tool, info) -> None:
@@ -121,7 +121,7 @@ def test_unreachable_runner_exits_3(workspace: Workspace, target: Target, run_to
                   sql_runner_port="1")  # nothing listens on port 1
     result = run_tool("-f", str(workspace.write()))
     assert result.code == 3, result.text
-    assert "unreachable" in result.out
+    assert "unreachable" in result.text
 
 
 def test_unreachable_database_exits_3(workspace: Workspace, target: Target, run_tool) -> None:
@@ -135,7 +135,7 @@ def test_missing_client_exits_3(workspace: Workspace, target: Target, run_tool) 
     workspace.rows[-1]["transport"] = "local"
     result = run_tool("-f", str(workspace.write(header=[*HEADER, "transport"])), env={"PATH": "/nonexistent"})
     assert result.code == 3, result.text
-    assert "client is not installed or not on PATH" in result.out
+    assert "client is not installed or not on PATH" in result.text
 
 
 class TestHostKeys:
@@ -145,7 +145,7 @@ class TestHostKeys:
         empty.write_text("")
         result = run_tool("-f", str(workspace.write()), "--known-hosts", str(empty), known_hosts=False)
         assert result.code == 3, result.text
-        assert "is not in" in result.out and "--accept-new-host-keys" in result.out
+        assert "is not in" in result.text and "--accept-new-host-keys" in result.text
         assert "nope" not in target.tables()
         assert empty.read_text() == ""
 
@@ -175,4 +175,4 @@ class TestHostKeys:
         result = run_tool("-f", str(workspace.write()), "--known-hosts", str(known), "--accept-new-host-keys",
                           known_hosts=False)
         assert result.code == 3, result.text
-        assert "HOST KEY MISMATCH" in result.out
+        assert "HOST KEY MISMATCH" in result.text

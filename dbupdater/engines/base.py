@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..manifest import DatabaseSpec
+    from .dialect import Dialect
 
 
 class Severity(Enum):
@@ -73,13 +74,21 @@ class Engine(ABC):
     name: str
     display: str
     client: str
+    dialect: Dialect
+    # Whether a whole script can run in one transaction (PostgreSQL's DDL is transactional; MySQL's is not).
+    transactional_ddl: bool = False
 
     @abstractmethod
     def credentials(self, db: DatabaseSpec) -> bytes:
         """Content of the 0600 credentials file the client reads; the only place a password goes."""
 
     @abstractmethod
-    def invocation(self, db: DatabaseSpec, script_path: str, credentials_path: str) -> Invocation: ...
+    def invocation(self, db: DatabaseSpec, script_path: str, credentials_path: str, *,
+                   single_transaction: bool = False) -> Invocation: ...
+
+    @abstractmethod
+    def ledger_invocation(self, db: DatabaseSpec, credentials_path: str) -> Invocation:
+        """The client reading SQL on stdin and printing bare result values, one row per line."""
 
     @abstractmethod
     def classify_stderr(self, line: str, previous: Severity | None) -> Severity: ...

@@ -10,6 +10,7 @@ import re
 from typing import TYPE_CHECKING
 
 from .base import Engine, Invocation, OutputLog, Severity, Verdict, matches_any
+from .dialect import MySQLDialect
 
 if TYPE_CHECKING:
     from ..manifest import DatabaseSpec
@@ -40,6 +41,7 @@ class MySQL(Engine):
     name = "mysql"
     display = "MySQL/MariaDB"
     client = "mysql"
+    dialect = MySQLDialect()
 
     def credentials(self, db: DatabaseSpec) -> bytes:
         lines = ["[client]", f"user={option_value(db.user)}"]
@@ -47,19 +49,25 @@ class MySQL(Engine):
             lines.append(f"password={option_value(db.password.reveal())}")
         return ("\n".join(lines) + "\n").encode("utf-8")
 
-    def invocation(self, db: DatabaseSpec, script_path: str, credentials_path: str) -> Invocation:
-        argv = [
+    def _argv(self, db: DatabaseSpec, credentials_path: str, *options: str) -> list[str]:
+        return [
             self.client,
-            f"--defaults-extra-file={credentials_path}",
+            f"--defaults-extra-file={credentials_path}",  # must come first
             "--batch",
-            "--show-warnings",
+            *options,
             "--connect-timeout=15",
             f"--host={db.host}",
             f"--port={db.port}",
             f"--user={db.user}",
             f"--database={db.database}",
         ]
-        return Invocation(argv, stdin_path=script_path)
+
+    def invocation(self, db: DatabaseSpec, script_path: str, credentials_path: str, *,
+                   single_transaction: bool = False) -> Invocation:
+        return Invocation(self._argv(db, credentials_path, "--show-warnings"), stdin_path=script_path)
+
+    def ledger_invocation(self, db: DatabaseSpec, credentials_path: str) -> Invocation:
+        return Invocation(self._argv(db, credentials_path, "--raw", "--skip-column-names"))
 
     def classify_stderr(self, line: str, previous: Severity | None) -> Severity:
         if not line.strip():

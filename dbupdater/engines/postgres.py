@@ -11,6 +11,7 @@ import re
 from typing import TYPE_CHECKING
 
 from .base import Engine, Invocation, OutputLog, Severity, Verdict
+from .dialect import PostgresDialect
 
 if TYPE_CHECKING:
     from ..manifest import DatabaseSpec
@@ -33,14 +34,16 @@ class PostgreSQL(Engine):
     name = "postgresql"
     display = "PostgreSQL"
     client = "psql"
+    dialect = PostgresDialect()
+    transactional_ddl = True
 
     def credentials(self, db: DatabaseSpec) -> bytes:
         # The file serves one invocation, so wildcards avoid host-name spelling mismatches.
         password = db.password.reveal() if db.password else ""
         return f"*:*:*:{passfile_field(db.user)}:{passfile_field(password)}\n".encode()
 
-    def invocation(self, db: DatabaseSpec, script_path: str, credentials_path: str) -> Invocation:
-        argv = [
+    def _argv(self, db: DatabaseSpec, credentials_path: str, *options: str) -> list[str]:
+        return [
             "env",
             f"PGPASSFILE={credentials_path}",
             "PGCONNECT_TIMEOUT=15",
@@ -51,15 +54,21 @@ class PostgreSQL(Engine):
             "-w",
             "-v",
             "ON_ERROR_STOP=1",
+            *options,
             f"--host={db.host}",
             f"--port={db.port}",
             f"--username={db.user}",
             # A conninfo string, so a database name with '=' or a URI prefix is still just a name.
             f"--dbname=dbname={conninfo_value(db.database)}",
-            "-f",
-            script_path,
         ]
-        return Invocation(argv)
+
+    def invocation(self, db: DatabaseSpec, script_path: str, credentials_path: str, *,
+                   single_transaction: bool = False) -> Invocation:
+        options = ["--single-transaction"] if single_transaction else []
+        return Invocation([*self._argv(db, credentials_path, *options), "-f", script_path])
+
+    def ledger_invocation(self, db: DatabaseSpec, credentials_path: str) -> Invocation:
+        return Invocation([*self._argv(db, credentials_path, "--no-align", "--tuples-only"), "-f", "-"])
 
     def classify_stderr(self, line: str, previous: Severity | None) -> Severity:
         if not line.strip():

@@ -54,8 +54,12 @@ class Transport(ABC):
     label: str
 
     @abstractmethod
-    def run(self, argv: Sequence[str], on_output: OutputHandler, *, stdin_path: str | None = None) -> int:
-        """Run argv (never through a shell string built from values), streaming output; return the exit code."""
+    def run(self, argv: Sequence[str], on_output: OutputHandler, *, stdin_path: str | None = None,
+            stdin_data: bytes | None = None) -> int:
+        """Run argv (never through a shell string built from values), streaming output; return the exit code.
+
+        stdin comes from a file already on the runner, or from a few bytes sent along (ledger SQL).
+        """
 
     @abstractmethod
     def put(self, local: Path, remote: str) -> None:

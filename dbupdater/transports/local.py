@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import shutil
@@ -17,8 +18,9 @@ from .base import LineSplitter, OutputHandler, Transport, TransportError
 class LocalTransport(Transport):
     label = "local"
 
-    def run(self, argv: Sequence[str], on_output: OutputHandler, *, stdin_path: str | None = None) -> int:
-        stdin: IO[bytes] | int = subprocess.DEVNULL
+    def run(self, argv: Sequence[str], on_output: OutputHandler, *, stdin_path: str | None = None,
+            stdin_data: bytes | None = None) -> int:
+        stdin: IO[bytes] | int = subprocess.DEVNULL if stdin_data is None else subprocess.PIPE
         if stdin_path is not None:
             stdin = open(stdin_path, "rb")  # noqa: SIM115 - closed below, after the child ends
         try:
@@ -30,6 +32,11 @@ class LocalTransport(Transport):
             except OSError as exc:
                 raise TransportError(f"local: cannot start {argv[0]}: {exc.strerror}") from None
             assert proc.stdout is not None and proc.stderr is not None
+            if stdin_data is not None:
+                assert proc.stdin is not None
+                with contextlib.suppress(BrokenPipeError):
+                    proc.stdin.write(stdin_data)
+                proc.stdin.close()
             _drain({proc.stdout: LineSplitter("stdout", on_output), proc.stderr: LineSplitter("stderr", on_output)})
             return proc.wait()
         finally:

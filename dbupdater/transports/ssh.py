@@ -130,13 +130,17 @@ class SSHTransport(Transport):
         transport.set_keepalive(15)
         self._transport = transport
 
-    def run(self, argv: Sequence[str], on_output: OutputHandler, *, stdin_path: str | None = None) -> int:
+    def run(self, argv: Sequence[str], on_output: OutputHandler, *, stdin_path: str | None = None,
+            stdin_data: bytes | None = None) -> int:
         command = shlex.join(argv)
         if stdin_path is not None:
             command += " < " + shlex.quote(stdin_path)
         try:
             channel = self._transport.open_session()
             channel.exec_command(command)
+            if stdin_data is not None:
+                channel.sendall(stdin_data)
+            channel.shutdown_write()
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise TransportError(f"runner {self.label} went away: {exc}") from None
         with channel:

@@ -1,0 +1,137 @@
+"""The bodies of the subcommands; the CLI only parses arguments and maps errors to exit codes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import ExitCode, UsageError
+from .ledger import REVERTED, SUCCESS, Entry
+from .manifest import Manifest
+from .plan import DbKey, RowState, plan_rows
+from .report import ConsoleReporter
+from .runner import Deployment, RunOptions, apply
+
+
+def run_apply(manifest: Manifest, options: RunOptions, reporter: ConsoleReporter) -> int:
+    reporter.run_started(manifest)
+    planned, result = apply(manifest, options, reporter)
+    if any(p.state.blocks for p in planned):
+        reporter.plan_table(planned)
+        reporter.error("refused: nothing ran anywhere. Drifted scripts need a new script instead of an edit; "
+                       "scripts in doubt need `resolve` after you checked the database.")
+    else:
+        reporter.run_finished(result)
+    return int(result.exit_code)
+
+
+def run_plan(manifest: Manifest, options: RunOptions, reporter: ConsoleReporter) -> int:
+    reporter.run_started(manifest)
+    with Deployment(manifest, options) as deployment:
+        histories = deployment.open(lock=False)
+        holders = {row.db.key: deployment.ledger(row).holder() for row in manifest.rows}
+    planned = plan_rows(manifest.rows, histories)
+    reporter.plan_table(planned)
+    for key, holder in holders.items():
+        if holder is not None:
+            reporter.note(f"{_label(key)} is locked right now by {holder.describe()}")
+    pending = sum(1 for p in planned if p.state.runs)
+    if any(p.state.blocks for p in planned):
+        reporter.error("the run would be refused (see drifted / in doubt above); nothing was executed")
+        return int(ExitCode.REFUSED)
+    reporter.say(f"the run can go ahead: {pending} script(s) to apply; nothing was executed", "green")
+    return int(ExitCode.OK)
+
+
+def _label(key: DbKey) -> str:
+    engine, host, port, database = key
+    return f"{engine}://{host}:{port}/{database}"
+
+
+def status_records(manifest: Manifest, histories: dict[DbKey, dict[str, Entry]]) -> list[dict[str, Any]]:
+    records = []
+    for key, history in histories.items():
+        for script, entry in history.items():
+            records.append({"target": _label(key), "script": script, "status": entry.status,
+                            "finished_at": entry.finished_at, "started_at": entry.started_at,
+                            "checksum": entry.checksum, "run_id": entry.run_id, "runner_host": entry.runner_host,
+                            "os_user": entry.os_user, "note": entry.note})
+    return records
+
+
+def run_status(manifest: Manifest, options: RunOptions, reporter: ConsoleReporter, output: str) -> int:
+    import pandas as pd
+
+    with Deployment(manifest, options) as deployment:
+        histories = deployment.open(lock=False)
+    records = status_records(manifest, histories)
+    targets = list(dict.fromkeys(_label(row.db.key) for row in manifest.rows))
+    scripts = list(dict.fromkeys([row.script_id for row in manifest.rows] + [r["script"] for r in records]))
+    frame = pd.DataFrame(records, columns=["target", "script", "status", "finished_at"])
+    frame["cell"] = frame["status"] + " " + frame["finished_at"].fillna("")
+    matrix = frame.pivot_table(index="script", columns="target", values="cell", aggfunc="first")
+    matrix = matrix.reindex(index=scripts, columns=targets)
+    if output == "json":
+        statuses = frame.pivot_table(index="script", columns="target", values="status", aggfunc="first")
+        statuses = statuses.reindex(index=scripts, columns=targets)
+        document = {
+            "targets": targets,
+            "scripts": scripts,
+            "matrix": {script: {target: (None if pd.isna(value) else value) for target, value in row.items()}
+                       for script, row in statuses.iterrows()},
+            "history": records,
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        reporter.status_table(matrix)
+    return int(ExitCode.OK)
+
+
+def run_resolve(manifest: Manifest, options: RunOptions, reporter: ConsoleReporter, scripts: list[str],
+                mark: str, resolve_all: bool) -> int:
+    if not scripts and not resolve_all:
+        raise UsageError("name the scripts to resolve with --script (repeatable), or use --all")
+    status = SUCCESS if mark == "applied" else REVERTED
+    with Deployment(manifest, options) as deployment:
+        histories = deployment.open(lock=True, on_wait=reporter)
+        planned = plan_rows(manifest.rows, histories)
+        chosen = [p for p in planned if p.state is RowState.IN_DOUBT
+                  and (resolve_all or p.row.script_id in scripts or p.row.script_label in scripts)]
+        if not chosen:
+            raise UsageError("no script in doubt matches; `plan` shows each script's state")
+        who = deployment.identity
+        for p in chosen:
+            assert p.entry is not None
+            note = (f"resolved by {who.os_user}@{who.host}: marked {mark}; was {p.entry.status} "
+                    f"(run {p.entry.run_id[:8]})")
+            deployment.ledger(p.row).set_status(p.entry, status, p.checksum, note)
+            reporter.say(f"{p.row.script_id} on {p.row.db.target_label}: {p.entry.status} -> "
+                         f"{'applied' if status == SUCCESS else 'to be run again'}", "green")
+    return int(ExitCode.OK)
+
+
+def run_baseline(manifest: Manifest, options: RunOptions, reporter: ConsoleReporter, up_to: str | None) -> int:
+    rows = manifest.rows
+    if up_to is not None:
+        matches = [i for i, row in enumerate(rows) if up_to in (row.script_id, row.script_label)]
+        if not matches:
+            raise UsageError(f"--up-to {up_to!r} names no script of the manifest")
+        rows = rows[: matches[-1] + 1]
+    with Deployment(manifest, options) as deployment:
+        histories = deployment.open(lock=True, on_wait=reporter)
+        planned = plan_rows(rows, histories)
+        blocked = [p for p in planned if p.state.blocks]
+        if blocked:
+            reporter.plan_table(blocked)
+            reporter.error("baseline refused: resolve the scripts in doubt or drifted first; nothing was recorded")
+            return int(ExitCode.REFUSED)
+        who = deployment.identity
+        count = 0
+        for p in planned:
+            if p.state.runs:
+                deployment.ledger(p.row).baseline(p.row.script_id, p.checksum, 1,
+                                                  f"baseline by {who.os_user}@{who.host}: marked applied, not run")
+                count += 1
+        reporter.say(f"baseline: {count} script(s) marked applied without running", "green")
+    return int(ExitCode.OK)
+

@@ -1,0 +1,233 @@
+"""The script ledger: a history table and a lease lock in each target database.
+
+Everything goes through the native client on the runner, like the scripts themselves: the controller may
+have no route to the database at all. SQL goes in on stdin; each result row comes back as one JSON object
+per line, which survives any value a script path or host name can hold.
+
+History is append-only per attempt: a row is inserted as `running` before a script starts and set to
+`success` / `failed` after it ends (the dirty flag of golang-migrate, kept per script). The latest row per
+script decides its state.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import __version__
+from .engines import Engine, OutputLog, Verdict
+from .errors import DbUpdaterError, ExitCode, UnreachableError
+from .manifest import DatabaseSpec
+from .transports import Transport
+
+HISTORY_TABLE = "dbupdater_history"
+LOCK_TABLE = "dbupdater_lock"
+LOCK_NAME = "deploy"
+
+RUNNING, SUCCESS, FAILED = "running", "success", "failed"
+REVERTED = "reverted"  # resolved by a person: run it again
+ROLLED_BACK = "rolled_back"  # failed inside one transaction: nothing of it remains
+IN_DOUBT = {RUNNING, FAILED}
+NOT_APPLIED = {REVERTED, ROLLED_BACK}
+
+
+class LedgerError(UnreachableError):
+    """The ledger could not be read or written: the target cannot be used safely."""
+
+
+class Refused(DbUpdaterError):
+    """The ledger refuses the run: drift, a script in doubt, or a lock held by another run."""
+
+    exit_code = ExitCode.REFUSED
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    os_user: str = field(default_factory=getpass.getuser)
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    script: str
+    checksum: str
+    checksum_version: int
+    status: str
+    started_at: str
+    finished_at: str | None
+    run_id: str
+    runner_host: str | None
+    os_user: str | None
+    note: str | None
+
+    def describe(self) -> str:
+        when = self.finished_at or self.started_at
+        who = f" by {self.os_user}" if self.os_user else ""
+        return f"{self.status} at {when} UTC{who} via {self.runner_host or '?'} (run {self.run_id[:8]})"
+
+
+@dataclass(frozen=True)
+class Holder:
+    run_id: str
+    host: str | None
+    pid: int | None
+    os_user: str | None
+    since: str
+    expires: str
+
+    def describe(self) -> str:
+        return (f"run {self.run_id[:8]} of {self.os_user or '?'} on host {self.host or '?'} (pid {self.pid}), "
+                f"holding it since {self.since} UTC, lease until {self.expires} UTC")
+
+
+class Ledger:
+    """The ledger of one database, reached through one runner."""
+
+    def __init__(self, transport: Transport, engine: Engine, db: DatabaseSpec, credentials_path: str,
+                 schema: str | None, identity: RunIdentity, runner_label: str) -> None:
+        self.transport = transport
+        self.engine = engine
+        self.db = db
+        self.credentials_path = credentials_path
+        self.identity = identity
+        self.runner_label = runner_label
+        self.d = engine.dialect
+        self.history = self.d.table(schema, HISTORY_TABLE)
+        self.lock = self.d.table(schema, LOCK_TABLE)
+        self.schema = schema
+
+    # --- plumbing -------------------------------------------------------------------------------------------
+
+    def _exec(self, sql: str, *, missing_ok: bool = False) -> list[dict[str, Any]]:
+        rows: list[str] = []
+        log = OutputLog(self.engine)
+
+        def collect(stream: str, line: str) -> None:
+            if stream == "stdout" and line.startswith("{"):
+                rows.append(line)
+            elif stream == "stderr":
+                log.feed(stream, line)
+
+        invocation = self.engine.ledger_invocation(self.db, self.credentials_path)
+        code = self.transport.run(invocation.argv, collect, stdin_data=(self.d.preamble + sql).encode("utf-8"))
+        verdict, reason = self.engine.verdict(code, log)
+        if verdict is Verdict.UNREACHABLE:
+            raise LedgerError(f"{self.db.label}: {reason}: {' | '.join(log.errors[:3])}")
+        if verdict is Verdict.FAILED:
+            if missing_ok and any(self.d.missing_table.search(line) for line in log.errors):
+                return []
+            raise LedgerError(f"{self.db.label}: the history table could not be used: "
+                              f"{' | '.join(log.errors[:3]) or reason}")
+        return [json.loads(row) for row in rows]
+
+    def _lit(self, value: str | int | None) -> str:
+        return self.d.literal(value)
+
+    # --- history --------------------------------------------------------------------------------------------
+
+    def ensure(self) -> None:
+        self._exec(self.d.create_tables(self.schema, self.history, self.lock))
+
+    def read(self, *, missing_ok: bool = False) -> dict[str, Entry]:
+        """The latest entry per script. With missing_ok, a database never touched by us reads as empty."""
+        t = self.d.text_time
+        fields = {"id": "id", "script": "script", "checksum": "checksum", "checksum_version": "checksum_version",
+                  "status": "status", "started_at": t("started_at"), "finished_at": t("finished_at"),
+                  "run_id": "run_id", "runner_host": "runner_host", "os_user": "os_user", "note": "note"}
+        rows = self._exec(f"SELECT {self.d.json_row(fields)} FROM {self.history} ORDER BY id;", missing_ok=missing_ok)
+        latest: dict[str, Entry] = {}
+        for row in rows:
+            latest[row["script"]] = Entry(**row)
+        return latest
+
+    def mark_running(self, script: str, checksum: str, checksum_version: int) -> None:
+        d = self.d
+        values = {"script": self._lit(script), "checksum": self._lit(checksum),
+                  "checksum_version": self._lit(checksum_version), "status": self._lit(RUNNING),
+                  "started_at": d.now, "runner_host": self._lit(self.runner_label),
+                  "os_user": self._lit(self.identity.os_user), "tool_version": self._lit(__version__),
+                  "run_id": self._lit(self.identity.run_id)}
+        self._exec(f"INSERT INTO {self.history} ({', '.join(values)}) VALUES ({', '.join(values.values())});")
+
+    def mark_finished(self, script: str, status: str, note: str | None = None) -> None:
+        d = self.d
+        self._exec(f"UPDATE {self.history} SET status = {self._lit(status)}, finished_at = {d.now}, "
+                   f"duration_ms = {d.duration_ms('started_at')}, note = {self._lit(note)} "
+                   f"WHERE run_id = {self._lit(self.identity.run_id)} AND script = {self._lit(script)} "
+                   f"AND status = {self._lit(RUNNING)};")
+
+    def set_status(self, entry: Entry, status: str, checksum: str, note: str) -> None:
+        self._exec(f"UPDATE {self.history} SET status = {self._lit(status)}, checksum = {self._lit(checksum)}, "
+                   f"note = {self._lit(note)} WHERE id = {self._lit(entry.id)} AND status = {self._lit(entry.status)};")
+
+    def baseline(self, script: str, checksum: str, checksum_version: int, note: str) -> None:
+        d = self.d
+        values = {"script": self._lit(script), "checksum": self._lit(checksum),
+                  "checksum_version": self._lit(checksum_version), "status": self._lit(SUCCESS),
+                  "started_at": d.now, "finished_at": d.now, "duration_ms": "0",
+                  "runner_host": self._lit(self.runner_label), "os_user": self._lit(self.identity.os_user),
+                  "tool_version": self._lit(__version__), "run_id": self._lit(self.identity.run_id),
+                  "note": self._lit(note)}
+        self._exec(f"INSERT INTO {self.history} ({', '.join(values)}) VALUES ({', '.join(values.values())});")
+
+    # --- lock -----------------------------------------------------------------------------------------------
+
+    def _holder_sql(self) -> str:
+        t = self.d.text_time
+        fields = {"run_id": "run_id", "host": "host", "pid": "pid", "os_user": "os_user",
+                  "since": t("acquired_at"), "expires": t("expires_at")}
+        return f"SELECT {self.d.json_row(fields)} FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)};"
+
+    def holder(self) -> Holder | None:
+        rows = self._exec(self._holder_sql(), missing_ok=True)
+        return Holder(**rows[0]) if rows else None
+
+    def try_lock(self, lease: int) -> Holder:
+        """One atomic attempt: expired leases are cleared, the primary key lets exactly one run in."""
+        d, me = self.d, self.identity
+        values = {"name": self._lit(LOCK_NAME), "run_id": self._lit(me.run_id), "host": self._lit(me.host),
+                  "pid": self._lit(me.pid), "os_user": self._lit(me.os_user), "acquired_at": d.now,
+                  "heartbeat_at": d.now, "expires_at": d.plus_seconds(d.now, lease)}
+        rows = self._exec(f"DELETE FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)} AND expires_at < {d.now};\n"
+                          + d.insert_ignore(self.lock, values) + "\n" + self._holder_sql())
+        if not rows:
+            raise LedgerError(f"{self.db.label}: the lock row vanished while being taken")
+        return Holder(**rows[0])
+
+    def acquire(self, lease: int, timeout: float, on_wait: Callable[[Holder], None] | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        announced = False
+        while True:
+            holder = self.try_lock(lease)
+            if holder.run_id == self.identity.run_id:
+                return
+            if time.monotonic() >= deadline:
+                raise Refused(f"{self.db.label} is locked by {holder.describe()}; gave up after {timeout:g}s "
+                              "(--lock-timeout). A holder that was killed loses the lock when its lease ends.")
+            if on_wait and not announced:
+                on_wait(holder)
+                announced = True
+            time.sleep(min(2.0, max(0.2, deadline - time.monotonic())))
+
+    def heartbeat(self, lease: int) -> bool:
+        """Extend our lease; False when the lock is no longer ours (it expired and someone took it)."""
+        d, run_id = self.d, self._lit(self.identity.run_id)
+        rows = self._exec(f"UPDATE {self.lock} SET heartbeat_at = {d.now}, expires_at = {d.plus_seconds(d.now, lease)} "
+                          f"WHERE name = {self._lit(LOCK_NAME)} AND run_id = {run_id};\n"
+                          f"SELECT {d.json_row({'held': 'COUNT(*)'})} FROM {self.lock} "
+                          f"WHERE name = {self._lit(LOCK_NAME)} AND run_id = {run_id};")
+        return bool(rows and rows[0]["held"])
+
+    def release(self) -> None:
+        self._exec(f"DELETE FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)} "
+                   f"AND run_id = {self._lit(self.identity.run_id)};")
