@@ -74,7 +74,8 @@ def add_ledger_options(parser: argparse.ArgumentParser, *, locking: bool = True)
 def _command(commands: Any, name: str, help_text: str, *, connects: bool = True,
              locking: bool = True) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text, epilog=EPILOG,
-                                                          formatter_class=argparse.RawDescriptionHelpFormatter)
+                                                          formatter_class=argparse.RawDescriptionHelpFormatter,
+                                                          allow_abbrev=False)
     parser.add_argument("-f", "--file", type=Path, required=True, metavar="MANIFEST", help="manifest CSV")
     add_connection_options(parser)  # validate accepts them unused: scripts pass the same flags everywhere
     if connects:
@@ -85,6 +86,7 @@ def _command(commands: Any, name: str, help_text: str, *, connects: bool = True,
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # a CI script's typo must fail, not match a longer option
         prog="remote_database_updater",
         description="Apply the SQL scripts of a manifest CSV, in order and each exactly once, through runner hosts.",
         epilog="A bare `-f FILE` means `apply -f FILE`.\n\n" + EPILOG,

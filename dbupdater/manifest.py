@@ -277,10 +277,12 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
     key_file = None
     key_cell = values.get("sql_runner_key_file", "")
     if key_cell:
-        key_secret = _secret(values, "sql_runner_key_file", base_dir, line, problems) if secrets.is_reference(
-            key_cell) else None
+        reference = secrets.is_reference(key_cell)
+        key_secret = _secret(values, "sql_runner_key_file", base_dir, line, problems) if reference else None
         key_file = _path(key_secret.reveal() if key_secret else key_cell, base_dir)
-        if not os.access(key_file, os.R_OK) or not key_file.is_file():
+        if reference and key_secret is None:
+            pass  # the unresolvable reference is already reported
+        elif not os.access(key_file, os.R_OK) or not key_file.is_file():
             problems.append(Problem(f"key file {key_file} does not exist or is not readable", line,
                                     "sql_runner_key_file"))
     script_cell = values.get("sql_script_to_run", "")

@@ -50,6 +50,7 @@ def option(field: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # a CI script's typo must fail, not match a longer option
         prog="ssh_and_run_database_script",
         description="Run one SQL script through one runner host with the database's native client.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -171,3 +171,10 @@ def test_requirements_txt_matches_pyproject() -> None:
     listed = [line for line in (root / "requirements.txt").read_text().splitlines()
               if line and not line.startswith("#")]
     assert listed == declared
+
+
+def test_unset_key_file_reference_is_reported_once(tmp_path: Path) -> None:
+    header = HEADER + ",sql_runner_key_file"
+    path = write(tmp_path, f"{header}\n{GOOD},env:DBU_SURELY_UNSET_KEY\n")
+    assert problems(path) == [(2, "sql_runner_key_file", "environment variable DBU_SURELY_UNSET_KEY "
+                                                         "(from env:DBU_SURELY_UNSET_KEY) is not set")]

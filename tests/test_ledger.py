@@ -1,0 +1,279 @@
+"""The ledger on the real rig: once-only, drift, crash safety, locking, plan, status, resolve, baseline."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import HEADER, ROOT, Target, Workspace
+
+
+def history(target: Target) -> list[list[str]]:
+    return target.rows("SELECT script, status FROM dbupdater_history ORDER BY id")
+
+
+def start(workspace: Workspace, info, *args: str, name: str = "manifest.csv") -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
+    argv = [sys.executable, str(ROOT / "remote_database_updater.py"), "-f", str(workspace.dir / name),
+            "--known-hosts", info.known_hosts, "--color", "never", *args]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(predicate, timeout: float = 30, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def client_pids(database: str) -> list[int]:
+    """Native clients (on the runners: same PID space) running a *script* (not a ledger query) on one database."""
+    pattern = f"(--show-warnings .*--database={database}$|dbname='{database}' -f \\S+/[0-9]{{5}}-)"
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
+    return [int(pid) for pid in out.split()]
+
+
+def test_rerun_skips_applied_scripts(workspace: Workspace, target: Target, run_tool) -> None:
+    workspace.row(target, workspace.script("001.sql", "CREATE TABLE once (id INT);\n"))
+    workspace.row(target, workspace.script("002.sql", "INSERT INTO once VALUES (1);\n"))
+    path = workspace.write()
+    assert run_tool("-f", str(path)).code == 0
+    again = run_tool("-f", str(path))
+    assert again.code == 0, again.text
+    assert "2 skipped" in again.out and "already applied" in again.out
+    assert target.rows("SELECT COUNT(*) FROM once") == [["1"]]
+    assert history(target) == [["001.sql", "success"], ["002.sql", "success"]]
+
+
+def test_edit_is_drift_and_stops_everything(workspace: Workspace, target: Target, run_tool) -> None:
+    workspace.row(target, workspace.script("001.sql", "CREATE TABLE drift_a (id INT);\n"))
+    assert run_tool("-f", str(workspace.write())).code == 0
+    workspace.script("001.sql", "CREATE TABLE drift_a (id INT, extra INT);\n")
+    # A new script listed *before* the drifted one must not run either: the check comes before anything runs.
+    workspace.rows.insert(0, dict(workspace.rows[0], sql_script_to_run=workspace.script(
+        "000.sql", "CREATE TABLE must_not_run (id INT);\n")))
+    result = run_tool("-f", str(workspace.write()))
+    assert result.code == 5, result.text
+    assert "drifted" in result.out and "must not change" in result.out and "applied with checksum" in result.out
+    assert "must_not_run" not in target.tables()
+
+
+@pytest.mark.parametrize("change", ["crlf", "bom"])
+def test_line_endings_and_bom_are_not_drift(workspace: Workspace, target: Target, run_tool, change: str) -> None:
+    name = workspace.script("001.sql", "CREATE TABLE le (id INT);\nINSERT INTO le VALUES (1);\n")
+    workspace.row(target, name)
+    assert run_tool("-f", str(workspace.write())).code == 0
+    path = workspace.dir / name
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"\n", b"\r\n") if change == "crlf" else b"\xef\xbb\xbf" + data)
+    result = run_tool("-f", str(workspace.write()))
+    assert result.code == 0, result.text
+    assert "1 skipped" in result.out
+
+
+def test_repeatable_rows_rerun_when_changed(workspace: Workspace, target: Target, run_tool) -> None:
+    header = [*HEADER, "repeatable"]
+    workspace.row(target, workspace.script("view.sql", "CREATE TABLE rep (v INT);\nINSERT INTO rep VALUES (1);\n"),
+                  repeatable="yes")
+    assert run_tool("-f", str(workspace.write(header=header))).code == 0
+    assert "1 skipped" in run_tool("-f", str(workspace.write(header=header))).out
+    workspace.script("view.sql", "DROP TABLE rep;\nCREATE TABLE rep (v INT);\nINSERT INTO rep VALUES (2);\n")
+    result = run_tool("-f", str(workspace.write(header=header)))
+    assert result.code == 0, result.text
+    assert target.rows("SELECT v FROM rep") == [["2"]]
+
+
+def test_killed_client_leaves_target_in_doubt_until_resolved(workspace: Workspace, target: Target, run_tool,
+                                                              info) -> None:
+    workspace.row(target, workspace.script("slow.sql", target.sleep(30) + "\nCREATE TABLE after_sleep (id INT);\n"))
+    workspace.row(target, workspace.script("next.sql", "CREATE TABLE next_one (id INT);\n"))
+    workspace.write()
+    proc = start(workspace, info)
+    wait_for(lambda: client_pids(target.name), what="the client to start")
+    time.sleep(0.5)
+    for pid in client_pids(target.name):
+        os.kill(pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode in (1, 3), out
+    assert "after_sleep" not in target.tables()
+    assert history(target) == [["slow.sql", "failed"]]
+
+    refused = run_tool("-f", str(workspace.dir / "manifest.csv"))
+    assert refused.code == 5, refused.text
+    assert "in doubt" in refused.out and "partially applied" in refused.out and "resolve" in refused.out
+    assert "next_one" not in target.tables()
+
+    plan = run_tool("plan", "-f", str(workspace.dir / "manifest.csv"))
+    assert plan.code == 5 and "in doubt" in plan.out
+
+    resolved = run_tool("resolve", "-f", str(workspace.dir / "manifest.csv"), "--script", "slow.sql",
+                        "--mark", "applied")
+    assert resolved.code == 0, resolved.text
+    after = run_tool("-f", str(workspace.dir / "manifest.csv"))
+    assert after.code == 0, after.text
+    assert "next_one" in target.tables() and "after_sleep" not in target.tables()  # marked applied: not re-run
+
+
+def test_resolve_rerun_runs_the_script_again(workspace: Workspace, target: Target, run_tool) -> None:
+    name = workspace.script("flaky.sql", "CREATE TABLE flaky (id INT);\nSELEC broken;\n")
+    workspace.row(target, name)
+    path = workspace.write()
+    assert run_tool("-f", str(path)).code == 1
+    assert run_tool("-f", str(path)).code == 5
+    target.query("DROP TABLE flaky")  # the operator undoes the partial effect
+    workspace.script(name, "CREATE TABLE flaky (id INT);\n")  # and fixes the script
+    assert run_tool("resolve", "-f", str(path), "--all", "--mark", "rerun").code == 0
+    result = run_tool("-f", str(path))
+    assert result.code == 0, result.text
+    assert [row[1] for row in history(target)] == ["reverted", "success"]
+
+
+def test_resolve_with_nothing_in_doubt_is_a_usage_error(workspace: Workspace, target: Target, run_tool) -> None:
+    workspace.row(target, workspace.script("ok.sql", "SELECT 1;\n"))
+    path = workspace.write()
+    assert run_tool("-f", str(path)).code == 0
+    result = run_tool("resolve", "-f", str(path), "--all", "--mark", "applied")
+    assert result.code == 2 and "no script in doubt" in result.err
+
+
+def test_concurrent_runs_never_both_apply(workspace: Workspace, target: Target, info) -> None:
+    workspace.row(target, workspace.script("count.sql", "CREATE TABLE IF NOT EXISTS hits (id INT);\n"
+                                           + target.sleep(2) + "\nINSERT INTO hits VALUES (1);\n"))
+    workspace.write()
+    first = start(workspace, info)
+    wait_for(lambda: client_pids(target.name), what="the first run's client")
+    second = start(workspace, info, "--lock-timeout", "60")
+    out1, _ = first.communicate(timeout=90)
+    out2, _ = second.communicate(timeout=90)
+    assert first.returncode == 0, out1
+    assert second.returncode == 0, out2
+    assert "waiting for the lock" in out2 and "skipped" in out2
+    assert target.rows("SELECT COUNT(*) FROM hits") == [["1"]]
+
+
+def test_lock_wait_times_out_naming_the_holder(workspace: Workspace, target: Target, info) -> None:
+    workspace.row(target, workspace.script("slow.sql", target.sleep(6) + "\n"))
+    workspace.write()
+    first = start(workspace, info)
+    wait_for(lambda: client_pids(target.name), what="the first run's client")
+    second = start(workspace, info, "--lock-timeout", "1")
+    out2, _ = second.communicate(timeout=60)
+    first.communicate(timeout=60)
+    assert second.returncode == 5, out2
+    assert f"pid {first.pid}" in out2 and "locked by run" in out2 and "gave up after 1s" in out2
+
+
+def test_lock_of_a_killed_run_is_taken_over_after_its_lease(workspace: Workspace, target: Target, info, rig,
+                                                             run_tool) -> None:
+    # The killed run holds two databases' locks; it dies while working on the first. The second database
+    # must become usable once the lease runs out, without anybody cleaning up by hand.
+    other = f"{target.name}_b"
+    (rig.create_mysql_database if target.engine == "mysql" else rig.create_postgres_database)(other)
+    try:
+        workspace.row(target, workspace.script("slow.sql", target.sleep(20) + "\n"))
+        workspace.row(target, workspace.script("b.sql", "CREATE TABLE taken_over (id INT);\n"), database=other)
+        workspace.write("both.csv")
+        victim = start(workspace, info, "--lock-lease", "8", name="both.csv")
+        wait_for(lambda: client_pids(target.name), what="the victim's client")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        workspace.rows = workspace.rows[1:]
+        path = workspace.write("b_only.csv")
+        started = time.monotonic()
+        result = run_tool("-f", str(path), "--lock-timeout", "30", "--lock-lease", "3")
+        assert result.code == 0, result.text
+        assert f"pid {victim.pid}" in result.out  # it waited, and said for whom
+        assert time.monotonic() - started < 20
+    finally:
+        (rig.drop_mysql_database if target.engine == "mysql" else rig.drop_postgres_database)(other)
+
+
+def test_plan_executes_nothing(workspace: Workspace, target: Target, run_tool) -> None:
+    workspace.row(target, workspace.script("001.sql", "CREATE TABLE planned_only (id INT);\n"))
+    path = workspace.write()
+    result = run_tool("plan", "-f", str(path))
+    assert result.code == 0, result.text
+    assert "pending" in result.out and "nothing was executed" in result.out
+    assert target.tables() == set(), "plan created something: not even the history table may appear"
+
+
+def test_plan_reports_unreachable_database(workspace: Workspace, target: Target, run_tool) -> None:
+    workspace.row(target, workspace.script("001.sql", "SELECT 1;\n"), database_password="wrong")
+    assert run_tool("plan", "-f", str(workspace.write())).code == 3
+
+
+def test_status_matches_history_tables(workspace: Workspace, target: Target, run_tool) -> None:
+    workspace.row(target, workspace.script("001.sql", "CREATE TABLE st (id INT);\n"))
+    workspace.row(target, workspace.script("002.sql", "SELEC broken;\n"))
+    workspace.row(target, workspace.script("003.sql", "SELECT 1;\n"))
+    path = workspace.write()
+    assert run_tool("-f", str(path)).code == 1
+    result = run_tool("status", "-f", str(path), "--output", "json")
+    assert result.code == 0, result.text
+    document = json.loads(result.out)
+    (label,) = document["targets"]
+    matrix = {script: cells[label] for script, cells in document["matrix"].items()}
+    assert matrix == {"001.sql": "success", "002.sql": "failed", "003.sql": None}
+    assert {script: status for script, status in history(target)} == {"001.sql": "success", "002.sql": "failed"}
+    table = run_tool("status", "-f", str(path))
+    assert "001.sql" in table.out and "success" in table.out and "failed" in table.out
+
+
+def test_baseline_adopts_an_existing_database(workspace: Workspace, target: Target, run_tool) -> None:
+    target.query("CREATE TABLE legacy (id INT)")
+    workspace.row(target, workspace.script("001.sql", "CREATE TABLE legacy (id INT);\n"))
+    workspace.row(target, workspace.script("002.sql", "CREATE TABLE newer (id INT);\n"))
+    path = workspace.write()
+    result = run_tool("baseline", "-f", str(path), "--up-to", "001.sql")
+    assert result.code == 0, result.text
+    applied = run_tool("-f", str(path))
+    assert applied.code == 0, applied.text
+    assert "1 applied" in applied.out and "1 skipped" in applied.out
+    assert "newer" in target.tables()
+
+
+def test_history_in_another_schema(workspace: Workspace, target: Target, run_tool, rig) -> None:
+    schema = f"{target.name}_meta"
+    if target.engine == "mysql":
+        rig.create_mysql_database(schema)
+    workspace.row(target, workspace.script("001.sql", "CREATE TABLE elsewhere (id INT);\n"))
+    path = workspace.write()
+    try:
+        assert run_tool("-f", str(path), "--history-schema", schema).code == 0
+        assert "dbupdater_history" not in target.tables()
+        again = run_tool("-f", str(path), "--history-schema", schema)
+        assert "1 skipped" in again.out
+    finally:
+        if target.engine == "mysql":
+            rig.drop_mysql_database(schema)
+
+
+@pytest.mark.parametrize("target", ["postgresql"], indirect=True)
+def test_single_transaction_failure_leaves_nothing_and_needs_no_resolve(workspace: Workspace, target: Target,
+                                                                         run_tool) -> None:
+    header = [*HEADER, "single_transaction"]
+    name = workspace.script("tx.sql", "CREATE TABLE tx_part (id INT);\nSELEC broken;\n")
+    workspace.row(target, name, single_transaction="yes")
+    path = workspace.write(header=header)
+    failed = run_tool("-f", str(path))
+    assert failed.code == 1 and "rolled back" in failed.out
+    assert "tx_part" not in target.tables()
+    workspace.script(name, "CREATE TABLE tx_part (id INT);\n")
+    fixed = run_tool("-f", str(path))
+    assert fixed.code == 0, fixed.text
+    assert [row[1] for row in history(target)] == ["rolled_back", "success"]
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_single_transaction_is_refused_for_mysql(workspace: Workspace, target: Target, run_tool) -> None:
+    workspace.row(target, workspace.script("tx.sql", "SELECT 1;\n"), single_transaction="yes")
+    result = run_tool("-f", str(workspace.write(header=[*HEADER, "single_transaction"])))
+    assert result.code == 2 and "commits DDL implicitly" in result.err
+
