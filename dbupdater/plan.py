@@ -66,5 +66,5 @@ def _state(row: ManifestRow, digest: str, entry: Entry | None) -> tuple[RowState
         return RowState.APPLIED, entry.describe()
     if row.repeatable:
         return RowState.CHANGED, f"content changed since {entry.describe()}"
-    return RowState.DRIFTED, (f"applied with checksum {entry.checksum[:12]}… ({entry.describe()}), but the file now "
-                              f"has {digest[:12]}…: an applied script must not change; add a new script instead")
+    return RowState.DRIFTED, (f"applied with checksum {entry.checksum} ({entry.describe()}), but the file now has "
+                              f"{digest}: an applied script must not change; add a new script instead")

@@ -22,6 +22,7 @@ from .ledger import FAILED, ROLLED_BACK, SUCCESS, Entry, Holder, Ledger, RunIden
 from .manifest import DatabaseSpec, Manifest, ManifestRow, RunnerSpec
 from .outcome import Outcome, RunResult, Status
 from .plan import DbKey, PlannedRow, plan_rows
+from .secrets import redact
 from .transports import SSHOptions, Transport, TransportError, open_transport
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -48,14 +49,16 @@ class Session:
 
     transport: Transport
     workdir: str
-    _credentials: dict[DatabaseSpec, str] = field(default_factory=dict)
+    _credentials: dict[tuple[DatabaseSpec, str], str] = field(default_factory=dict)
 
     def credentials(self, db: DatabaseSpec) -> str:
-        path = self._credentials.get(db)
+        # DatabaseSpec equality ignores the password; two rows may log in as one user with different ones.
+        key = (db, db.password.reveal() if db.password else "")
+        path = self._credentials.get(key)
         if path is None:
             path = f"{self.workdir}/login{len(self._credentials) + 1}.cred"
             self.transport.put_bytes(ENGINES[db.engine].credentials(db), path)
-            self._credentials[db] = path
+            self._credentials[key] = path
         return path
 
 
@@ -219,7 +222,7 @@ def _apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options:
         status = ROLLED_BACK
         outcome.reason += "; rolled back (single transaction): nothing of it remains"
     try:
-        ledger.mark_finished(row.script_id, status, None if status == SUCCESS else outcome.reason[:900])
+        ledger.mark_finished(row.script_id, status, None if status == SUCCESS else redact(outcome.reason)[:900])
     except DbUpdaterError as exc:
         outcome.status = Status.UNREACHABLE
         outcome.reason = (f"{outcome.reason}; recording the result failed ({exc}): the history shows it as running, "

@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from dbupdater.checksum import checksum
+
 from .conftest import HEADER, ROOT, Target, Workspace
 
 
@@ -55,13 +57,16 @@ def test_rerun_skips_applied_scripts(workspace: Workspace, target: Target, run_t
 def test_edit_is_drift_and_stops_everything(workspace: Workspace, target: Target, run_tool) -> None:
     workspace.row(target, workspace.script("001.sql", "CREATE TABLE drift_a (id INT);\n"))
     assert run_tool("-f", str(workspace.write())).code == 0
+    before = checksum(workspace.dir / "001.sql")
     workspace.script("001.sql", "CREATE TABLE drift_a (id INT, extra INT);\n")
+    after = checksum(workspace.dir / "001.sql")
     # A new script listed *before* the drifted one must not run either: the check comes before anything runs.
     workspace.rows.insert(0, dict(workspace.rows[0], sql_script_to_run=workspace.script(
         "000.sql", "CREATE TABLE must_not_run (id INT);\n")))
     result = run_tool("-f", str(workspace.write()))
     assert result.code == 5, result.text
-    assert "drifted" in result.out and "must not change" in result.out and "applied with checksum" in result.out
+    assert "drifted" in result.out and "must not change" in result.out
+    assert before in result.out and after in result.out  # both checksums, in full
     assert "must_not_run" not in target.tables()
 
 

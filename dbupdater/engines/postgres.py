@@ -1,7 +1,7 @@
 """PostgreSQL through `psql`.
 
 `-v ON_ERROR_STOP=1` makes psql stop at the first error and exit 3; exit 2 means the connection failed.
-The password is in a 0600 PGPASSFILE named through `env`, never in PGPASSWORD or on the command line;
+The password is in a 0600 PGPASSFILE named through `env`, never in the environment or on the command line;
 `-w` makes psql fail instead of prompting when that is not enough.
 """
 
