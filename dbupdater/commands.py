@@ -7,7 +7,7 @@ from typing import Any
 
 from .errors import ExitCode, UsageError
 from .ledger import REVERTED, SUCCESS, Entry
-from .manifest import Manifest
+from .manifest import Manifest, ManifestRow
 from .plan import DbKey, RowState, plan_rows
 from .report import ConsoleReporter
 from .runner import Deployment, RunOptions, apply
@@ -29,7 +29,10 @@ def run_plan(manifest: Manifest, options: RunOptions, reporter: ConsoleReporter)
     reporter.run_started(manifest)
     with Deployment(manifest, options) as deployment:
         histories = deployment.open(lock=False)
-        holders = {row.db.key: deployment.ledger(row).holder() for row in manifest.rows}
+        first_rows: dict[DbKey, ManifestRow] = {}
+        for row in manifest.rows:
+            first_rows.setdefault(row.db.key, row)  # one query per database, in manifest order
+        holders = {key: deployment.ledger(row).holder() for key, row in first_rows.items()}
     planned = plan_rows(manifest.rows, histories)
     reporter.plan_table(planned)
     for key, holder in holders.items():

@@ -127,7 +127,7 @@ def test_bad_manifest_runs_nothing_anywhere(workspace: Workspace, target: Target
 
 def test_validate_checks_without_connecting(workspace: Workspace, target: Target, run_tool) -> None:
     workspace.row(target, workspace.script("v.sql", "CREATE TABLE not_by_validate (id INT);\n"),
-                  sql_runner_host="203.0.113.1")  # TEST-NET-3: nothing answers, so a connection would hang
+                  sql_runner_host="no-such-runner.invalid")  # never resolves: any connection attempt would fail
     path = workspace.write()
     result = run_tool("validate", "-f", str(path), known_hosts=False, timeout=20)
     assert result.code == 0, result.text
