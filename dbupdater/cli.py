@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -15,12 +16,17 @@ from .errors import DbUpdaterError, ExitCode
 from .secrets import redact
 
 if TYPE_CHECKING:
+    from .environments import Environment
     from .manifest import Manifest
     from .report import ConsoleReporter
     from .runner import RunOptions
 
-SUBCOMMANDS = ("apply", "validate", "plan", "status", "resolve", "baseline")
+SUBCOMMANDS = ("apply", "validate", "plan", "status", "resolve", "baseline", "environment", "wait-ready")
 EPILOG = """\
+Credential cells may hold references: vault:MOUNT/PATH#KEY (Vault or OpenBao, KV 1 or 2; configured by
+VAULT_ADDR, VAULT_TOKEN or VAULT_TOKEN_FILE or ~/.vault-token, VAULT_NAMESPACE, VAULT_CACERT, or AppRole via
+VAULT_ROLE_ID and VAULT_SECRET_ID), env:VAR or file:PATH.
+
 exit codes: 0 success (all applied or already applied); 1 a script failed; 2 manifest or usage error
 (nothing ran); 3 a runner or database could not be used (unreachable, host key refused, authentication
 failed, client missing); 4 internal error; 5 refused by the ledger (drift, a script in doubt, or the lock
@@ -71,6 +77,16 @@ def add_ledger_options(parser: argparse.ArgumentParser, *, locking: bool = True)
                                 "(default: %(default)s)")
 
 
+def add_environment_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    group = parser.add_argument_group("environment state (in Vault)")
+    group.add_argument("--environment", metavar="NAME", required=required,
+                       help="record this environment's state in Vault (created, running, updating, updated, failed)")
+    group.add_argument("--state-path", metavar="TEMPLATE",
+                       default=os.environ.get("DBUPDATER_STATE_PATH", "secret/ENVIRONMENTS/{environment}/{database}"),
+                       help="Vault KV path of each database's state; placeholders {environment} {database} {engine} "
+                            "{host} {port} {name} (default: %(default)s, or $DBUPDATER_STATE_PATH)")
+
+
 def _command(commands: Any, name: str, help_text: str, *, connects: bool = True,
              locking: bool = True) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text, epilog=EPILOG,
@@ -113,6 +129,22 @@ def build_parser() -> argparse.ArgumentParser:
     baseline = _command(commands, "baseline", "record pending scripts as applied without running them (adopt an "
                                               "existing database)")
     baseline.add_argument("--up-to", metavar="PATH", help="stop after this script (default: all pending)")
+    add_environment_options(apply)
+    environment = _command(commands, "environment", "register, show, mark or remove the manifest's databases in "
+                                                    "an environment's state in Vault", connects=False)
+    environment.add_argument("action", choices=("register", "show", "mark", "remove"),
+                             help="register: status created; mark: set --status; remove: delete the state")
+    environment.add_argument("--status", choices=("created", "running", "updating", "updated", "failed"),
+                             help="the status for `mark`")
+    environment.add_argument("--output", choices=("table", "json"), default="table", help="format for `show`")
+    add_environment_options(environment, required=True)
+    ready = _command(commands, "wait-ready", "wait until every database of the manifest answers", locking=False)
+    ready.add_argument("--via", choices=("runner", "direct"), default="runner",
+                       help="runner: log in with the client on the runner, as a run does (default); direct: with "
+                            "the Python drivers from this machine")
+    ready.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                       help="give up after this long (default: %(default)s); exit 3 with the last error")
+    add_environment_options(ready)
     return parser
 
 
@@ -157,10 +189,23 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     )
 
 
+def environment_for(args: argparse.Namespace) -> Environment | None:
+    if not getattr(args, "environment", None):
+        return None
+    from . import vault
+    from .environments import Environment
+
+    return Environment(vault.shared(), args.environment, args.state_path)
+
+
 def dispatch(manifest: Manifest, args: argparse.Namespace) -> int:
     from . import commands
 
     reporter = reporter_for(args)
+    environment = environment_for(args)
+    if args.command == "environment":
+        assert environment is not None
+        return commands.run_environment(manifest, reporter, environment, args.action, args.status, args.output)
     if args.command == "validate":
         reporter.run_started(manifest)
         reporter.say("manifest is valid", "green")
@@ -174,7 +219,9 @@ def dispatch(manifest: Manifest, args: argparse.Namespace) -> int:
         return commands.run_resolve(manifest, options, reporter, args.script, args.mark, args.all)
     if args.command == "baseline":
         return commands.run_baseline(manifest, options, reporter, args.up_to)
-    return commands.run_apply(manifest, options, reporter)
+    if args.command == "wait-ready":
+        return commands.run_wait_ready(manifest, options, reporter, args.via, args.timeout, environment)
+    return commands.run_apply(manifest, options, reporter, environment)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,26 +3,102 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
-from .errors import ExitCode, UsageError
-from .ledger import REVERTED, SUCCESS, Entry
+from .errors import DbUpdaterError, ExitCode, UsageError
+from .ledger import REVERTED, SUCCESS, Entry, RunIdentity
 from .manifest import Manifest, ManifestRow
 from .plan import DbKey, RowState, plan_rows
 from .report import ConsoleReporter
 from .runner import Deployment, RunOptions, apply
 
+if TYPE_CHECKING:
+    from .environments import Environment
+    from .readiness import Probe
 
-def run_apply(manifest: Manifest, options: RunOptions, reporter: ConsoleReporter) -> int:
+
+def run_apply(manifest: Manifest, options: RunOptions, reporter: ConsoleReporter,
+              environment: Environment | None = None) -> int:
+    from . import vault
+    from .environments import RunHooks, unique_databases
+
     reporter.run_started(manifest)
-    planned, result = apply(manifest, options, reporter)
+    identity = RunIdentity()
+    hooks = None
+    if environment is not None or vault.used():
+        hooks = RunHooks(vault.shared(), environment, unique_databases(manifest), identity)
+    planned, result = apply(manifest, options, reporter, hooks, identity)
     if any(p.state.blocks for p in planned):
         reporter.plan_table(planned)
         reporter.error("refused: nothing ran anywhere. Drifted scripts need a new script instead of an edit; "
                        "scripts in doubt need `resolve` after you checked the database.")
     else:
         reporter.run_finished(result)
-    return int(result.exit_code)
+    code = int(result.exit_code)
+    if environment is not None and hooks is not None and hooks.started:
+        try:
+            environment.run_finished(manifest, result, identity)
+        except DbUpdaterError as exc:
+            reporter.error(f"the environment state in Vault could not be recorded ({exc}); it still says "
+                           "'updating'. The history tables in the databases are complete.")
+            code = code or int(ExitCode.UNREACHABLE)
+        else:
+            reporter.say(f"environment {environment.name}: state recorded in Vault", "dim")
+    return code
+
+
+def run_environment(manifest: Manifest, reporter: ConsoleReporter, environment: Environment, action: str,
+                    status: str | None, output: str) -> int:
+    from .environments import unique_databases
+
+    databases = unique_databases(manifest)
+    identity = RunIdentity()
+    if action == "register":
+        environment.register(databases, identity)
+    elif action == "mark":
+        if status is None:
+            raise UsageError("environment mark needs --status")
+        for db in databases:
+            environment.mark(db, status, identity)
+    elif action == "remove":
+        environment.remove(databases)
+    if action != "show":
+        reporter.say(f"environment {environment.name}: {action} done for {len(databases)} database(s)", "green")
+        return int(ExitCode.OK)
+    records = {environment.path(db): environment.read(db) for db in databases}
+    if output == "json":
+        print(json.dumps(records, indent=2, default=str))
+    else:
+        reporter.environment_table(environment.name, records)
+    return int(ExitCode.OK)
+
+
+def run_wait_ready(manifest: Manifest, options: RunOptions, reporter: ConsoleReporter, via: str, timeout: float,
+                   environment: Environment | None) -> int:
+    from .environments import CREATED, RUNNING
+    from .readiness import wait_ready
+
+    def ready(probe: Probe) -> None:
+        reporter.say(f"ready: {probe.db.target_label} after {probe.ready_after:.1f}s ({probe.attempts} "
+                     f"attempt{'s' if probe.attempts > 1 else ''})", "green")
+        if environment is not None:
+            current = environment.read(probe.db) or {}
+            if current.get("status") in (None, CREATED):
+                environment.mark(probe.db, RUNNING, identity, ready_at=time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                     time.gmtime()))
+
+    def retry(probe: Probe) -> None:
+        reporter.say(f"waiting for {probe.db.target_label}: {probe.last_error}", "yellow")
+
+    identity = RunIdentity()
+    reporter.say(f"waiting up to {timeout:g}s for {len({r.db.key for r in manifest.rows})} database(s) "
+                 f"({'directly from here' if via == 'direct' else 'through the runners'})")
+    results = wait_ready(manifest, options, via=via, timeout=timeout, on_ready=ready, on_retry=retry)
+    late = [probe for probe in results if probe.ready_after is None]
+    for probe in late:
+        reporter.error(f"not ready after {timeout:g}s: {probe.db.target_label}: {probe.last_error}")
+    return int(ExitCode.UNREACHABLE if late else ExitCode.OK)
 
 
 def run_plan(manifest: Manifest, options: RunOptions, reporter: ConsoleReporter) -> int:

@@ -135,6 +135,10 @@ class Ledger:
 
     # --- history --------------------------------------------------------------------------------------------
 
+    def ping(self) -> None:
+        """Log in and run a trivial query through the runner's client; raises LedgerError if it cannot."""
+        self._exec("SELECT 1;")
+
     def ensure(self) -> None:
         self._exec(self.d.create_tables(self.schema, self.history, self.lock))
 

@@ -39,6 +39,7 @@ MAY_BE_EMPTY = {"sql_runner_password", "database_password", "database_type", "sq
 BOOLEANS = {"": False, "no": False, "false": False, "0": False, "n": False,
             "yes": True, "true": True, "1": True, "y": True}
 SECRET_COLUMNS = ("sql_runner_password", "database_password", "sql_runner_key_file")
+PASSWORD_COLUMNS = ("sql_runner_password", "database_password")
 TRANSPORTS = {"ssh": "ssh", "local": "local"}
 PLANNED_TRANSPORTS = {"winrm": "WinRM"}
 LOCAL_ONLY_OPTIONAL = {"sql_runner_host", "sql_runner_userid"}
@@ -56,6 +57,7 @@ class RunnerSpec:
     user: str
     password: Secret | None = field(default=None, compare=False)
     key_file: Path | None = None
+    key_data: Secret | None = field(default=None, compare=False)  # a private key read from Vault or env
 
     @property
     def label(self) -> str:
@@ -107,6 +109,7 @@ class Manifest:
     base_dir: Path
     rows: list[ManifestRow]
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def load(path: Path) -> Manifest:
@@ -153,8 +156,11 @@ def parse(source: str, base_dir: Path, header: list[str], rows: Iterable[tuple[i
                      "(3306 MySQL, 5432 PostgreSQL, 1521 Oracle, 1433 SQL Server)")
     parsed: list[ManifestRow] = []
     seen: dict[tuple[str, ...], int] = {}
+    plain: list[int] = []
     for line, cells in rows:
         values = {name: cells[index] if index < len(cells) else "" for name, index in columns.items()}
+        if any(values.get(c) and not secrets.is_reference(values[c]) for c in PASSWORD_COLUMNS):
+            plain.append(line)
         key = tuple(cells)
         if key in seen:
             problems.append(Problem(f"exact duplicate of line {seen[key]}", line))
@@ -165,7 +171,12 @@ def parse(source: str, base_dir: Path, header: list[str], rows: Iterable[tuple[i
             parsed.append(row)
     if problems:
         raise ManifestError(source, problems)
-    return Manifest(source, base_dir, parsed, notes)
+    warnings = []
+    if plain:
+        shown = ", ".join(map(str, plain[:10])) + (", ..." if len(plain) > 10 else "")
+        warnings.append(f"plain passwords in the manifest (line{'s' if len(plain) > 1 else ''} {shown}): anyone who "
+                        "can read the file has them; use vault:MOUNT/PATH#KEY or env:VAR references instead")
+    return Manifest(source, base_dir, parsed, notes, warnings)
 
 
 def _parser_message(exc: Exception) -> str:
@@ -245,6 +256,27 @@ def _secret(values: dict[str, str], column: str, base_dir: Path, line: int,
         return None
 
 
+def _key(cell: str, base_dir: Path, line: int, problems: list[Problem]) -> tuple[Path | None, Secret | None]:
+    """A key file path, or (from env: or vault:) the private key itself in PEM/OpenSSH text."""
+    if not cell:
+        return None, None
+    if cell.startswith("file:"):
+        cell = cell[5:]
+    elif secrets.is_reference(cell):
+        try:
+            value = secrets.resolve(cell, base_dir)
+        except secrets.ReferenceError_ as exc:
+            problems.append(Problem(str(exc), line, "sql_runner_key_file"))
+            return None, None
+        if value.reveal().lstrip().startswith("-----BEGIN"):
+            return None, value
+        cell = value.reveal()
+    path = _path(cell, base_dir)
+    if not os.access(path, os.R_OK) or not path.is_file():
+        problems.append(Problem(f"key file {path} does not exist or is not readable", line, "sql_runner_key_file"))
+    return path, None
+
+
 def _path(cell: str, base_dir: Path) -> Path:
     path = Path(cell).expanduser()
     return path if path.is_absolute() else base_dir / path
@@ -274,17 +306,7 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
     engine = _engine(values, db_port, line, problems)
     runner_password = _secret(values, "sql_runner_password", base_dir, line, problems)
     db_password = _secret(values, "database_password", base_dir, line, problems)
-    key_file = None
-    key_cell = values.get("sql_runner_key_file", "")
-    if key_cell:
-        reference = secrets.is_reference(key_cell)
-        key_secret = _secret(values, "sql_runner_key_file", base_dir, line, problems) if reference else None
-        key_file = _path(key_secret.reveal() if key_secret else key_cell, base_dir)
-        if reference and key_secret is None:
-            pass  # the unresolvable reference is already reported
-        elif not os.access(key_file, os.R_OK) or not key_file.is_file():
-            problems.append(Problem(f"key file {key_file} does not exist or is not readable", line,
-                                    "sql_runner_key_file"))
+    key_file, key_data = _key(values.get("sql_runner_key_file", ""), base_dir, line, problems)
     script_cell = values.get("sql_script_to_run", "")
     script = _path(script_cell, base_dir)
     if script_cell:
@@ -305,7 +327,7 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
     if len(problems) > before or engine is None or db_port is None:
         return None
     runner = RunnerSpec(transport, values.get("sql_runner_host", "") if transport != "local" else "localhost",
-                        runner_port, values.get("sql_runner_userid", ""), runner_password, key_file)
+                        runner_port, values.get("sql_runner_userid", ""), runner_password, key_file, key_data)
     db = DatabaseSpec(engine, values["database_host"], db_port, values["database_userid"], values["database"],
                       db_password)
     script_id = Path(os.path.relpath(script, base_dir)).as_posix()

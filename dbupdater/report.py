@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -69,6 +69,8 @@ class ConsoleReporter:
                  f"{len(databases)} database(s)", "bold")
         for note in manifest.notes:
             self.note(note)
+        for warning in manifest.warnings:
+            self.warn(warning)
 
     def step_started(self, outcome: Outcome, total: int) -> None:
         row = outcome.row
@@ -119,6 +121,21 @@ class ConsoleReporter:
             cells = [Text("-", style="dim") if not isinstance(v, str) else
                      Text(v, style="green" if v.startswith("success") else "bold red") for v in row]
             table.add_row(redact(str(script)), *cells)
+        self.console.print(table)
+
+    def environment_table(self, name: str, records: dict[str, dict[str, Any] | None]) -> None:
+        table = Table(title=f"Environment {name} (state in Vault)", title_justify="left")
+        for column in ("path", "status", "since", "last run", "result", "by"):
+            table.add_column(column, overflow="fold")
+        for path, record in records.items():
+            if record is None:
+                table.add_row(redact(path), Text("not registered", style="dim"), "", "", "", "")
+                continue
+            status = str(record.get("status", "?"))
+            style = {"failed": "bold red", "updated": "green", "running": "green"}.get(status, "cyan")
+            table.add_row(redact(path), Text(status, style=style), str(record.get("status_since", "")),
+                          str(record.get("last_run_id", ""))[:8], redact(str(record.get("last_run_result", ""))),
+                          redact(str(record.get("updated_by", ""))))
         self.console.print(table)
 
     def run_finished(self, result: RunResult) -> None:

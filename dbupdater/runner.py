@@ -17,7 +17,7 @@ from typing import Protocol
 
 from .checksum import VERSION
 from .engines import ENGINES, OutputLog, Verdict
-from .errors import DbUpdaterError
+from .errors import DbUpdaterError, UnreachableError
 from .ledger import FAILED, ROLLED_BACK, SUCCESS, Entry, Holder, Ledger, RunIdentity
 from .manifest import DatabaseSpec, Manifest, ManifestRow, RunnerSpec
 from .outcome import Outcome, RunResult, Status
@@ -35,6 +35,16 @@ class RunOptions:
     lock_timeout: float = 60.0
     lock_lease: int = 60
     single_transaction: bool = False
+
+
+class Hooks(Protocol):
+    """What a run reports to, and asks, outside the databases (environment state in Vault)."""
+
+    def executing(self, planned: list[PlannedRow]) -> None:
+        """Scripts are about to run. Raising an UnreachableError stops the run before anything executes."""
+
+    def before_script(self) -> None:
+        """Raising an UnreachableError stops the run before the next script (e.g. Vault went away)."""
 
 
 class Reporter(Protocol):
@@ -90,6 +100,16 @@ class Deployment:
                 raise
             self._sessions[spec] = session
         return session
+
+    def forget(self, spec: RunnerSpec) -> None:
+        """Drop a runner's connection (it failed), so the next use connects afresh."""
+        session = self._sessions.pop(spec, None)
+        for key in [key for key in self._ledgers if key[0] == spec]:
+            del self._ledgers[key]
+        if session is not None:
+            with contextlib.suppress(TransportError):
+                session.transport.remove(session.workdir)
+            session.transport.close()
 
     def ledger(self, row: ManifestRow) -> Ledger:
         key = (row.runner, row.db)
@@ -159,9 +179,10 @@ class Heartbeat(threading.Thread):
         self.join(timeout=30)
 
 
-def apply(manifest: Manifest, options: RunOptions, reporter: Reporter) -> tuple[list[PlannedRow], RunResult]:
+def apply(manifest: Manifest, options: RunOptions, reporter: Reporter, hooks: Hooks | None = None,
+          identity: RunIdentity | None = None) -> tuple[list[PlannedRow], RunResult]:
     started = time.monotonic()
-    with Deployment(manifest, options) as deployment:
+    with Deployment(manifest, options, identity) as deployment:
         histories = deployment.open(lock=True, on_wait=reporter)
         planned = plan_rows(manifest.rows, histories)
         outcomes = [Outcome(p.index, p.row) for p in planned]
@@ -170,17 +191,19 @@ def apply(manifest: Manifest, options: RunOptions, reporter: Reporter) -> tuple[
                 if p.state.blocks:
                     outcome.status, outcome.reason = Status.REFUSED, f"{p.state.value}: {p.detail}"
             return planned, RunResult(outcomes, time.monotonic() - started)
+        if hooks is not None and any(p.state.runs for p in planned):
+            hooks.executing(planned)
         heartbeat = Heartbeat(list(deployment.locked.values()), options.lock_lease)
         heartbeat.start()
         try:
-            _execute(deployment, planned, outcomes, heartbeat, options, reporter)
+            _execute(deployment, planned, outcomes, heartbeat, options, reporter, hooks)
         finally:
             heartbeat.stop()
     return planned, RunResult(outcomes, time.monotonic() - started)
 
 
 def _execute(deployment: Deployment, planned: list[PlannedRow], outcomes: list[Outcome], heartbeat: Heartbeat,
-             options: RunOptions, reporter: Reporter) -> None:
+             options: RunOptions, reporter: Reporter, hooks: Hooks | None) -> None:
     total = len(planned)
     for p, outcome in zip(planned, outcomes, strict=True):
         if not p.state.runs:
@@ -192,6 +215,13 @@ def _execute(deployment: Deployment, planned: list[PlannedRow], outcomes: list[O
             outcome.reason = f"stopped before this script: the lock on {', '.join(heartbeat.lost)} was lost"
             reporter.step_finished(outcome, total)
             return
+        if hooks is not None:
+            try:
+                hooks.before_script()
+            except UnreachableError as exc:
+                outcome.status, outcome.reason = Status.UNREACHABLE, f"stopped before this script: {exc}"
+                reporter.step_finished(outcome, total)
+                return
         reporter.step_started(outcome, total)
         _apply_one(deployment, p, outcome, options)
         reporter.step_finished(outcome, total)

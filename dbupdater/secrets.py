@@ -25,9 +25,12 @@ class Redactor:
         # Very short values would mask ordinary words; such passwords are weak anyway.
         if len(value) < 3:
             return
+        # A multi-line secret (a private key) is masked line by line too, as output splits it into lines.
+        parts = [value, *(line.strip() for line in value.splitlines() if len(line.strip()) >= 16)]
         with self._lock:
-            if value not in self._values:
-                self._values.add(value)
+            fresh = [part for part in parts if part not in self._values]
+            if fresh:
+                self._values.update(fresh)
                 self._ordered = sorted(self._values, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
@@ -68,7 +71,8 @@ def is_reference(cell: str) -> bool:
 
 
 def resolve(cell: str, base_dir: Path) -> Secret:
-    """Turn a credential cell into a Secret: `env:VAR`, `file:PATH` (first line) or a literal value."""
+    """Turn a credential cell into a Secret: `env:VAR`, `file:PATH` (first line), `vault:MOUNT/PATH#KEY` or a
+    literal value. Vault being unreachable raises VaultUnavailable (exit 3), not a reference problem."""
     if cell.startswith("env:"):
         name = cell[4:]
         if not name:
@@ -86,5 +90,7 @@ def resolve(cell: str, base_dir: Path) -> Secret:
             raise ReferenceError_(f"cannot read {cell}: {exc.strerror}") from None
         return Secret(text.splitlines()[0] if text else "")
     if cell.startswith("vault:"):
-        raise ReferenceError_("vault: references are not supported yet")
+        from . import vault
+
+        return vault.shared().resolve(cell)
     return Secret(cell)

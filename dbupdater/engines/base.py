@@ -96,6 +96,13 @@ class Engine(ABC):
     def classify_stdout(self, line: str) -> Severity:
         return Severity.INFO
 
+    def probe_direct(self, db: DatabaseSpec, timeout: float) -> None:
+        """Connect from the controller with the Python driver and log in; raises on any failure.
+
+        For `wait-ready --via direct`, when the controller can reach the database itself.
+        """
+        raise NotImplementedError(f"{self.display}: no Python driver probe")
+
     @abstractmethod
     def verdict(self, exit_code: int, log: OutputLog) -> tuple[Verdict, str]:
         """Exit code first, then the classified output; returns the verdict and a one-line reason."""

@@ -69,6 +69,19 @@ class MySQL(Engine):
     def ledger_invocation(self, db: DatabaseSpec, credentials_path: str) -> Invocation:
         return Invocation(self._argv(db, credentials_path, "--raw", "--skip-column-names"))
 
+    def probe_direct(self, db: DatabaseSpec, timeout: float) -> None:
+        import mysql.connector
+
+        connection = mysql.connector.connect(host=db.host, port=db.port, user=db.user, database=db.database,
+                                             password=db.password.reveal() if db.password else "",
+                                             connection_timeout=max(1, int(timeout)))
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+        finally:
+            connection.close()
+
     def classify_stderr(self, line: str, previous: Severity | None) -> Severity:
         if not line.strip():
             return Severity.INFO

@@ -70,6 +70,14 @@ class PostgreSQL(Engine):
     def ledger_invocation(self, db: DatabaseSpec, credentials_path: str) -> Invocation:
         return Invocation([*self._argv(db, credentials_path, "--no-align", "--tuples-only"), "-f", "-"])
 
+    def probe_direct(self, db: DatabaseSpec, timeout: float) -> None:
+        import psycopg
+
+        password = db.password.reveal() if db.password else None
+        with psycopg.connect(host=db.host, port=db.port, user=db.user, dbname=db.database, password=password,
+                             connect_timeout=max(2, int(timeout))) as connection:
+            connection.execute("SELECT 1").fetchall()
+
     def classify_stderr(self, line: str, previous: Severity | None) -> Severity:
         if not line.strip():
             return previous or Severity.INFO

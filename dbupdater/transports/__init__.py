@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import SSHOptions, Transport, TransportError
+from .base import HostKeyRefused, SSHOptions, Transport, TransportError
 
 if TYPE_CHECKING:
     from ..manifest import RunnerSpec
@@ -18,7 +18,8 @@ def open_transport(spec: RunnerSpec, ssh_options: SSHOptions) -> Transport:
     from .ssh import SSHTransport
 
     password = spec.password.reveal() if spec.password else None
-    return SSHTransport(spec.host, spec.port, spec.user, password, spec.key_file, ssh_options)
+    key_data = spec.key_data.reveal() if spec.key_data else None
+    return SSHTransport(spec.host, spec.port, spec.user, password, spec.key_file, ssh_options, key_data)
 
 
-__all__ = ["SSHOptions", "Transport", "TransportError", "open_transport"]
+__all__ = ["HostKeyRefused", "SSHOptions", "Transport", "TransportError", "open_transport"]

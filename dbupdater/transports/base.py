@@ -28,6 +28,10 @@ class TransportError(UnreachableError):
     """The runner could not be reached, refused us, or went away."""
 
 
+class HostKeyRefused(TransportError):
+    """Unknown or changed host key: permanent until a person acts, so never retried."""
+
+
 class LineSplitter:
     """Incremental UTF-8 decoding and line splitting, so output is judged while it streams."""
 

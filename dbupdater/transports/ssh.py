@@ -20,14 +20,10 @@ from typing import Any
 import paramiko
 from scp import SCPClient, SCPException
 
-from .base import LineSplitter, OutputHandler, SSHOptions, Transport, TransportError
+from .base import HostKeyRefused, LineSplitter, OutputHandler, SSHOptions, Transport, TransportError
 
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 _known_hosts_lock = threading.Lock()
-
-
-class HostKeyRefused(TransportError):
-    pass
 
 
 def _fingerprint(key: paramiko.PKey) -> str:
@@ -69,6 +65,17 @@ class _TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
                                                _fingerprint(key), path)
 
 
+def _load_key(text: str, passphrase: str | None) -> paramiko.PKey:
+    """A private key given as text (from Vault or the environment), in any format paramiko reads."""
+    for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return kind.from_private_key(io.StringIO(text), password=passphrase or None)
+        except (paramiko.SSHException, ValueError, IndexError):
+            continue
+    raise TransportError("the private key from the manifest's sql_runner_key_file reference cannot be read "
+                         "(not an Ed25519, ECDSA or RSA key, or a wrong passphrase)")
+
+
 def _socket(host: str, port: int, timeout: float) -> socket.socket:
     """A TCP connection with keepalives, so a runner that vanishes mid-script is noticed in about a minute."""
     sock = socket.create_connection((host, port), timeout=timeout)
@@ -82,7 +89,7 @@ def _socket(host: str, port: int, timeout: float) -> socket.socket:
 
 class SSHTransport(Transport):
     def __init__(self, host: str, port: int, user: str, password: str | None, key_file: Path | None,
-                 options: SSHOptions) -> None:
+                 options: SSHOptions, key_data: str | None = None) -> None:
         self.label = f"{user}@{_host_id(host, port)}"
         self._client = paramiko.SSHClient()
         if options.known_hosts.exists():
@@ -95,9 +102,10 @@ class SSHTransport(Transport):
         )
         self._client.set_missing_host_key_policy(policy)
         # Password or key given: use exactly that. Neither: agent and ~/.ssh keys, as OpenSSH would.
-        explicit = bool(password) or key_file is not None
+        explicit = bool(password) or key_file is not None or key_data is not None
+        pkey = _load_key(key_data, password) if key_data else None
         kwargs: dict[str, Any] = dict(
-            username=user, password=password or None, key_filename=str(key_file) if key_file else None,
+            username=user, password=password or None, key_filename=str(key_file) if key_file else None, pkey=pkey,
             passphrase=password or None, allow_agent=not explicit, look_for_keys=not explicit,
             timeout=options.connect_timeout, banner_timeout=options.connect_timeout,
             auth_timeout=options.connect_timeout,
@@ -120,7 +128,8 @@ class SSHTransport(Transport):
             ) from None
         except paramiko.AuthenticationException:
             sock.close()
-            method = "password" if password else "key file" if key_file else "ssh-agent / ~/.ssh keys"
+            method = ("password" if password else "key file" if key_file else "private key from the manifest's "
+                      "reference" if key_data else "ssh-agent / ~/.ssh keys")
             raise TransportError(f"authentication failed for {self.label} ({method})") from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
             sock.close()

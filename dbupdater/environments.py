@@ -1,0 +1,139 @@
+"""Environment state in Vault: which databases an environment has, where they are, and how they are doing.
+
+One key/value secret per database, at a path made from a template (default
+`secret/ENVIRONMENTS/{environment}/{database}`). The status moves through the lifecycle
+`created -> running -> updating -> updated | failed`: bring-up scripts register (`created`) and mark a
+database `running` once it answers; every apply moves it to `updating`, then to `updated` or `failed`.
+On a KV version 2 mount every change is kept as a version, so the history of an environment is there too.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import UsageError
+from .ledger import RunIdentity
+from .manifest import DatabaseSpec, Manifest
+from .outcome import RunResult, Status
+from .plan import PlannedRow
+from .vault import Vault, VaultUnavailable
+
+CREATED, RUNNING, UPDATING, UPDATED, FAILED = "created", "running", "updating", "updated", "failed"
+STATUSES = (CREATED, RUNNING, UPDATING, UPDATED, FAILED)
+DEFAULT_PATH = "secret/ENVIRONMENTS/{environment}/{database}"
+SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def database_id(db: DatabaseSpec) -> str:
+    """A path-safe, stable name for one database: engine, host, port and name."""
+    return SAFE.sub("_", f"{db.engine}-{db.host}-{db.port}-{db.database}")
+
+
+class Environment:
+    def __init__(self, vault: Vault, name: str, template: str = DEFAULT_PATH) -> None:
+        if not NAME.match(name):
+            raise UsageError(f"environment name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+        if "{database}" not in template:
+            raise UsageError(f"state path {template!r} must contain {{database}}, or all databases share one entry")
+        self.vault = vault
+        self.name = name
+        self.template = template
+
+    def path(self, db: DatabaseSpec) -> str:
+        try:
+            return self.template.format(environment=self.name, database=database_id(db), engine=db.engine,
+                                        host=SAFE.sub("_", db.host), port=db.port, name=SAFE.sub("_", db.database))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise UsageError(f"state path {self.template!r}: unknown placeholder {exc}") from None
+
+    def read(self, db: DatabaseSpec) -> dict[str, Any] | None:
+        return self.vault.read(self.path(db))
+
+    def _update(self, db: DatabaseSpec, status: str | None, identity: RunIdentity | None, **fields: Any) -> None:
+        record = self.read(db) or {"environment": self.name, "database_id": database_id(db), "created_at": now()}
+        stamp = now()
+        record.update(engine=db.engine, host=db.host, port=db.port, database=db.database, updated_at=stamp)
+        if identity is not None:
+            record["updated_by"] = f"{identity.os_user}@{identity.host}"
+        if status is not None and record.get("status") != status:
+            record["status"], record["status_since"] = status, stamp
+        record.update(fields)
+        self.vault.write(self.path(db), record)
+
+    def register(self, dbs: Iterable[DatabaseSpec], identity: RunIdentity) -> None:
+        for db in dbs:
+            self._update(db, CREATED, identity)
+
+    def mark(self, db: DatabaseSpec, status: str, identity: RunIdentity, **fields: Any) -> None:
+        self._update(db, status, identity, **fields)
+
+    def remove(self, dbs: Iterable[DatabaseSpec]) -> None:
+        for db in dbs:
+            self.vault.delete(self.path(db))
+
+    def run_started(self, dbs: Iterable[DatabaseSpec], identity: RunIdentity) -> None:
+        for db in dbs:
+            self._update(db, UPDATING, identity, last_run_id=identity.run_id, last_run_started_at=now(),
+                         last_run_finished_at="")
+
+    def run_finished(self, manifest: Manifest, result: RunResult, identity: RunIdentity) -> None:
+        for db, counts in counts_per_database(manifest, result).items():
+            ok = counts["failed"] == counts["unreachable"] == counts["interrupted"] == counts["refused"] == 0
+            complete = ok and counts["not run"] == 0
+            self._update(db, UPDATED if complete else FAILED, identity, last_run_id=identity.run_id,
+                         last_run_finished_at=now(), last_run_counts=counts,
+                         last_run_result="updated" if complete else _summary(counts))
+
+
+def unique_databases(manifest: Manifest) -> list[DatabaseSpec]:
+    return list({row.db.key: row.db for row in manifest.rows}.values())
+
+
+def counts_per_database(manifest: Manifest, result: RunResult) -> dict[DatabaseSpec, dict[str, int]]:
+    by_key = {db.key: db for db in unique_databases(manifest)}
+    counts = {db: dict.fromkeys((s.value for s in Status), 0) for db in by_key.values()}
+    for outcome in result.outcomes:
+        counts[by_key[outcome.row.db.key]][outcome.status.value] += 1
+    return counts
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+
+
+class RunHooks:
+    """Ties a run to Vault: state moves to `updating` before the first script, and Vault (token included)
+    must still answer before each script, so state is never left silently stale."""
+
+    def __init__(self, vault: Vault, environment: Environment | None, databases: list[DatabaseSpec],
+                 identity: RunIdentity) -> None:
+        self.vault = vault
+        self.environment = environment
+        self.databases = databases
+        self.identity = identity
+        self.started = False
+
+    def executing(self, planned: list[PlannedRow]) -> None:
+        if self.environment is not None:
+            self.environment.run_started(self.databases, self.identity)
+            self.started = True
+
+    def before_script(self) -> None:
+        for attempt in range(3):  # a blip of a second or two is not worth stopping a deployment for
+            try:
+                self.vault.check()
+                return
+            except VaultUnavailable as exc:
+                if attempt == 2 or "rejected the token" in str(exc):
+                    raise VaultUnavailable(f"{exc}; nothing more runs (scripts done so far are in the history "
+                                           "tables)") from None
+                time.sleep(1.0)

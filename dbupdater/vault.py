@@ -1,0 +1,283 @@
+"""HashiCorp Vault (or OpenBao): secrets by reference and a small key/value store for environment state.
+
+Configured like the vault CLI, from the environment: VAULT_ADDR, VAULT_TOKEN (else ~/.vault-token),
+VAULT_NAMESPACE, VAULT_CACERT / VAULT_CAPATH, VAULT_CLIENT_CERT / VAULT_CLIENT_KEY, VAULT_SKIP_VERIFY,
+VAULT_CLIENT_TIMEOUT; the BAO_* spellings of OpenBao too; VAULT_TOKEN_FILE (ours) names a file holding the
+token, so scripts need not put it in the environment. With VAULT_ROLE_ID and VAULT_SECRET_ID the tool
+logs in with AppRole (mount VAULT_APPROLE_MOUNT, default `approle`) instead of using a token.
+
+A path is `<mount>/<path>`; whether the mount is KV version 1 or 2 is asked from Vault (as `vault kv` does),
+so references never spell out `data/`. hvac is imported only when a run actually uses Vault.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import UnreachableError
+from .secrets import ReferenceError_, Secret, redact
+
+if TYPE_CHECKING:
+    import hvac
+
+PREFIX = "vault:"
+RENEW_BELOW = 300  # seconds of token life left at which a renewable token is renewed
+
+
+class VaultUnavailable(UnreachableError):
+    """Vault cannot be reached, is sealed, or no longer accepts our token."""
+
+
+class VaultNotFound(ReferenceError_):
+    """A path or key that does not exist (a problem of the input, not of Vault)."""
+
+
+@dataclass(frozen=True)
+class Location:
+    mount: str  # with a trailing slash, as Vault reports it
+    path: str  # inside the mount
+    version: int  # KV 1 or 2
+
+    @property
+    def full(self) -> str:
+        return self.mount + self.path
+
+
+def _env(*names: str) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def parse_reference(cell: str) -> tuple[str, str]:
+    """`vault:<mount>/<path>#<key>` -> (path, key)."""
+    body = cell[len(PREFIX):]
+    path, sep, key = body.rpartition("#")
+    path = path.strip("/")
+    if not sep or not path or not key:
+        raise ReferenceError_(f"{cell}: expected vault:<mount>/<path>#<key>")
+    if "/" not in path:
+        raise ReferenceError_(f"{cell}: the path needs a mount and a secret, e.g. vault:secret/app/db#password")
+    return path, key
+
+
+class Vault:
+    """One authenticated client for the whole process; safe to share between threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._client: hvac.Client | None = None
+        self._mounts: dict[str, tuple[str, int]] = {}
+        self._cache: dict[str, dict[str, Any]] = {}
+        self.address = _env("VAULT_ADDR", "BAO_ADDR") or "https://127.0.0.1:8200"
+
+    # -- connection -------------------------------------------------------------------------------
+    def client(self) -> hvac.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
+
+    def _connect(self) -> hvac.Client:
+        import hvac
+
+        skip_verify = (_env("VAULT_SKIP_VERIFY", "BAO_SKIP_VERIFY") or "").lower() in ("1", "true", "yes")
+        verify: bool | str = not skip_verify
+        ca = _env("VAULT_CACERT", "BAO_CACERT") or _env("VAULT_CAPATH", "BAO_CAPATH")
+        if ca and not skip_verify:
+            verify = ca
+        cert_file, key_file = _env("VAULT_CLIENT_CERT", "BAO_CLIENT_CERT"), _env("VAULT_CLIENT_KEY", "BAO_CLIENT_KEY")
+        timeout = int(float(_env("VAULT_CLIENT_TIMEOUT", "BAO_CLIENT_TIMEOUT") or "15"))
+        client = hvac.Client(url=self.address, namespace=_env("VAULT_NAMESPACE", "BAO_NAMESPACE"), verify=verify,
+                             cert=(cert_file, key_file) if cert_file and key_file else None, timeout=timeout)
+        self._login(client)
+        return client
+
+    def _login(self, client: hvac.Client) -> None:
+        role_id, secret_id = _env("VAULT_ROLE_ID"), _env("VAULT_SECRET_ID")
+        token: str | None
+        if role_id and secret_id:
+            redact.add(secret_id)
+            mount = _env("VAULT_APPROLE_MOUNT") or "approle"
+            response = self._call(lambda: client.auth.approle.login(role_id, secret_id, mount_point=mount),
+                                  f"AppRole login at {mount}/")
+            token = str(response["auth"]["client_token"])
+        else:
+            token = _env("VAULT_TOKEN", "BAO_TOKEN") or _token_file()
+            if not token:
+                raise VaultUnavailable("no Vault token: set VAULT_TOKEN (or log in with `vault login`, which "
+                                       "writes ~/.vault-token), or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole")
+        redact.add(token)
+        client.token = token
+
+    def _call(self, action: Any, what: str) -> Any:
+        """Run one hvac call, turning transport and auth failures into VaultUnavailable."""
+        import hvac.exceptions
+        import requests
+
+        try:
+            return action()
+        except (hvac.exceptions.InvalidPath, hvac.exceptions.Forbidden):
+            raise
+        except hvac.exceptions.Unauthorized:
+            raise VaultUnavailable(f"Vault at {self.address} rejected the token ({what}): it may have expired or "
+                                   "been revoked") from None
+        except hvac.exceptions.VaultDown:
+            raise VaultUnavailable(f"Vault at {self.address} is sealed or in maintenance ({what})") from None
+        except hvac.exceptions.VaultError as exc:
+            raise VaultUnavailable(redact(f"Vault at {self.address} failed ({what}): {exc}".strip())) from None
+        except requests.exceptions.RequestException as exc:
+            raise VaultUnavailable(f"Vault at {self.address} is unreachable ({what}): "
+                                   f"{type(exc).__name__}") from None
+
+    # -- KV -----------------------------------------------------------------------------------------
+    def locate(self, path: str) -> Location:
+        """Split a path into its mount and the rest, and learn the mount's KV version (cached per mount)."""
+        path = path.strip("/")
+        with self._lock:
+            for mount, (prefix, version) in self._mounts.items():
+                if path.startswith(mount):
+                    return Location(prefix, path[len(prefix):], version)
+        client = self.client()
+        import hvac.exceptions
+
+        try:
+            info = self._call(lambda: client.adapter.get(f"/v1/sys/internal/ui/mounts/{path}"), f"locating {path}")
+            data = info["data"]
+            prefix = str(data["path"])
+            version = 2 if str((data.get("options") or {}).get("version", "1")) == "2" else 1
+            if data.get("type") not in ("kv", "generic"):
+                raise ReferenceError_(f"{path}: mount {prefix} is a {data.get('type')} engine, not key/value")
+        except (hvac.exceptions.InvalidPath, hvac.exceptions.Forbidden):
+            # Older servers or narrow policies: take the first segment as the mount and assume KV 2.
+            prefix, version = path.split("/", 1)[0] + "/", 2
+        with self._lock:
+            self._mounts[prefix] = (prefix, version)
+        return Location(prefix, path[len(prefix):], version)
+
+    def read(self, path: str) -> dict[str, Any] | None:
+        """The key/value data at a path, or None when there is nothing."""
+        import hvac.exceptions
+
+        where = self.locate(path)
+        client = self.client()
+        kv = client.secrets.kv
+        try:
+            if where.version == 2:
+                response = self._call(lambda: kv.v2.read_secret_version(
+                    path=where.path, mount_point=where.mount, raise_on_deleted_version=True), f"reading {path}")
+                return dict(response["data"]["data"] or {})
+            response = self._call(lambda: kv.v1.read_secret(path=where.path, mount_point=where.mount),
+                                  f"reading {path}")
+            return dict(response["data"] or {})
+        except hvac.exceptions.InvalidPath:
+            return None
+        except hvac.exceptions.Forbidden:
+            raise ReferenceError_(f"permission denied reading {path}: the token's policy does not allow it") from None
+
+    def write(self, path: str, data: dict[str, Any]) -> None:
+        import hvac.exceptions
+
+        where = self.locate(path)
+        kv = self.client().secrets.kv
+        try:
+            if where.version == 2:
+                self._call(lambda: kv.v2.create_or_update_secret(path=where.path, secret=data,
+                                                                 mount_point=where.mount), f"writing {path}")
+            else:
+                self._call(lambda: kv.v1.create_or_update_secret(path=where.path, secret=data,
+                                                                 mount_point=where.mount), f"writing {path}")
+        except (hvac.exceptions.Forbidden, hvac.exceptions.InvalidPath):
+            raise VaultUnavailable(f"permission denied writing {path}: the token's policy does not allow it") \
+                from None
+
+    def delete(self, path: str) -> None:
+        import hvac.exceptions
+
+        where = self.locate(path)
+        kv = self.client().secrets.kv
+        try:
+            if where.version == 2:
+                self._call(lambda: kv.v2.delete_metadata_and_all_versions(path=where.path, mount_point=where.mount),
+                           f"deleting {path}")
+            else:
+                self._call(lambda: kv.v1.delete_secret(path=where.path, mount_point=where.mount), f"deleting {path}")
+        except hvac.exceptions.InvalidPath:
+            pass
+        except hvac.exceptions.Forbidden:
+            raise VaultUnavailable(f"permission denied deleting {path}: the token's policy does not allow it") \
+                from None
+
+    def check(self) -> None:
+        """Is Vault still there and our token still good? Renews a renewable token that is running out.
+
+        Called before each script of a run that uses Vault, so a run stops cleanly instead of failing later
+        to record its state.
+        """
+        client = self.client()
+        data = self._call(lambda: client.auth.token.lookup_self(), "checking the token")["data"]
+        ttl = int(data.get("ttl") or 0)
+        if data.get("renewable") and 0 < ttl < RENEW_BELOW:
+            self._call(lambda: client.auth.token.renew_self(), "renewing the token")
+
+    # -- references ---------------------------------------------------------------------------------
+    def resolve(self, cell: str) -> Secret:
+        path, key = parse_reference(cell)
+        with self._lock:
+            data = self._cache.get(path)
+        if data is None:
+            try:
+                found = self.read(path)
+            except ReferenceError_ as exc:
+                raise ReferenceError_(f"{cell}: {exc}") from None
+            if found is None:
+                raise VaultNotFound(f"{cell}: no secret at {path} in Vault {self.address}")
+            data = found
+            for value in data.values():
+                if isinstance(value, str):
+                    Secret(value)  # mask every value read, even keys no row uses
+            with self._lock:
+                self._cache[path] = data
+        if key not in data:
+            known = ", ".join(sorted(data)) or "none"
+            raise VaultNotFound(f"{cell}: the secret at {path} has no key {key!r} (keys: {known})")
+        value = data[key]
+        return Secret(value if isinstance(value, str) else str(value))
+
+
+def _token_file() -> str | None:
+    path = Path(_env("VAULT_TOKEN_FILE") or "~/.vault-token").expanduser()
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+_shared: Vault | None = None
+_shared_lock = threading.Lock()
+
+
+def shared() -> Vault:
+    """The process's Vault client, created on first use."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Vault()
+        return _shared
+
+
+def reset() -> None:
+    """Forget the shared client (tests, and long-lived processes after the environment changed)."""
+    global _shared
+    with _shared_lock:
+        _shared = None
+
+
+def used() -> bool:
+    return _shared is not None and _shared._client is not None
