@@ -77,6 +77,12 @@ def add_ledger_options(parser: argparse.ArgumentParser, *, locking: bool = True)
                                 "(default: %(default)s)")
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def add_environment_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
     group = parser.add_argument_group("environment state (in Vault)")
     group.add_argument("--environment", metavar="NAME", required=required,
@@ -93,6 +99,9 @@ def _command(commands: Any, name: str, help_text: str, *, connects: bool = True,
                                                           formatter_class=argparse.RawDescriptionHelpFormatter,
                                                           allow_abbrev=False)
     parser.add_argument("-f", "--file", type=Path, required=True, metavar="MANIFEST", help="manifest CSV")
+    parser.add_argument("--shard", metavar="I/N",
+                        help="only the I-th of N deterministic slices of the manifest's databases (CI matrix "
+                             "jobs: 1/4 .. 4/4 together cover every database exactly once)")
     add_connection_options(parser)  # validate accepts them unused: scripts pass the same flags everywhere
     if connects:
         add_ledger_options(parser, locking=locking)
@@ -111,6 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     apply = _command(commands, "apply", "run every pending script of the manifest in order (the default)")
+    fanout = apply.add_argument_group("parallelism")
+    fanout.add_argument("--parallel", type=_positive, default=8, metavar="N",
+                        help="run up to N databases at once, each database's scripts in manifest order "
+                             "(default: %(default)s); 1 runs the whole manifest strictly in order")
+    fanout.add_argument("--per-runner", type=_positive, default=4, metavar="M",
+                        help="at most M databases at once through one runner host (default: %(default)s; sshd's "
+                             "MaxSessions, 10 by default, bounds what one connection can carry)")
+    fanout.add_argument("--keep-going", action="store_true",
+                        help="after a failure, let the other databases go on (only the failed one stops); by "
+                             "default nothing new starts anywhere and running scripts finish")
     apply.add_argument("--single-transaction", dest="all_single_transaction", action="store_true",
                        help="run each PostgreSQL script in one transaction (psql --single-transaction): a failed "
                             "script leaves nothing behind; MySQL DDL cannot be rolled back, so MySQL rows are "
@@ -186,6 +205,9 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         lock_timeout=getattr(args, "lock_timeout", 60.0),
         lock_lease=getattr(args, "lock_lease", 60),
         single_transaction=getattr(args, "all_single_transaction", False),
+        parallel=getattr(args, "parallel", 8),
+        per_runner=getattr(args, "per_runner", 4),
+        keep_going=getattr(args, "keep_going", False),
     )
 
 
@@ -234,6 +256,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         from . import manifest as manifest_module
 
-        return dispatch(manifest_module.load(args.file), args)
+        manifest = manifest_module.load(args.file)
+        if args.shard:
+            from .fanout import Shard
+
+            manifest = Shard.parse(args.shard).select(manifest)
+        return dispatch(manifest, args)
 
     return guarded(body)

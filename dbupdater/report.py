@@ -80,6 +80,11 @@ class ConsoleReporter:
     def waiting_for_lock(self, db: DatabaseSpec, holder: Holder) -> None:
         self.say(f"waiting for the lock on {db.target_label}: held by {holder.describe()}", "yellow")
 
+    def interrupted(self, running: int) -> None:
+        self.say(f"interrupted: starting nothing new; waiting for {running} running script(s) to finish. "
+                 "Ctrl-C again to abandon them (they may still run on the runners and will be in doubt)",
+                 "bold yellow")
+
     def step_finished(self, outcome: Outcome, total: int) -> None:
         if outcome.status is Status.SKIPPED:
             self.say(f"[{outcome.index}/{total}] skipped  {outcome.row.script_label}  ({outcome.reason})", "dim")
@@ -138,6 +143,30 @@ class ConsoleReporter:
                           redact(str(record.get("updated_by", ""))))
         self.console.print(table)
 
+    def targets_table(self, result: RunResult) -> None:
+        """With several databases: how far each one got."""
+        by_target: dict[str, list[Outcome]] = {}
+        for outcome in result.outcomes:
+            by_target.setdefault(outcome.row.db.target_label, []).append(outcome)
+        if len(by_target) < 2:
+            return
+        table = Table(title="Targets", title_justify="left")
+        for name in ("target", "done", "failed", "not run", "got to"):
+            table.add_column(name, overflow="fold")
+        for target, outcomes in by_target.items():
+            done = [o for o in outcomes if o.status in (Status.APPLIED, Status.SKIPPED)]
+            bad = [o for o in outcomes if o.status not in (Status.APPLIED, Status.SKIPPED, Status.NOT_RUN)]
+            waiting = sum(1 for o in outcomes if o.status is Status.NOT_RUN)
+            if bad:
+                where = Text(f"stopped at {bad[0].row.script_label} ({bad[0].status.value})", style="bold red")
+            elif waiting:
+                where = Text(f"not started after {done[-1].row.script_label}" if done else "not started",
+                             style="yellow")
+            else:
+                where = Text("complete", style="green")
+            table.add_row(redact(target), f"{len(done)}/{len(outcomes)}", str(len(bad)), str(waiting), where)
+        self.console.print(table)
+
     def run_finished(self, result: RunResult) -> None:
         table = Table(title="Summary", title_justify="left", show_lines=False)
         for name, justify in (("#", "right"), ("script", "left"), ("runner", "left"), ("database", "left"),
@@ -149,5 +178,6 @@ class ConsoleReporter:
             table.add_row(str(outcome.index), redact(row.script_label), redact(row.runner.label),
                           redact(row.db.label), Text(outcome.status.value, style=STYLES[outcome.status]), seconds)
         self.console.print(table)
+        self.targets_table(result)
         parts = [f"{result.count(status)} {status.value}" for status in Status if result.count(status)]
         self.say(f"{', '.join(parts)} in {result.seconds:.2f}s (exit {int(result.exit_code)})", "bold")

@@ -13,11 +13,13 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from .checksum import VERSION
 from .engines import ENGINES, OutputLog, Verdict
 from .errors import DbUpdaterError, UnreachableError
+from .fanout import Scheduler, parallel_map, targets
 from .ledger import FAILED, ROLLED_BACK, SUCCESS, Entry, Holder, Ledger, RunIdentity
 from .manifest import DatabaseSpec, Manifest, ManifestRow, RunnerSpec
 from .outcome import Outcome, RunResult, Status
@@ -35,6 +37,9 @@ class RunOptions:
     lock_timeout: float = 60.0
     lock_lease: int = 60
     single_transaction: bool = False
+    parallel: int = 8
+    per_runner: int = 4
+    keep_going: bool = False
 
 
 class Hooks(Protocol):
@@ -51,25 +56,58 @@ class Reporter(Protocol):
     def step_started(self, outcome: Outcome, total: int) -> None: ...
     def step_finished(self, outcome: Outcome, total: int) -> None: ...
     def waiting_for_lock(self, db: DatabaseSpec, holder: Holder) -> None: ...
+    def interrupted(self, running: int) -> None: ...
+
+
+@dataclass
+class _Upload:
+    remote: str
+    done: threading.Event = field(default_factory=threading.Event)
+    error: TransportError | None = None
 
 
 @dataclass
 class Session:
-    """One runner for the whole run: its connection, its private directory, one credentials file per login."""
+    """One runner for the whole run: its connection, its private directory, one credentials file per login,
+    and each distinct script uploaded once however many targets run it. Shared by worker threads."""
 
     transport: Transport
     workdir: str
     _credentials: dict[tuple[DatabaseSpec, str], str] = field(default_factory=dict)
+    _uploads: dict[Path, _Upload] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def credentials(self, db: DatabaseSpec) -> str:
         # DatabaseSpec equality ignores the password; two rows may log in as one user with different ones.
         key = (db, db.password.reveal() if db.password else "")
-        path = self._credentials.get(key)
-        if path is None:
-            path = f"{self.workdir}/login{len(self._credentials) + 1}.cred"
-            self.transport.put_bytes(ENGINES[db.engine].credentials(db), path)
-            self._credentials[key] = path
+        with self._lock:
+            path = self._credentials.get(key)
+            if path is None:
+                path = f"{self.workdir}/login{len(self._credentials) + 1}.cred"
+                self.transport.put_bytes(ENGINES[db.engine].credentials(db), path)
+                self._credentials[key] = path
         return path
+
+    def upload(self, script: Path) -> str:
+        """The script's path on the runner, copying it (streamed) the first time any target needs it."""
+        with self._lock:
+            upload = self._uploads.get(script)
+            owner = upload is None
+            if upload is None:
+                name = f"{len(self._uploads) + 1:05d}-{SAFE_NAME.sub('_', script.name)}"
+                upload = self._uploads[script] = _Upload(f"{self.workdir}/{name}")
+        if owner:
+            try:
+                self.transport.put(script, upload.remote)
+            except TransportError as exc:
+                upload.error = exc
+            finally:
+                upload.done.set()
+        else:
+            upload.done.wait()
+        if upload.error is not None:
+            raise upload.error
+        return upload.remote
 
 
 class Deployment:
@@ -82,6 +120,8 @@ class Deployment:
         self._sessions: dict[RunnerSpec, Session] = {}
         self._ledgers: dict[tuple[RunnerSpec, DatabaseSpec], Ledger] = {}
         self.locked: dict[DbKey, Ledger] = {}
+        self._lock = threading.Lock()
+        self._connecting: dict[RunnerSpec, threading.Lock] = {}
 
     def __enter__(self) -> Deployment:
         return self
@@ -90,22 +130,31 @@ class Deployment:
         self.close()
 
     def session(self, spec: RunnerSpec) -> Session:
-        session = self._sessions.get(spec)
-        if session is None:
-            transport = open_transport(spec, self.options.ssh)
-            try:
-                session = Session(transport, transport.make_private_dir())
-            except BaseException:
-                transport.close()
-                raise
-            self._sessions[spec] = session
+        with self._lock:
+            session = self._sessions.get(spec)
+            if session is not None:
+                return session
+            connecting = self._connecting.setdefault(spec, threading.Lock())
+        with connecting:  # one connection per runner, while other runners connect in parallel
+            with self._lock:
+                session = self._sessions.get(spec)
+            if session is None:
+                transport = open_transport(spec, self.options.ssh)
+                try:
+                    session = Session(transport, transport.make_private_dir())
+                except BaseException:
+                    transport.close()
+                    raise
+                with self._lock:
+                    self._sessions[spec] = session
         return session
 
     def forget(self, spec: RunnerSpec) -> None:
         """Drop a runner's connection (it failed), so the next use connects afresh."""
-        session = self._sessions.pop(spec, None)
-        for key in [key for key in self._ledgers if key[0] == spec]:
-            del self._ledgers[key]
+        with self._lock:
+            session = self._sessions.pop(spec, None)
+            for key in [key for key in self._ledgers if key[0] == spec]:
+                del self._ledgers[key]
         if session is not None:
             with contextlib.suppress(TransportError):
                 session.transport.remove(session.workdir)
@@ -113,28 +162,44 @@ class Deployment:
 
     def ledger(self, row: ManifestRow) -> Ledger:
         key = (row.runner, row.db)
-        ledger = self._ledgers.get(key)
+        with self._lock:
+            ledger = self._ledgers.get(key)
         if ledger is None:
             session = self.session(row.runner)
             ledger = Ledger(session.transport, ENGINES[row.db.engine], row.db, session.credentials(row.db),
                             self.options.history_schema, self.identity, row.runner.label)
-            self._ledgers[key] = ledger
+            with self._lock:
+                ledger = self._ledgers.setdefault(key, ledger)
         return ledger
 
     def open(self, *, lock: bool, on_wait: Reporter | None = None) -> dict[DbKey, dict[str, Entry]]:
-        """Read every database's history; with lock, create the ledger first and hold each database's lock."""
+        """Read every database's history; with lock, create the ledger first and hold each database's lock.
+
+        Runners connect in parallel, then databases are opened in parallel; the first error ends the phase
+        (and the command) after the others finished, and closing releases whatever was locked.
+        """
         histories: dict[DbKey, dict[str, Entry]] = {}
+        first: dict[DbKey, ManifestRow] = {}
         for row in self.manifest.rows:
-            if row.db.key in histories:
-                continue
+            first.setdefault(row.db.key, row)
+        first_rows = list(first.values())
+        workers = max(1, self.options.parallel)
+        parallel_map(self.session, list(dict.fromkeys(row.runner for row in first_rows)), workers)
+
+        def open_one(row: ManifestRow) -> None:
             ledger = self.ledger(row)
             if lock:
                 ledger.ensure()
                 notify = functools.partial(on_wait.waiting_for_lock, row.db) if on_wait else None
                 ledger.acquire(self.options.lock_lease, self.options.lock_timeout, notify)
-                self.locked[row.db.key] = ledger
-            histories[row.db.key] = ledger.read(missing_ok=not lock)
-        return histories
+                with self._lock:
+                    self.locked[row.db.key] = ledger
+            history = ledger.read(missing_ok=not lock)
+            with self._lock:
+                histories[row.db.key] = history
+
+        parallel_map(open_one, first_rows, workers)
+        return {row.db.key: histories[row.db.key] for row in first_rows}
 
     def close(self) -> None:
         for ledger in self.locked.values():
@@ -196,7 +261,10 @@ def apply(manifest: Manifest, options: RunOptions, reporter: Reporter, hooks: Ho
         heartbeat = Heartbeat(list(deployment.locked.values()), options.lock_lease)
         heartbeat.start()
         try:
-            _execute(deployment, planned, outcomes, heartbeat, options, reporter, hooks)
+            if options.parallel > 1:
+                _execute_parallel(deployment, planned, outcomes, heartbeat, options, reporter, hooks)
+            else:
+                _execute(deployment, planned, outcomes, heartbeat, options, reporter, hooks)
         finally:
             heartbeat.stop()
     return planned, RunResult(outcomes, time.monotonic() - started)
@@ -204,29 +272,81 @@ def apply(manifest: Manifest, options: RunOptions, reporter: Reporter, hooks: Ho
 
 def _execute(deployment: Deployment, planned: list[PlannedRow], outcomes: list[Outcome], heartbeat: Heartbeat,
              options: RunOptions, reporter: Reporter, hooks: Hooks | None) -> None:
+    """--parallel 1: the whole manifest strictly in order, stopping at the first failure."""
     total = len(planned)
     for p, outcome in zip(planned, outcomes, strict=True):
-        if not p.state.runs:
-            outcome.status, outcome.reason = Status.SKIPPED, f"already applied: {p.detail}"
-            reporter.step_finished(outcome, total)
-            continue
-        if heartbeat.lost:
-            outcome.status = Status.REFUSED
-            outcome.reason = f"stopped before this script: the lock on {', '.join(heartbeat.lost)} was lost"
-            reporter.step_finished(outcome, total)
+        if not _step(deployment, p, outcome, heartbeat, options, reporter, hooks, total):
             return
-        if hooks is not None:
-            try:
-                hooks.before_script()
-            except UnreachableError as exc:
-                outcome.status, outcome.reason = Status.UNREACHABLE, f"stopped before this script: {exc}"
-                reporter.step_finished(outcome, total)
-                return
-        reporter.step_started(outcome, total)
-        _apply_one(deployment, p, outcome, options)
+
+
+def _step(deployment: Deployment, p: PlannedRow, outcome: Outcome, heartbeat: Heartbeat, options: RunOptions,
+          reporter: Reporter, hooks: Hooks | None, total: int) -> bool:
+    """Run or skip one row; False when its target (or, by the caller's rule, the run) must stop here."""
+    if not p.state.runs:
+        outcome.status, outcome.reason = Status.SKIPPED, f"already applied: {p.detail}"
         reporter.step_finished(outcome, total)
-        if outcome.status is not Status.APPLIED:
-            return
+        return True
+    if p.row.db.target_label in heartbeat.lost:
+        outcome.status = Status.REFUSED
+        outcome.reason = f"stopped before this script: the lock on {p.row.db.target_label} was lost"
+        reporter.step_finished(outcome, total)
+        return False
+    if hooks is not None:
+        try:
+            hooks.before_script()
+        except UnreachableError as exc:
+            outcome.status, outcome.reason = Status.UNREACHABLE, f"stopped before this script: {exc}"
+            reporter.step_finished(outcome, total)
+            return False
+    reporter.step_started(outcome, total)
+    _apply_one(deployment, p, outcome, options)
+    reporter.step_finished(outcome, total)
+    return outcome.status is Status.APPLIED
+
+
+def _execute_parallel(deployment: Deployment, planned: list[PlannedRow], outcomes: list[Outcome],
+                      heartbeat: Heartbeat, options: RunOptions, reporter: Reporter, hooks: Hooks | None) -> None:
+    """Targets in parallel, each target's rows in order. On a failure nothing new starts anywhere (running
+    scripts finish), unless keep_going: then only the failed target stops. Losing Vault stops everything."""
+    total = len(planned)
+    scheduler = Scheduler(options.parallel, options.per_runner)
+    running: set[int] = set()
+    guard = threading.Lock()
+
+    def run_target(positions: list[int]) -> None:
+        for position in positions:
+            if scheduler.stopped:
+                return
+            p, outcome = planned[position], outcomes[position]
+            with guard:
+                running.add(position)
+            try:
+                ok = _step(deployment, p, outcome, heartbeat, options, reporter, hooks, total)
+            finally:
+                with guard:
+                    running.discard(position)
+            if not ok:
+                vault_gone = outcome.status is Status.UNREACHABLE and outcome.reason.startswith("stopped before")
+                if not options.keep_going or vault_gone or outcome.status is Status.INTERRUPTED:
+                    scheduler.stop()
+                return
+
+    def interrupted(count: int) -> bool:
+        if getattr(interrupted, "asked", False):
+            for position in running:  # abandoned: the runner may still be executing them
+                outcome = outcomes[position]
+                outcome.status = Status.INTERRUPTED
+                outcome.reason = "interrupted: the script may be partially applied, and may still run on the runner"
+            return False
+        interrupted.asked = True  # type: ignore[attr-defined]
+        reporter.interrupted(count)
+        return True
+
+    jobs = []
+    for positions in targets([p.row for p in planned]).values():
+        first_runner = planned[positions[0]].row.runner
+        jobs.append((first_runner, functools.partial(run_target, positions)))
+    scheduler.run(jobs, interrupted)
 
 
 def _apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: RunOptions) -> None:
@@ -262,19 +382,16 @@ def _apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options:
 def _run_script(session: Session, row: ManifestRow, outcome: Outcome, single_transaction: bool) -> None:
     engine = ENGINES[row.db.engine]
     transport = session.transport
-    script = f"{session.workdir}/{outcome.index:05d}-{SAFE_NAME.sub('_', row.script.name)}"
     log = OutputLog(engine)
     try:
         try:
-            transport.put(row.script, script)
+            script = session.upload(row.script)
             invocation = engine.invocation(row.db, script, session.credentials(row.db),
                                            single_transaction=single_transaction)
             outcome.exit_code = transport.run(invocation.argv, log.feed, stdin_path=invocation.stdin_path)
         finally:
             outcome.warnings, outcome.errors = log.warnings, log.errors
             outcome.stdout_tail = list(log.stdout_tail)
-            with contextlib.suppress(TransportError):
-                transport.remove(script)
     except TransportError as exc:
         outcome.status, outcome.reason = Status.UNREACHABLE, f"{exc}; the script may be partially applied"
         return

@@ -111,19 +111,29 @@ class Vault:
         else:
             token = _env("VAULT_TOKEN", "BAO_TOKEN") or _token_file()
             if not token:
-                raise VaultUnavailable("no Vault token: set VAULT_TOKEN (or log in with `vault login`, which "
-                                       "writes ~/.vault-token), or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole")
+                raise VaultUnavailable(f"no Vault token for {self.address}: set VAULT_TOKEN or VAULT_TOKEN_FILE (or "
+                                       "`vault login`, which writes ~/.vault-token), or VAULT_ROLE_ID and "
+                                       "VAULT_SECRET_ID for AppRole")
         redact.add(token)
         client.token = token
 
-    def _call(self, action: Any, what: str) -> Any:
-        """Run one hvac call, turning transport and auth failures into VaultUnavailable."""
+    def _call(self, action: Any, what: str, *, token_call: bool = False) -> Any:
+        """Run one hvac call, turning transport and auth failures into VaultUnavailable.
+
+        Vault answers 403 both for a policy that denies a path and for a token that is no longer valid; a
+        call about the token itself (token_call) can only mean the latter.
+        """
         import hvac.exceptions
         import requests
 
         try:
             return action()
-        except (hvac.exceptions.InvalidPath, hvac.exceptions.Forbidden):
+        except hvac.exceptions.Forbidden:
+            if token_call:
+                raise VaultUnavailable(f"Vault at {self.address} rejected the token ({what}): it may have expired "
+                                       "or been revoked") from None
+            raise
+        except hvac.exceptions.InvalidPath:
             raise
         except hvac.exceptions.Unauthorized:
             raise VaultUnavailable(f"Vault at {self.address} rejected the token ({what}): it may have expired or "
@@ -179,6 +189,7 @@ class Vault:
         except hvac.exceptions.InvalidPath:
             return None
         except hvac.exceptions.Forbidden:
+            self.check()  # an expired or revoked token is Vault being unusable, not a problem of this path
             raise ReferenceError_(f"permission denied reading {path}: the token's policy does not allow it") from None
 
     def write(self, path: str, data: dict[str, Any]) -> None:
@@ -194,6 +205,7 @@ class Vault:
                 self._call(lambda: kv.v1.create_or_update_secret(path=where.path, secret=data,
                                                                  mount_point=where.mount), f"writing {path}")
         except (hvac.exceptions.Forbidden, hvac.exceptions.InvalidPath):
+            self.check()
             raise VaultUnavailable(f"permission denied writing {path}: the token's policy does not allow it") \
                 from None
 
@@ -211,6 +223,7 @@ class Vault:
         except hvac.exceptions.InvalidPath:
             pass
         except hvac.exceptions.Forbidden:
+            self.check()
             raise VaultUnavailable(f"permission denied deleting {path}: the token's policy does not allow it") \
                 from None
 
@@ -221,10 +234,10 @@ class Vault:
         to record its state.
         """
         client = self.client()
-        data = self._call(lambda: client.auth.token.lookup_self(), "checking the token")["data"]
+        data = self._call(lambda: client.auth.token.lookup_self(), "checking the token", token_call=True)["data"]
         ttl = int(data.get("ttl") or 0)
         if data.get("renewable") and 0 < ttl < RENEW_BELOW:
-            self._call(lambda: client.auth.token.renew_self(), "renewing the token")
+            self._call(lambda: client.auth.token.renew_self(), "renewing the token", token_call=True)
 
     # -- references ---------------------------------------------------------------------------------
     def resolve(self, cell: str) -> Secret:
@@ -239,9 +252,6 @@ class Vault:
             if found is None:
                 raise VaultNotFound(f"{cell}: no secret at {path} in Vault {self.address}")
             data = found
-            for value in data.values():
-                if isinstance(value, str):
-                    Secret(value)  # mask every value read, even keys no row uses
             with self._lock:
                 self._cache[path] = data
         if key not in data:

@@ -160,8 +160,10 @@ def workspace(tmp_path, info) -> Workspace:  # type: ignore[no-untyped-def]
 
 
 def secret_values(info) -> list[str]:  # type: ignore[no-untyped-def]
-    return [info.runner_password, info.mysql.app_password, info.mysql.admin_password, info.postgres.app_password,
-            info.postgres.admin_password]
+    values = [info.runner_password, info.mysql.app_password, info.mysql.admin_password, info.postgres.app_password,
+              info.postgres.admin_password, info.vault_token]
+    key = Path(info.runner_key_file).read_text(encoding="utf-8")
+    return [value for value in values if value] + [line for line in key.splitlines() if len(line) > 40]
 
 
 @dataclass

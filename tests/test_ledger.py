@@ -20,10 +20,12 @@ def history(target: Target) -> list[list[str]]:
     return target.rows("SELECT script, status FROM dbupdater_history ORDER BY id")
 
 
-def start(workspace: Workspace, info, *args: str, name: str = "manifest.csv") -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
+def start(workspace: Workspace, info, *args: str, name: str = "manifest.csv",  # type: ignore[no-untyped-def]
+          env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     argv = [sys.executable, str(ROOT / "remote_database_updater.py"), "-f", str(workspace.dir / name),
             "--known-hosts", info.known_hosts, "--color", "never", *args]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})})
 
 
 def wait_for(predicate, timeout: float = 30, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
@@ -185,7 +187,7 @@ def test_lock_of_a_killed_run_is_taken_over_after_its_lease(workspace: Workspace
         workspace.row(target, workspace.script("slow.sql", target.sleep(20) + "\n"))
         workspace.row(target, workspace.script("b.sql", "CREATE TABLE taken_over (id INT);\n"), database=other)
         workspace.write("both.csv")
-        victim = start(workspace, info, "--lock-lease", "8", name="both.csv")
+        victim = start(workspace, info, "--lock-lease", "8", "--parallel", "1", name="both.csv")
         wait_for(lambda: client_pids(target.name), what="the victim's client")
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)

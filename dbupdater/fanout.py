@@ -1,0 +1,130 @@
+"""Many targets at once: grouping rows into targets, shards of a fleet, and a scheduler with per-runner caps.
+
+A target is one database. Its rows run in manifest order, one at a time, whichever runner each row names;
+different targets run in parallel. A target counts against the cap of the runner of its first row.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from .errors import UsageError
+from .manifest import Manifest, ManifestRow
+
+T = TypeVar("T")
+
+
+def targets(rows: list[ManifestRow]) -> dict[tuple[str, str, int, str], list[int]]:
+    """Row positions per database, in order of first appearance."""
+    grouped: dict[tuple[str, str, int, str], list[int]] = {}
+    for position, row in enumerate(rows):
+        grouped.setdefault(row.db.key, []).append(position)
+    return grouped
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int  # 1-based, as CI matrices count
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        left, sep, right = text.partition("/")
+        if not sep or not left.isdigit() or not right.isdigit() or not 1 <= int(left) <= int(right):
+            raise UsageError(f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. 2/8")
+        return cls(int(left), int(right))
+
+    def select(self, manifest: Manifest) -> Manifest:
+        """Targets sorted by (engine, host, port, database) dealt round-robin: disjoint, covering, balanced,
+        and the same on every machine whatever order the manifest lists them in."""
+        keys = sorted(targets(manifest.rows))
+        mine = {key for position, key in enumerate(keys) if position % self.count == self.index - 1}
+        rows = [row for row in manifest.rows if row.db.key in mine]
+        note = f"shard {self.index}/{self.count}: {len(mine)} of {len(keys)} target(s), {len(rows)} script(s)"
+        return replace(manifest, rows=rows, notes=[*manifest.notes, note])
+
+
+class Scheduler:
+    """Runs jobs on at most `workers` threads, at most `per_runner` at a time for one runner.
+
+    A job waits only when every remaining job's runner is at its cap; the next job started is the earliest
+    (in manifest order) whose runner has room. `stop()` lets running jobs finish and starts no more.
+    """
+
+    def __init__(self, workers: int, per_runner: int) -> None:
+        self.workers = max(1, workers)
+        self.per_runner = max(1, per_runner)
+        self._cond = threading.Condition()
+        self._pending: list[tuple[Hashable, Callable[[], object]]] = []
+        self._active: dict[Hashable, int] = {}
+        self._stopped = False
+        self.errors: list[BaseException] = []
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def run(self, jobs: Sequence[tuple[Hashable, Callable[[], object]]], on_interrupt: Callable[[int], bool]) -> None:
+        """Run every job; on Ctrl-C ask on_interrupt(running jobs) whether to keep waiting for them."""
+        self._pending = list(jobs)
+        threads = [threading.Thread(target=self._work, name=f"dbupdater-worker-{n}", daemon=True)
+                   for n in range(min(self.workers, len(jobs)))]
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in threads):
+            try:
+                for thread in threads:
+                    thread.join(0.2)
+            except KeyboardInterrupt:
+                self.stop()
+                with self._cond:
+                    running = sum(self._active.values())
+                if not on_interrupt(running):
+                    raise
+        if self.errors:
+            raise self.errors[0]
+
+    def _take(self) -> tuple[Hashable, Callable[[], object]] | None:
+        with self._cond:
+            while True:
+                if self._stopped or not self._pending:
+                    return None
+                for position, (runner, job) in enumerate(self._pending):
+                    if self._active.get(runner, 0) < self.per_runner:
+                        del self._pending[position]
+                        self._active[runner] = self._active.get(runner, 0) + 1
+                        return runner, job
+                self._cond.wait()
+
+    def _work(self) -> None:
+        while True:
+            taken = self._take()
+            if taken is None:
+                return
+            runner, job = taken
+            try:
+                job()
+            except BaseException as exc:  # a bug in a job must not hang the run: stop and re-raise in main
+                with self._cond:
+                    self.errors.append(exc)
+                self.stop()
+            finally:
+                with self._cond:
+                    self._active[runner] -= 1
+                    self._cond.notify_all()
+
+
+def parallel_map(function: Callable[[T], object], items: list[T], workers: int) -> None:
+    """Call function on every item with a few threads; the first exception is raised after all finished."""
+    scheduler = Scheduler(workers, workers)
+    scheduler.run([(index, functools.partial(function, item)) for index, item in enumerate(items)],
+                  lambda running: False)

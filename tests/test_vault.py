@@ -1,0 +1,237 @@
+"""Vault references, redaction and environment state against the rig's real OpenBao server."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import Target, Workspace
+from .test_ledger import history, start, wait_for
+
+
+@pytest.fixture
+def vault(rig, info) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The environment a run needs to reach the rig's OpenBao (the token stays in its 0600 file)."""
+    return rig.vault_env()  # type: ignore[no-any-return]
+
+
+def ref(info, secret: str, key: str, mount: str = "secret") -> str:  # type: ignore[no-untyped-def]
+    return f"vault:{mount}/{info.vault_prefix}/{secret}#{key}"
+
+
+def db_secret(target: Target) -> str:
+    return "mysql" if target.engine == "mysql" else "postgres"
+
+
+def referenced_row(workspace: Workspace, target: Target, info, script: str, *, mount: str = "secret",
+                   runner: int = 1, key_auth: bool = False) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    overrides = {"database_password": ref(info, db_secret(target), "password", mount)}
+    if key_auth:
+        overrides |= {"sql_runner_password": "", "sql_runner_key_file": ref(info, "runner", "private_key", mount)}
+    else:
+        overrides["sql_runner_password"] = ref(info, "runner", "password", mount)
+    return workspace.row(target, script, runner, **overrides)
+
+
+def started(target: Target) -> bool:
+    try:
+        return ["001.sql", "running"] in history(target)
+    except Exception:  # the history table does not exist yet
+        return False
+
+
+def state(rig, environment: str) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    client = rig.vault_client()
+    try:
+        keys = client.secrets.kv.v2.list_secrets(path=f"ENVIRONMENTS/{environment}", mount_point="secret")
+    except Exception:  # nothing registered: hvac raises InvalidPath
+        return {}
+    return {name: client.secrets.kv.v2.read_secret_version(path=f"ENVIRONMENTS/{environment}/{name}",
+                                                           mount_point="secret", raise_on_deleted_version=True)
+            ["data"]["data"] for name in keys["data"]["keys"]}
+
+
+@pytest.mark.parametrize("mount", ["secret", "kv1"], ids=["kv2", "kv1"])
+def test_references_resolve_from_kv1_and_kv2_with_password_and_key(workspace: Workspace, target: Target, info,
+                                                                   run_tool, vault, mount: str) -> None:
+    referenced_row(workspace, target, info, workspace.script("001.sql", "CREATE TABLE by_ref (id INT);\n"),
+                   mount=mount)
+    referenced_row(workspace, target, info, workspace.script("002.sql", "INSERT INTO by_ref VALUES (7);\n"),
+                   mount=mount, runner=2, key_auth=True)
+    result = run_tool("-f", str(workspace.write()), env=vault)
+    assert result.code == 0, result.text
+    assert "plain passwords" not in result.text
+    assert target.rows("SELECT id FROM by_ref") == [["7"]]
+
+
+def test_env_reference_and_plain_password_warning_once(workspace: Workspace, target: Target, info, run_tool,
+                                                       vault) -> None:
+    workspace.row(target, workspace.script("001.sql", "CREATE TABLE plain_a (id INT);\n"),
+                  database_password="env:DBU_TEST_DB_PASSWORD")
+    workspace.row(target, workspace.script("002.sql", "CREATE TABLE plain_b (id INT);\n"))
+    workspace.row(target, workspace.script("003.sql", "CREATE TABLE plain_c (id INT);\n"))
+    result = run_tool("-f", str(workspace.write()), env={"DBU_TEST_DB_PASSWORD": target.password})
+    assert result.code == 0, result.text
+    assert result.text.count("plain passwords") == 1
+    assert "lines 2, 3, 4" in result.text  # the runner password is plain on every row
+
+
+def test_approle_login(workspace: Workspace, target: Target, rig, info, run_tool) -> None:
+    referenced_row(workspace, target, info, workspace.script("001.sql", "CREATE TABLE approle (id INT);\n"))
+    secret_id = rig.vault_secret_id()
+    env = {"VAULT_ADDR": info.vault_addr, "VAULT_ROLE_ID": info.vault_role_id, "VAULT_SECRET_ID": secret_id,
+           "VAULT_TOKEN_FILE": "/nonexistent"}
+    result = run_tool("-f", str(workspace.write()), env=env)
+    assert result.code == 0, result.text
+    assert secret_id not in result.text
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_missing_path_or_key_is_a_manifest_error_and_nothing_runs(workspace: Workspace, target: Target, info,
+                                                                  run_tool, vault) -> None:
+    referenced_row(workspace, target, info, workspace.script("001.sql", "CREATE TABLE never (id INT);\n"))
+    workspace.row(target, workspace.script("002.sql", "CREATE TABLE never2 (id INT);\n"),
+                  database_password=f"vault:secret/{info.vault_prefix}/nosuch#password")
+    workspace.row(target, workspace.script("003.sql", "CREATE TABLE never3 (id INT);\n"),
+                  database_password=ref(info, "mysql", "nokey"))
+    result = run_tool("validate", "-f", str(workspace.write()), env=vault)
+    assert result.code == 2, result.text
+    assert f"line 3, column database_password: vault:secret/{info.vault_prefix}/nosuch#password" in result.text
+    assert "line 4, column database_password" in result.text and "no key 'nokey'" in result.text
+    assert "keys: admin_password, admin_user, password, user" in result.text
+    applied = run_tool("-f", str(workspace.dir / "manifest.csv"), env=vault)
+    assert applied.code == 2
+    assert target.tables() == set()  # not even the history table
+
+
+@pytest.mark.parametrize("target", ["postgresql"], indirect=True)
+def test_unreachable_vault_is_exit_3_and_nothing_runs(workspace: Workspace, target: Target, info, run_tool,
+                                                      vault) -> None:
+    referenced_row(workspace, target, info, workspace.script("001.sql", "CREATE TABLE never (id INT);\n"))
+    result = run_tool("-f", str(workspace.write()), env={**vault, "VAULT_ADDR": "http://127.0.0.1:9"})
+    assert result.code == 3, result.text
+    assert "unreachable" in result.text
+    bad_token = run_tool("-f", str(workspace.dir / "manifest.csv"),
+                         env={"VAULT_ADDR": info.vault_addr, "VAULT_TOKEN": "not-a-token-0123456789"})
+    assert bad_token.code == 3 and "rejected the token" in bad_token.text
+    assert "not-a-token-0123456789" not in bad_token.text
+    assert target.tables() == set()
+
+
+@pytest.mark.parametrize("target", ["postgresql"], indirect=True)
+def test_resolved_secrets_are_masked_everywhere(workspace: Workspace, target: Target, rig, info, run_tool,
+                                                vault) -> None:
+    """A script whose error echoes the password, debug logging on: the value never shows."""
+    secret = rig.vault_client().secrets.kv.v2.read_secret_version(
+        path=f"{info.vault_prefix}/postgres", mount_point="secret", raise_on_deleted_version=True)["data"]["data"]
+    password = secret["password"]
+    referenced_row(workspace, target, info, workspace.script("001.sql", f'SELECT * FROM "{password}";\n'))
+    token = Path(info.vault_token_file).read_text(encoding="utf-8").strip()
+    result = run_tool("-v", "-f", str(workspace.write()), env=vault)
+    assert result.code == 1, result.text
+    assert password not in result.text and token not in result.text
+    assert '"***"' in result.text  # the error line is there, masked
+    note = target.rows("SELECT note FROM dbupdater_history")[0][0]
+    assert password not in note  # the history table's failure note is redacted too
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_environment_lifecycle(workspace: Workspace, target: Target, rig, info, run_tool, vault) -> None:
+    env_name = f"e{target.name[2:]}"
+    referenced_row(workspace, target, info, workspace.script("001.sql", "CREATE TABLE life (id INT);\n"))
+    referenced_row(workspace, target, info, workspace.script("002.sql", "SELECT SLEEP(2);\n"))
+    manifest = str(workspace.write())
+    common = ("-f", manifest, "--environment", env_name)
+    assert run_tool("environment", "register", *common, env=vault).code == 0
+    (name, record), = state(rig, env_name).items()
+    assert record["status"] == "created" and record["port"] == target.port and record["database"] == target.name
+    assert name == f"mysql-{target.host}-{target.port}-{target.name}"
+
+    ready = run_tool("wait-ready", *common, "--timeout", "30", env=vault)
+    assert ready.code == 0, ready.text
+    assert state(rig, env_name)[name]["status"] == "running"
+    direct = run_tool("wait-ready", "-f", manifest, "--via", "direct", "--timeout", "10",
+                      env={**vault, "NO_PROXY": "*"})
+    assert direct.code == 0, direct.text
+
+    proc = start(workspace, info, "--environment", env_name, env=vault)
+    try:
+        wait_for(lambda: state(rig, env_name)[name]["status"] == "updating", what="state updating")
+    finally:
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    record = state(rig, env_name)[name]
+    assert record["status"] == "updated"
+    assert record["last_run_counts"]["applied"] == 2 and record["last_run_result"] == "updated"
+    assert record["last_run_finished_at"] and record["updated_by"]
+
+    referenced_row(workspace, target, info, workspace.script("003.sql", "INSERT INTO missing_table VALUES (1);\n"))
+    failing = run_tool("apply", "-f", str(workspace.write()), "--environment", env_name, env=vault)
+    assert failing.code == 1
+    record = state(rig, env_name)[name]
+    assert record["status"] == "failed" and record["last_run_counts"]["failed"] == 1
+    assert record["last_run_counts"]["skipped"] == 2
+
+    shown = run_tool("environment", "show", *common, "--output", "json", env=vault)
+    assert json.loads(shown.out)[f"secret/ENVIRONMENTS/{env_name}/{name}"]["status"] == "failed"
+    assert run_tool("environment", "remove", *common, env=vault).code == 0
+    assert state(rig, env_name) == {}
+
+
+def test_wait_ready_times_out_with_the_last_error(workspace: Workspace, target: Target, info, run_tool) -> None:
+    workspace.row(target, workspace.script("001.sql", "SELECT 1;\n"), port="1")
+    started = time.monotonic()
+    result = run_tool("wait-ready", "-f", str(workspace.write()), "--timeout", "3")
+    assert result.code == 3, result.text
+    assert "not ready after 3s" in result.text
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_token_revoked_mid_run_stops_before_the_next_script(workspace: Workspace, target: Target, rig, info,
+                                                            run_tool) -> None:
+    root = rig.vault_client()
+    token = root.auth.token.create(policies=[info.vault_policy], ttl="10m")["auth"]["client_token"]
+    referenced_row(workspace, target, info, workspace.script("001.sql", "SELECT SLEEP(3);\n"))
+    referenced_row(workspace, target, info, workspace.script("002.sql", "CREATE TABLE after_revoke (id INT);\n"))
+    workspace.write()
+    proc = start(workspace, info, env={"VAULT_ADDR": info.vault_addr, "VAULT_TOKEN": token})
+    try:
+        wait_for(lambda: started(target), what="the first script to start")
+        root.auth.token.revoke(token)
+    finally:
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 3, out
+    assert "stopped before this script" in out and "rejected the token" in out
+    assert token not in out
+    assert history(target) == [["001.sql", "success"]]
+    assert "after_revoke" not in target.tables()
+
+
+@pytest.mark.parametrize("target", ["postgresql"], indirect=True)
+def test_vault_stopped_mid_run(workspace: Workspace, target: Target, rig, info, vault) -> None:
+    from environment_creators.openbao import OpenBao
+
+    env_name = f"e{target.name[2:]}"
+    referenced_row(workspace, target, info, workspace.script("001.sql", "SELECT pg_sleep(3);\n"))
+    referenced_row(workspace, target, info, workspace.script("002.sql", "CREATE TABLE after_stop (id INT);\n"))
+    workspace.write()
+    server = OpenBao(rig.layout, info)
+    proc = start(workspace, info, "--environment", env_name, env=vault)
+    try:
+        wait_for(lambda: started(target), what="the first script to start")
+        server.stop()
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        rig.up()  # restarts and reseeds OpenBao
+    assert proc.returncode == 3, out
+    assert "stopped before this script" in out and "unreachable" in out
+    assert "could not be recorded" in out  # the state still says 'updating', and the run says so
+    assert history(target) == [["001.sql", "success"]]
+    assert "after_stop" not in target.tables()
