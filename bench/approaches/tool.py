@@ -1,0 +1,91 @@
+"""(b) dbupdater itself: one ``apply`` of a manifest, as a user runs it, from process start to exit.
+
+The manifest uses the rig's SSH key, the database password as a ``file:`` reference (a 0600 file), and the
+rig's known_hosts. ``--parallel N --per-runner M`` are passed when ``apply --help`` lists them; a build
+without them runs sequentially and the report says so. ``BENCH_TOOL_ENTRY=path/to/remote_database_updater.py``
+measures another checkout (or a patched entry point) instead of this one.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ..measure import Sample, run_timed
+from ..settings import PROJECT_DIR
+from ..workloads import Workload
+from .base import Approach
+
+DEFAULT_ENTRY = PROJECT_DIR / "remote_database_updater.py"
+# Another checkout or a patched entry point can be measured the same way (the report names it).
+ENTRY = Path(os.environ.get("BENCH_TOOL_ENTRY") or DEFAULT_ENTRY).resolve()
+HEADER = ["sql_runner_host", "sql_runner_userid", "sql_runner_password", "sql_runner_port", "sql_runner_key_file",
+          "database_type", "database_host", "database_userid", "database_password", "port", "database",
+          "sql_script_to_run"]
+
+
+def tool_options() -> set[str]:
+    """Which of --parallel / --per-runner this build of ``apply`` accepts."""
+    proc = subprocess.run([sys.executable, str(ENTRY), "apply", "--help"], capture_output=True, text=True,
+                          cwd=PROJECT_DIR, check=False, timeout=120)
+    return {flag for flag in ("--parallel", "--per-runner") if flag in proc.stdout}
+
+
+class Tool(Approach):
+    id = "b"
+    key = "b"
+    label = "(b) dbupdater"
+    _options: set[str] | None = None
+
+    @property
+    def options(self) -> set[str]:
+        if self._options is None:
+            self._options = tool_options()
+        return self._options
+
+    @property
+    def parallel_build(self) -> bool:
+        return "--parallel" in self.options
+
+    def flags(self) -> list[str]:
+        flags = []
+        if "--parallel" in self.options:
+            flags += ["--parallel", str(self.settings.parallel)]
+        if "--per-runner" in self.options:
+            flags += ["--per-runner", str(self.settings.per_runner)]
+        return flags
+
+    def describe(self) -> str:
+        entry = "" if ENTRY == DEFAULT_ENTRY else f" [entry point {ENTRY}]"
+        if not self.parallel_build:
+            return f"{self.label} (sequential build: apply has no --parallel yet){entry}"
+        return f"{self.label} {' '.join(self.flags())}{entry}"
+
+    def manifest(self, workload: Workload) -> Path:
+        return self.workdir(workload) / "manifest.csv"
+
+    def prepare(self, workload: Workload) -> None:
+        bed = self.bed
+        path = self.manifest(workload)
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(HEADER)
+            for target in workload.targets:
+                runner = bed.runner(target.runner)
+                for script in workload.scripts:
+                    writer.writerow([runner.host, bed.info.runner_user, "", str(runner.port), bed.info.runner_key_file,
+                                     "MySQL", bed.db_host, bed.app_user, f"file:{bed.password_file}",
+                                     str(bed.mysql_port), target.database, str(script)])
+        path.chmod(0o600)
+
+    def argv(self, workload: Workload) -> list[str]:
+        return [sys.executable, str(ENTRY), "apply", "-f", str(self.manifest(workload)),
+                "--known-hosts", self.bed.info.known_hosts, "--color", "never", *self.flags()]
+
+    def run(self, workload: Workload, rep: int) -> Sample:
+        proc = run_timed(self.argv(workload), self.log_path(workload, rep), timeout=self.settings.timeout,
+                         cwd=PROJECT_DIR)
+        return self.sample_from(proc, "dbupdater")

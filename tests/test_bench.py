@@ -1,0 +1,64 @@
+"""The benchmark still works: one tiny run, on its own rig. Not a timed test: no figure is asserted.
+
+Runs the floor, dbupdater and the sequential baseline; Ansible and sqitch too when they are already
+installed (bench/run.sh installs them; this test never does). The rig (name dbbt, subnet 10.231.4.0/24,
+ports 47650+) is apart from the suite's (dbt) and from the benchmark's own (dbb).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import CORPUS, ROOT
+
+RIG_ENV = {"BENCH_RIG_NAME": "dbbt", "BENCH_RIG_ROOT": "/tmp/dbupdater-bench-test-rig", "BENCH_RIG_SUBNET": "4",
+           "BENCH_RIG_BASE_PORT": "47650", "BENCH_RIG_RUNNERS": "2"}
+
+
+def _optional_approaches() -> str:
+    extra = ""
+    playbook = ROOT / "bench" / ".venv-ansible" / "bin" / "ansible-playbook"
+    if playbook.exists() or shutil.which("ansible-playbook"):
+        extra += ",d"
+    dbd = subprocess.run(["perl", "-MDBD::mysql", "-e", "1"], capture_output=True, check=False) if shutil.which(
+        "perl") else None
+    if shutil.which("sqitch") and dbd is not None and dbd.returncode == 0:
+        extra += ",e"
+    return extra
+
+
+def test_bench_tiny_run_produces_a_report(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the benchmark's rig needs root (runner user, network namespaces, private servers)")
+    only = "a,b,c" + _optional_approaches()
+    argv = [sys.executable, "-m", "bench", "--size", "tiny", "--only", only, "--out", str(tmp_path)]
+    if os.environ.get("DBU_KEEP_RIG") == "1":
+        argv.append("--keep-rig")
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=600,
+                          env={**os.environ, **RIG_ENV})
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+
+    report = (tmp_path / "latest-tiny.md").read_text()
+    assert report.strip() in proc.stdout  # printed too
+    assert "## Targets" in report and "(b) dbupdater" in report
+    data = json.loads((tmp_path / "latest-tiny.json").read_text())
+    assert [w["key"] for w in data["workloads"]] == ["sakila", "ddl", "fanout"]
+    for workload in data["workloads"]:
+        if workload["key"] == "sakila" and not (CORPUS / "mysql").is_dir():
+            assert "corpus is absent" in workload["skipped"]
+            continue
+        assert workload["skipped"] is None
+        medians = {a["id"]: a["median_seconds"] for a in workload["approaches"] if not a["na"]}
+        assert set(only.split(",")) <= {key[0] for key in medians}, medians
+        assert all(value is not None and value > 0 for value in medians.values()), medians
+        assert workload["baseline_seconds"] > 0
+    tool = [a for w in data["workloads"] if not w["skipped"] for a in w["approaches"] if a["id"] == "b"]
+    assert all(a["peak_rss_kb"] > 0 for a in tool)
+    assert not Path(RIG_ENV["BENCH_RIG_ROOT"]).exists() or os.environ.get("DBU_KEEP_RIG") == "1"
