@@ -53,6 +53,9 @@ def environment(bed: Testbed, chosen: list[Approach], tool_parallel: bool | None
     from dbupdater import __version__
 
     commit = _first_line(["git", "-C", str(settings.PROJECT_DIR), "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(["git", "-C", str(settings.PROJECT_DIR), "diff", "--quiet", "HEAD", "--", "dbupdater",
+                            "remote_database_updater.py"], capture_output=True, check=False).returncode == 1
+    commit += " + uncommitted changes" if dirty else ""
     build = "" if tool_parallel is None else ", parallel build" if tool_parallel else ", sequential build"
     versions = {
         "dbupdater": f"{__version__} (commit {commit}{build})",
@@ -150,6 +153,7 @@ def write_outputs(conf: settings.Settings, text: str, data: dict[str, Any], stam
 def main(argv: list[str] | None = None) -> int:
     conf = settings.parse(argv)
     logging.basicConfig(level=logging.INFO, format="bench: %(message)s", stream=sys.stderr)
+    logging.getLogger("paramiko").setLevel(logging.WARNING)
     if os.geteuid() != 0:
         say("bench: the rig needs root (runner users, network namespaces, private servers)")
         return 2
@@ -171,10 +175,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{conf.per_runner}; rig {env['rig']}; logs in {logs}")
         for approach in chosen:
             say(f"bench:   {approach.describe()}")
-        results = [run_workload(bed, conf, w, chosen)
-                   for w in workloads.build(conf.workloads, conf.size, bed.work / "scripts", len(bed.info.runners))]
+        built = workloads.build(conf.workloads, conf.size, bed.work / "scripts", len(bed.info.runners))
+        results = [run_workload(bed, conf, w, chosen) for w in built]
         if {"b", "c"} & set(conf.approaches):
             ssh_costs(bed, env, 15 if conf.size == "full" else 5)
+        prepared = [w for w in built if not w.skipped]
+        if tool is not None and prepared and "ssh_costs" in env:
+            with contextlib.suppress(subprocess.SubprocessError, OSError):
+                env["ssh_costs"]["validate_ms"] = tool.validate_ms(prepared[-1])
+                env["ssh_costs"]["validate_rows"] = prepared[-1].rows
     finally:
         bed.close(keep_rig=conf.keep_rig)
     env["machine"] += f" (load {os.getloadavg()[0]:.2f} at the end)"

@@ -146,6 +146,9 @@ def markdown(results: list[WorkloadResult], settings: Settings, env: dict[str, A
                   "the socket sets TCP_NODELAY) holds small packets until the peer's delayed ACK: about 40 ms per "
                   "round trip.", "", "| operation | default socket, ms | TCP_NODELAY, ms |", "|---|---:|---:|"]
         lines += [f"| {c['operation']} | {c['default_ms']:.1f} | {c['nodelay_ms']:.1f} |" for c in costs["costs"]]
+        if "validate_ms" in costs:
+            lines.append(f"| dbupdater `validate` of a {costs['validate_rows']}-row manifest (process start, imports, "
+                         f"checks; no connection) | {costs['validate_ms']:.0f} | |")
         lines.append("")
     elif env.get("ssh_costs_error"):
         lines += ["## SSH operation costs", "", f"ERROR: {env['ssh_costs_error']}", ""]

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import os
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ..measure import Sample, run_timed
@@ -84,6 +86,16 @@ class Tool(Approach):
     def argv(self, workload: Workload) -> list[str]:
         return [sys.executable, str(ENTRY), "apply", "-f", str(self.manifest(workload)),
                 "--known-hosts", self.bed.info.known_hosts, "--color", "never", *self.flags()]
+
+    def validate_ms(self, workload: Workload, repeat: int = 3) -> float:
+        """``validate`` of a prepared manifest: process start, imports and manifest checks, no connection."""
+        times = []
+        argv = [sys.executable, str(ENTRY), "validate", "-f", str(self.manifest(workload)), "--color", "never"]
+        for _ in range(repeat):
+            started = time.perf_counter()
+            subprocess.run(argv, capture_output=True, cwd=PROJECT_DIR, check=True, timeout=120)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times) * 1000
 
     def run(self, workload: Workload, rep: int) -> Sample:
         proc = run_timed(self.argv(workload), self.log_path(workload, rep), timeout=self.settings.timeout,
