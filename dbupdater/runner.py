@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import re
 import threading
 import time
@@ -27,6 +28,7 @@ from .plan import DbKey, PlannedRow, plan_rows
 from .secrets import redact
 from .transports import SSHOptions, Transport, TransportError, open_transport
 
+log = logging.getLogger("dbupdater")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -97,6 +99,7 @@ class Session:
                 name = f"{len(self._uploads) + 1:05d}-{SAFE_NAME.sub('_', script.name)}"
                 upload = self._uploads[script] = _Upload(f"{self.workdir}/{name}")
         if owner:
+            log.debug("uploading %s to %s", script.name, self.transport.label)
             try:
                 self.transport.put(script, upload.remote)
             except TransportError as exc:

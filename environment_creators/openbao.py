@@ -3,8 +3,9 @@
 Dev mode keeps everything in memory and starts unsealed, which is all a throw-away rig needs. The price is
 that a restarted server is empty, so ``ensure`` reseeds whenever the seed does not read back.
 
-The root token (chosen by the rig, kept in rig.json) reaches the server only through
-``BAO_DEV_ROOT_TOKEN_ID`` in its environment, never its argv, so ``ps`` cannot show it;
+The server starts with a throw-away bootstrap root token in ``BAO_DEV_ROOT_TOKEN_ID`` (its environment, never
+its argv, so ``ps`` cannot show it), which creates the rig's root token (chosen by the rig, kept in rig.json)
+and is then revoked: the value /proc shows for the server's life is useless;
 ``-dev-no-store-token`` keeps it out of ~/.vault-token; and the banner lines that print it and the unseal
 key are rewritten by ``sed`` before anything reaches the log file.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import subprocess
 import urllib.error
 import urllib.request
@@ -189,13 +191,31 @@ class OpenBao:
         write_file(lay.openbao_config, f"pid_file = {json.dumps(str(lay.openbao_pid))}\n",
                    mode=0o600)
         env = {k: v for k, v in clean_env().items() if not k.startswith(_OWN_ENV_PREFIXES)}
-        env.update({"HOME": str(lay.openbao), "BAO_DEV_ROOT_TOKEN_ID": self.info.vault_token})
+        # The server's environment is readable in /proc by root for its whole life: it gets a throw-away
+        # bootstrap token, which mints the rig's real root token and is then revoked.
+        bootstrap = secrets.token_urlsafe(24)
+        env.update({"HOME": str(lay.openbao), "BAO_DEV_ROOT_TOKEN_ID": bootstrap})
         argv = ["setsid", "-f", "sh", "-c", _FILTER, "openbao-rig", str(lay.openbao_log), str(bao), "server",
                 "-dev", f"-dev-listen-address={self.listen}", "-dev-no-store-token", _needle(lay)]
         log.info("OpenBao: starting on %s", self.info.vault_addr)
         subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        env=env, cwd=lay.openbao, check=True)
         self._wait_until_answering(timeout)
+        self._replace_bootstrap_token(bootstrap)
+
+    def _replace_bootstrap_token(self, bootstrap: str) -> None:
+        import hvac.exceptions
+        import requests
+
+        try:
+            api = self.client(bootstrap)
+            api.auth.token.create(id=self.info.vault_token, policies=["root"], no_parent=True,
+                                  display_name="dbupdater-rig")
+            api.auth.token.revoke_self()
+        except (hvac.exceptions.VaultError, requests.RequestException) as exc:
+            detail = str(exc).replace(self.info.vault_token, MASK).replace(bootstrap, MASK)
+            raise RigError(f"OpenBao on {self.info.vault_addr}: setting the rig's root token failed "
+                           f"({type(exc).__name__}: {detail})") from None
 
     def _wait_until_answering(self, timeout: float) -> None:
         def died() -> str | None:
