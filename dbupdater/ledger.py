@@ -105,6 +105,10 @@ class Ledger:
         self.history = self.d.table(schema, HISTORY_TABLE)
         self.lock = self.d.table(schema, LOCK_TABLE)
         self.schema = schema
+        # A success not yet written: it rides along with the next ledger call (the next script's `running`
+        # mark, or the lock release) to save a round trip per script. Until then the history says
+        # `running`, which is what a crash in between must leave anyway.
+        self._pending: str = ""
 
     # --- plumbing -------------------------------------------------------------------------------------------
 
@@ -142,33 +146,71 @@ class Ledger:
     def ensure(self) -> None:
         self._exec(self.d.create_tables(self.schema, self.history, self.lock))
 
-    def read(self, *, missing_ok: bool = False) -> dict[str, Entry]:
-        """The latest entry per script. With missing_ok, a database never touched by us reads as empty."""
+    def _history_sql(self) -> str:
         t = self.d.text_time
         fields = {"id": "id", "script": "script", "checksum": "checksum", "checksum_version": "checksum_version",
                   "status": "status", "started_at": t("started_at"), "finished_at": t("finished_at"),
                   "run_id": "run_id", "runner_host": "runner_host", "os_user": "os_user", "note": "note"}
-        rows = self._exec(f"SELECT {self.d.json_row(fields)} FROM {self.history} ORDER BY id;", missing_ok=missing_ok)
+        return f"SELECT {self.d.json_row(fields)} FROM {self.history} ORDER BY id;"
+
+    @staticmethod
+    def _latest(rows: list[dict[str, Any]]) -> dict[str, Entry]:
         latest: dict[str, Entry] = {}
         for row in rows:
-            latest[row["script"]] = Entry(**row)
+            if "script" in row:
+                latest[row["script"]] = Entry(**row)
         return latest
 
+    def read(self, *, missing_ok: bool = False) -> dict[str, Entry]:
+        """The latest entry per script. With missing_ok, a database never touched by us reads as empty."""
+        return self._latest(self._exec(self._history_sql(), missing_ok=missing_ok))
+
+    def open_locked(self, lease: int, timeout: float,
+                    on_wait: Callable[[Holder], None] | None = None) -> dict[str, Entry]:
+        """Create the tables, take the lock and read the history: one client call when the lock is free."""
+        rows = self._exec(self.d.create_tables(self.schema, self.history, self.lock) + "\n" + self._lock_sql(lease)
+                          + "\n" + self._history_sql())
+        holders = [Holder(**row) for row in rows if "since" in row]
+        if holders and holders[0].run_id == self.identity.run_id:
+            return self._latest(rows)
+        self.acquire(lease, timeout, on_wait)
+        return self.read()
+
     def mark_running(self, script: str, checksum: str, checksum_version: int) -> None:
+        """Insert the `running` row (after any pending success of the previous script, in the same call)."""
         d = self.d
         values = {"script": self._lit(script), "checksum": self._lit(checksum),
                   "checksum_version": self._lit(checksum_version), "status": self._lit(RUNNING),
                   "started_at": d.now, "runner_host": self._lit(self.runner_label),
                   "os_user": self._lit(self.identity.os_user), "tool_version": self._lit(__version__),
                   "run_id": self._lit(self.identity.run_id)}
-        self._exec(f"INSERT INTO {self.history} ({', '.join(values)}) VALUES ({', '.join(values.values())});")
+        self._exec(self._pending + f"INSERT INTO {self.history} ({', '.join(values)}) "
+                   f"VALUES ({', '.join(values.values())});")
+        self._pending = ""
+
+    def _finish_sql(self, script: str, status: str, note: str | None) -> str:
+        d = self.d
+        return (f"UPDATE {self.history} SET status = {self._lit(status)}, finished_at = {d.now}, "
+                f"duration_ms = {d.duration_ms('started_at')}, note = {self._lit(note)} "
+                f"WHERE run_id = {self._lit(self.identity.run_id)} AND script = {self._lit(script)} "
+                f"AND status = {self._lit(RUNNING)};\n")
 
     def mark_finished(self, script: str, status: str, note: str | None = None) -> None:
-        d = self.d
-        self._exec(f"UPDATE {self.history} SET status = {self._lit(status)}, finished_at = {d.now}, "
-                   f"duration_ms = {d.duration_ms('started_at')}, note = {self._lit(note)} "
-                   f"WHERE run_id = {self._lit(self.identity.run_id)} AND script = {self._lit(script)} "
-                   f"AND status = {self._lit(RUNNING)};")
+        self._exec(self._pending + self._finish_sql(script, status, note))
+        self._pending = ""
+
+    def finish_later(self, script: str, status: str, note: str | None = None) -> None:
+        """Record the end of a script with the next ledger call (see `_pending`)."""
+        self._pending += self._finish_sql(script, status, note)
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._exec(self._pending)
+            self._pending = ""
 
     def set_status(self, entry: Entry, status: str, checksum: str, note: str) -> None:
         self._exec(f"UPDATE {self.history} SET status = {self._lit(status)}, checksum = {self._lit(checksum)}, "
@@ -196,14 +238,17 @@ class Ledger:
         rows = self._exec(self._holder_sql(), missing_ok=True)
         return Holder(**rows[0]) if rows else None
 
-    def try_lock(self, lease: int) -> Holder:
+    def _lock_sql(self, lease: int) -> str:
         """One atomic attempt: expired leases are cleared, the primary key lets exactly one run in."""
         d, me = self.d, self.identity
         values = {"name": self._lit(LOCK_NAME), "run_id": self._lit(me.run_id), "host": self._lit(me.host),
                   "pid": self._lit(me.pid), "os_user": self._lit(me.os_user), "acquired_at": d.now,
                   "heartbeat_at": d.now, "expires_at": d.plus_seconds(d.now, lease)}
-        rows = self._exec(f"DELETE FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)} AND expires_at < {d.now};\n"
-                          + d.insert_ignore(self.lock, values) + "\n" + self._holder_sql())
+        return (f"DELETE FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)} AND expires_at < {d.now};\n"
+                + d.insert_ignore(self.lock, values) + "\n" + self._holder_sql())
+
+    def try_lock(self, lease: int) -> Holder:
+        rows = self._exec(self._lock_sql(lease))
         if not rows:
             raise LedgerError(f"{self.db.label}: the lock row vanished while being taken")
         return Holder(**rows[0])
@@ -233,5 +278,7 @@ class Ledger:
         return bool(rows and rows[0]["held"])
 
     def release(self) -> None:
-        self._exec(f"DELETE FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)} "
+        """Write any pending success, then free the lock: one client call."""
+        self._exec(self._pending + f"DELETE FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)} "
                    f"AND run_id = {self._lit(self.identity.run_id)};")
+        self._pending = ""

@@ -192,17 +192,24 @@ class Deployment:
         def open_one(row: ManifestRow) -> None:
             ledger = self.ledger(row)
             if lock:
-                ledger.ensure()
                 notify = functools.partial(on_wait.waiting_for_lock, row.db) if on_wait else None
-                ledger.acquire(self.options.lock_lease, self.options.lock_timeout, notify)
-                with self._lock:
-                    self.locked[row.db.key] = ledger
-            history = ledger.read(missing_ok=not lock)
+                try:
+                    history = ledger.open_locked(self.options.lock_lease, self.options.lock_timeout, notify)
+                finally:  # whether or not this thread saw the answer, the lock may be ours: close releases it
+                    with self._lock:
+                        self.locked[row.db.key] = ledger
+            else:
+                history = ledger.read(missing_ok=True)
             with self._lock:
                 histories[row.db.key] = history
 
         parallel_map(open_one, first_rows, workers)
         return {row.db.key: histories[row.db.key] for row in first_rows}
+
+    def unlock(self, key: DbKey) -> Ledger | None:
+        """Take a database out of the locked set (its caller releases it)."""
+        with self._lock:
+            return self.locked.pop(key, None)
 
     def close(self) -> None:
         for ledger in self.locked.values():
@@ -224,7 +231,8 @@ class Heartbeat(threading.Thread):
 
     def __init__(self, ledgers: list[Ledger], lease: int) -> None:
         super().__init__(name="dbupdater-heartbeat", daemon=True)
-        self.ledgers = ledgers
+        self.ledgers = list(ledgers)
+        self._guard = threading.Lock()
         self.lease = lease
         self.lost: list[str] = []
         self._stop_event = threading.Event()
@@ -232,7 +240,9 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         last_ok = {id(ledger): time.monotonic() for ledger in self.ledgers}
         while not self._stop_event.wait(max(1.0, self.lease / 3)):
-            for ledger in self.ledgers:
+            with self._guard:
+                ledgers = list(self.ledgers)
+            for ledger in ledgers:
                 try:
                     held = ledger.heartbeat(self.lease)
                 except DbUpdaterError:
@@ -241,6 +251,12 @@ class Heartbeat(threading.Thread):
                     last_ok[id(ledger)] = time.monotonic()
                 if not held and ledger.db.target_label not in self.lost:
                     self.lost.append(ledger.db.target_label)
+
+    def discard(self, ledger: Ledger) -> None:
+        """A target is done and its lock released: stop renewing it."""
+        with self._guard:
+            if ledger in self.ledgers:
+                self.ledgers.remove(ledger)
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -268,6 +284,8 @@ def apply(manifest: Manifest, options: RunOptions, reporter: Reporter, hooks: Ho
                 _execute_parallel(deployment, planned, outcomes, heartbeat, options, reporter, hooks)
             else:
                 _execute(deployment, planned, outcomes, heartbeat, options, reporter, hooks)
+            for key in list(deployment.locked):
+                _release(deployment, heartbeat, key, planned, outcomes)
         finally:
             heartbeat.stop()
     return planned, RunResult(outcomes, time.monotonic() - started)
@@ -277,9 +295,33 @@ def _execute(deployment: Deployment, planned: list[PlannedRow], outcomes: list[O
              options: RunOptions, reporter: Reporter, hooks: Hooks | None) -> None:
     """--parallel 1: the whole manifest strictly in order, stopping at the first failure."""
     total = len(planned)
-    for p, outcome in zip(planned, outcomes, strict=True):
+    last = {p.row.db.key: position for position, p in enumerate(planned)}
+    for position, (p, outcome) in enumerate(zip(planned, outcomes, strict=True)):
         if not _step(deployment, p, outcome, heartbeat, options, reporter, hooks, total):
             return
+        if last[p.row.db.key] == position:
+            _release(deployment, heartbeat, p.row.db.key, planned, outcomes)
+
+
+def _release(deployment: Deployment, heartbeat: Heartbeat, key: DbKey, planned: list[PlannedRow],
+             outcomes: list[Outcome]) -> None:
+    """A target is done: record its last success and free its lock in one call, so other runs can start on
+    it while the rest of this run goes on."""
+    ledger = deployment.unlock(key)
+    if ledger is None:
+        return
+    heartbeat.discard(ledger)
+    pending = ledger.has_pending
+    try:
+        ledger.release()
+    except DbUpdaterError as exc:
+        if pending:
+            applied = [o for p, o in zip(planned, outcomes, strict=True)
+                       if p.row.db.key == key and o.status is Status.APPLIED]
+            if applied:
+                applied[-1].status = Status.UNREACHABLE
+                applied[-1].reason = (f"applied, but recording it failed ({exc}): the history shows it as running, "
+                                      "and the next run will ask you to resolve it")
 
 
 def _step(deployment: Deployment, p: PlannedRow, outcome: Outcome, heartbeat: Heartbeat, options: RunOptions,
@@ -328,6 +370,8 @@ def _execute_parallel(deployment: Deployment, planned: list[PlannedRow], outcome
             finally:
                 with guard:
                     running.discard(position)
+            if position == positions[-1] or not ok:
+                _release(deployment, heartbeat, p.row.db.key, planned, outcomes)
             if not ok:
                 vault_gone = outcome.status is Status.UNREACHABLE and outcome.reason.startswith("stopped before")
                 if not options.keep_going or vault_gone or outcome.status is Status.INTERRUPTED:
@@ -374,6 +418,9 @@ def _apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options:
     if outcome.status is Status.FAILED and single:
         status = ROLLED_BACK
         outcome.reason += "; rolled back (single transaction): nothing of it remains"
+    if status == SUCCESS:
+        ledger.finish_later(row.script_id, status)
+        return
     try:
         ledger.mark_finished(row.script_id, status, None if status == SUCCESS else redact(outcome.reason)[:900])
     except DbUpdaterError as exc:
