@@ -94,7 +94,11 @@ def run_wait_ready(manifest: Manifest, options: RunOptions, reporter: ConsoleRep
     identity = RunIdentity()
     reporter.say(f"waiting up to {timeout:g}s for {len({r.db.key for r in manifest.rows})} database(s) "
                  f"({'directly from here' if via == 'direct' else 'through the runners'})")
-    results = wait_ready(manifest, options, via=via, timeout=timeout, on_ready=ready, on_retry=retry)
+    try:
+        results = wait_ready(manifest, options, via=via, timeout=timeout, on_ready=ready, on_retry=retry)
+    except ImportError as exc:
+        raise UsageError(f"--via direct needs the Python drivers ({exc.name}): pip install 'dbupdater[drivers]'") \
+            from None
     late = [probe for probe in results if probe.ready_after is None]
     for probe in late:
         reporter.error(f"not ready after {timeout:g}s: {probe.db.target_label}: {probe.last_error}")

@@ -56,7 +56,7 @@ def wait_ready(manifest: Manifest, options: RunOptions, *, via: str, timeout: fl
                         ENGINES[probe.db.engine].probe_direct(probe.db, min(10.0, max(1.0, left)))
                     else:
                         deployment.ledger(probe.row).ping()
-                except HostKeyRefused:
+                except (HostKeyRefused, ImportError):
                     raise
                 except Exception as exc:  # drivers raise their own hierarchies; all mean "not yet"
                     message = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UnreachableError
+from .errors import UnreachableError, UsageError
 from .secrets import ReferenceError_, Secret, redact
 
 if TYPE_CHECKING:
@@ -85,7 +85,11 @@ class Vault:
             return self._client
 
     def _connect(self) -> hvac.Client:
-        import hvac
+        try:
+            import hvac
+        except ImportError:
+            raise UsageError("vault: references and --environment need hvac: pip install 'dbupdater[vault]' "
+                             "(or hvac)") from None
 
         skip_verify = (_env("VAULT_SKIP_VERIFY", "BAO_SKIP_VERIFY") or "").lower() in ("1", "true", "yes")
         verify: bool | str = not skip_verify
