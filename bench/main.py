@@ -25,7 +25,7 @@ from environment_creators.errors import RigError
 
 from . import anatomy, approaches, report, settings, workloads
 from .approaches.base import Approach
-from .approaches.tool import Tool
+from .approaches.tool import Tool, source_fingerprint
 from .measure import Sample
 from .results_model import Line, WorkloadResult
 from .testbed import Testbed
@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = approaches.selected(bed, conf, logs)
         tool = next((a for a in chosen if isinstance(a, Tool)), None)
         tool_parallel = tool.parallel_build if tool else None
+        fingerprint = source_fingerprint()
         env = environment(bed, chosen, tool_parallel)
         say(f"bench: {conf.size} size, {conf.repeat} repetition(s), N={conf.parallel}, per runner "
             f"{conf.per_runner}; rig {env['rig']}; logs in {logs}")
@@ -187,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         bed.close(keep_rig=conf.keep_rig)
     env["machine"] += f" (load {os.getloadavg()[0]:.2f} at the end)"
+    env["tool_source"] = {"at_start": fingerprint, "at_end": source_fingerprint()}
+    if tool is not None and env["tool_source"]["at_start"] != env["tool_source"]["at_end"]:
+        say("bench: WARNING: dbupdater's source changed during the run; its figures mix builds")
     found = report.checks(results, conf, bool(tool_parallel))
     env["seconds"] = round(time.monotonic() - started, 1)
     text = report.markdown(results, conf, env, found)

@@ -108,6 +108,10 @@ def markdown(results: list[WorkloadResult], settings: Settings, env: dict[str, A
         "slots). Peak RSS: the controller process tree (largest process), from wait4.",
         "",
     ]
+    source = env.get("tool_source", {})
+    if source and source.get("at_start") != source.get("at_end"):
+        lines += ["**Warning: dbupdater's source changed during this run (another commit landed); its figures mix "
+                  "builds. Run again.**", ""]
     cpus = env.get("cpus") or 0
     if cpus < n:
         lines += [f"This machine has {cpus} CPU(s) for N = {n} slots: the ideal assumes {n} independent slots, the "

@@ -8,7 +8,9 @@ measures another checkout (or a patched entry point) instead of this one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import os
 import statistics
 import subprocess
@@ -27,6 +29,15 @@ ENTRY = Path(os.environ.get("BENCH_TOOL_ENTRY") or DEFAULT_ENTRY).resolve()
 HEADER = ["sql_runner_host", "sql_runner_userid", "sql_runner_password", "sql_runner_port", "sql_runner_key_file",
           "database_type", "database_host", "database_userid", "database_password", "port", "database",
           "sql_script_to_run"]
+
+
+def source_fingerprint() -> str:
+    """A hash of the entry point and the dbupdater package next to it: tells whether the tool changed mid-run."""
+    digest = hashlib.sha256()
+    for path in [ENTRY, *sorted((ENTRY.parent / "dbupdater").rglob("*.py"))]:
+        with contextlib.suppress(OSError):
+            digest.update(str(path).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def tool_options() -> set[str]:
