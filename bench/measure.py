@@ -21,6 +21,7 @@ class Sample:
 
     seconds: float | None
     rss_kb: int | None = None
+    cpu_seconds: float | None = None  # user + system time of the controller-side processes
     error: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     log: str | None = None
@@ -35,6 +36,7 @@ class Proc:
     code: int
     seconds: float
     rss_kb: int  # ru_maxrss of the child: the largest resident set in its process tree that it waited for
+    cpu_seconds: float  # user + system time of the child and the descendants it waited for
     log: Path
     timed_out: bool = False
 
@@ -62,7 +64,8 @@ def run_timed(argv: Sequence[str], log: Path, *, timeout: float, env: Mapping[st
             timer.cancel()
         seconds = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keep Popen from waiting again
-    return Proc(proc.returncode, seconds, int(usage.ru_maxrss), log, expired.is_set())
+    return Proc(proc.returncode, seconds, int(usage.ru_maxrss), usage.ru_utime + usage.ru_stime, log,
+                expired.is_set())
 
 
 def tail(path: Path, lines: int = 12) -> str:

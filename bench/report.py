@@ -105,7 +105,8 @@ def markdown(results: list[WorkloadResult], settings: Settings, env: dict[str, A
         f"{env['date']} on {env['machine']}; rig {env['rig']}. Median of {settings.repeat} run(s) each, every run "
         f"on freshly created databases; parallelism N = {n} (at most {m} per runner). Ratios divide by the floor "
         "(one target) or by the ideal (several targets: the LPT schedule of the floor's per-target times on N "
-        "slots). Peak RSS: the controller process tree (largest process), from wait4.",
+        "slots). Controller CPU: user + system seconds of the controller-side processes; peak RSS: the largest "
+        "process of the controller-side tree; both from wait4.",
         "",
     ]
     source = env.get("tool_source", {})
@@ -123,25 +124,26 @@ def markdown(results: list[WorkloadResult], settings: Settings, env: dict[str, A
             lines += [f"Skipped: {result.skipped}", ""]
             continue
         base = result.baseline(n, m)
-        lines += ["| approach | median s | min-max s | x floor/ideal | runs ok | peak RSS | notes |",
-                  "|---|---:|---:|---:|---:|---:|---|"]
+        lines += ["| approach | median s | min-max s | x floor/ideal | runs ok | controller CPU s | peak RSS | notes |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]
         for line in result.lines.values():
             if line.na:
-                lines.append(f"| {_cell(line.label)} | n/a | | | | | {_cell(line.na)} |")
+                lines.append(f"| {_cell(line.label)} | n/a | | | | | | {_cell(line.na)} |")
                 continue
             ok = line.ok_seconds
             spread = f"{min(ok):.2f}-{max(ok):.2f}" if ok else "-"
             ratio = _ratio(line.median, base)
             rss = f"{line.peak_rss_kb / 1024:.0f} MB" if line.peak_rss_kb and line.id not in ("a", "a_par") else ""
             note = f"ERROR: {line.errors[0][:300]}" if line.errors else ""
-            lines.append(f"| {_cell(line.label)} | {_seconds(line.median)} | {spread} | "
-                         f"{'-' if ratio is None else f'{ratio:.2f}x'} | {len(ok)}/{len(line.samples)} | {rss} | "
-                         f"{_cell(note)} |")
+            cpu = _seconds(line.cpu_seconds) if line.cpu_seconds is not None else ""
+            times = "-" if ratio is None else f"{ratio:.2f}x"
+            lines.append(f"| {_cell(line.label)} | {_seconds(line.median)} | {spread} | {times} | "
+                         f"{len(ok)}/{len(line.samples)} | {cpu} | {rss} | {_cell(note)} |")
             if line.id == "a" and result.targets > 1:
                 ideal = result.ideal_samples(n, m)
                 bound = min((b for _, b in ideal), default=None)
                 lines.append(f"| ideal: LPT schedule of the floor's per-target times on {n} slots | {_seconds(base)} | "
-                             f"| 1.00x | | | lower bound {_seconds(bound)} s |")
+                             f"| 1.00x | | | | lower bound {_seconds(bound)} s |")
         lines.append("")
     costs = env.get("ssh_costs")
     if costs:
@@ -175,8 +177,9 @@ def document(results: list[WorkloadResult], settings: Settings, env: dict[str, A
             "ideal": [{"lpt_makespan": a, "lower_bound": b} for a, b in r.ideal_samples(n, m)],
             "approaches": [{
                 "id": line.id, "label": line.label, "na": line.na, "median_seconds": line.median,
-                "peak_rss_kb": line.peak_rss_kb,
-                "samples": [{"seconds": s.seconds, "rss_kb": s.rss_kb, "error": s.error, "log": s.log,
+                "peak_rss_kb": line.peak_rss_kb, "controller_cpu_seconds": line.cpu_seconds,
+                "samples": [{"seconds": s.seconds, "rss_kb": s.rss_kb, "cpu_seconds": s.cpu_seconds, "error": s.error,
+                             "log": s.log,
                              **({"per_target": s.detail["per_target"]} if "per_target" in s.detail else {})}
                             for s in line.samples],
             } for line in r.lines.values()],

@@ -31,6 +31,11 @@ class Line:
         return None if self.errors or not self.samples else median(self.ok_seconds)
 
     @property
+    def cpu_seconds(self) -> float | None:
+        """Median controller CPU time (user + system) over the runs that have it."""
+        return median([s.cpu_seconds for s in self.samples if s.ok and s.cpu_seconds is not None])
+
+    @property
     def peak_rss_kb(self) -> int | None:
         values = [s.rss_kb for s in self.samples if s.rss_kb]
         return max(values) if values else None

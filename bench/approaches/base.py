@@ -72,7 +72,7 @@ class Approach(ABC):
             error = f"{what} killed after {self.settings.timeout:.0f}s"
         elif proc.code != 0:
             error = f"{what} exited {proc.code}: {self.bed.redact(tail(proc.log, 6))}"
-        return Sample(proc.seconds, rss_kb=proc.rss_kb, error=error, log=str(proc.log))
+        return Sample(proc.seconds, rss_kb=proc.rss_kb, cpu_seconds=proc.cpu_seconds, error=error, log=str(proc.log))
 
 
 def copy_numbered(scripts: list[Path], folder: Path) -> list[Path]:

@@ -106,5 +106,6 @@ class Sqitch(Approach):
         run_pool(workload.targets, self.settings.parallel, len(workload.targets), deploy, errors)
         seconds = time.perf_counter() - started
         rss = max((p.rss_kb for p in procs), default=None)
-        return Sample(seconds, rss_kb=rss, error=errors[0] if errors else None,
+        return Sample(seconds, rss_kb=rss, cpu_seconds=sum(p.cpu_seconds for p in procs),
+                      error=errors[0] if errors else None,
                       log=str(procs[0].log) if len(procs) == 1 else None)
