@@ -10,6 +10,7 @@ On a KV version 2 mount every change is kept as a version, so the history of an 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -121,6 +122,8 @@ class RunHooks:
         self.databases = databases
         self.identity = identity
         self.started = False
+        self._checked_at = 0.0
+        self._guard = threading.Lock()
 
     def executing(self, planned: list[PlannedRow]) -> None:
         if self.environment is not None:
@@ -128,6 +131,13 @@ class RunHooks:
             self.started = True
 
     def before_script(self) -> None:
+        with self._guard:  # parallel workers: one check a second is enough
+            if time.monotonic() - self._checked_at < 1.0:
+                return
+            self._check()
+            self._checked_at = time.monotonic()
+
+    def _check(self) -> None:
         for attempt in range(3):  # a blip of a second or two is not worth stopping a deployment for
             try:
                 self.vault.check()
