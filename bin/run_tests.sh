@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin/setup.sh
 .venv/bin/python -m environment_creators.banner "tests"
-echo "== ruff"; .venv/bin/ruff check dbupdater environment_creators tests ./*.py
-echo "== mypy"; .venv/bin/mypy
+echo "== ruff"; .venv/bin/ruff check dbupdater environment_creators bench tests ./*.py
+echo "== mypy"; .venv/bin/mypy && .venv/bin/mypy --strict bench
 echo "== pytest"
 set +e
 .venv/bin/pytest "$@"
