@@ -101,7 +101,10 @@ def run_workload(bed: Testbed, conf: settings.Settings, workload: workloads.Work
             status = "ok" if sample.ok else f"ERROR {sample.error}"
             seconds = "-" if sample.seconds is None else f"{sample.seconds:.2f}s"
             say(f"[{workload.key} {rep + 1}/{conf.repeat}] {approach.id:<5} {seconds:>9}  {status}")
-    workloads.drop(bed, workload)
+    try:
+        workloads.drop(bed, workload)
+    except RigError as exc:
+        log.warning("dropping the %s databases failed: %s", workload.key, bed.redact(str(exc))[:300])
     return result
 
 
