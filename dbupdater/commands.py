@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import TYPE_CHECKING, Any
 
 from .errors import DbUpdaterError, ExitCode, UsageError
 from .ledger import REVERTED, SUCCESS, Entry, RunIdentity
-from .manifest import Manifest, ManifestRow
+from .manifest import Manifest, first_row_per_database
 from .plan import DbKey, RowState, plan_rows
 from .report import ConsoleReporter
 from .runner import Deployment, RunOptions, apply
@@ -76,7 +75,7 @@ def run_environment(manifest: Manifest, reporter: ConsoleReporter, environment: 
 
 def run_wait_ready(manifest: Manifest, options: RunOptions, reporter: ConsoleReporter, via: str, timeout: float,
                    environment: Environment | None) -> int:
-    from .environments import CREATED, RUNNING
+    from .environments import CREATED, RUNNING, now
     from .readiness import wait_ready
 
     def ready(probe: Probe) -> None:
@@ -85,8 +84,7 @@ def run_wait_ready(manifest: Manifest, options: RunOptions, reporter: ConsoleRep
         if environment is not None:
             current = environment.read(probe.db) or {}
             if current.get("status") in (None, CREATED):
-                environment.mark(probe.db, RUNNING, identity, ready_at=time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                                     time.gmtime()))
+                environment.mark(probe.db, RUNNING, identity, ready_at=now())
 
     def retry(probe: Probe) -> None:
         reporter.say(f"waiting for {probe.db.target_label}: {probe.last_error}", "yellow")
@@ -109,10 +107,8 @@ def run_plan(manifest: Manifest, options: RunOptions, reporter: ConsoleReporter)
     reporter.run_started(manifest)
     with Deployment(manifest, options) as deployment:
         histories = deployment.open(lock=False)
-        first_rows: dict[DbKey, ManifestRow] = {}
-        for row in manifest.rows:
-            first_rows.setdefault(row.db.key, row)  # one query per database, in manifest order
-        holders = {key: deployment.ledger(row).holder() for key, row in first_rows.items()}
+        # one query per database, in manifest order
+        holders = {row.db.key: deployment.ledger(row).holder() for row in first_row_per_database(manifest.rows)}
     planned = plan_rows(manifest.rows, histories)
     reporter.plan_table(planned)
     for key, holder in holders.items():

@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import UsageError
 from .ledger import RunIdentity
-from .manifest import DatabaseSpec, Manifest
+from .manifest import DatabaseSpec, Manifest, first_row_per_database
 from .outcome import RunResult, Status
 from .plan import PlannedRow
 from .vault import Vault, VaultUnavailable
@@ -96,7 +96,7 @@ class Environment:
 
 
 def unique_databases(manifest: Manifest) -> list[DatabaseSpec]:
-    return list({row.db.key: row.db for row in manifest.rows}.values())
+    return [row.db for row in first_row_per_database(manifest.rows)]
 
 
 def counts_per_database(manifest: Manifest, result: RunResult) -> dict[DatabaseSpec, dict[str, int]]:

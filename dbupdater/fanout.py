@@ -124,7 +124,8 @@ class Scheduler:
 
 
 def parallel_map(function: Callable[[T], object], items: list[T], workers: int) -> None:
-    """Call function on every item with a few threads; the first exception is raised after all finished."""
+    """Call function on every item with a few threads. After an exception nothing new starts; it is raised
+    once the calls already running have finished."""
     scheduler = Scheduler(workers, workers)
     scheduler.run([(index, functools.partial(function, item)) for index, item in enumerate(items)],
                   lambda running: False)

@@ -143,9 +143,6 @@ class Ledger:
         """Log in and run a trivial query through the runner's client; raises LedgerError if it cannot."""
         self._exec("SELECT 1;")
 
-    def ensure(self) -> None:
-        self._exec(self.d.create_tables(self.schema, self.history, self.lock))
-
     def _history_sql(self) -> str:
         t = self.d.text_time
         fields = {"id": "id", "script": "script", "checksum": "checksum", "checksum_version": "checksum_version",
@@ -207,10 +204,6 @@ class Ledger:
     def has_pending(self) -> bool:
         return bool(self._pending)
 
-    def flush(self) -> None:
-        if self._pending:
-            self._exec(self._pending)
-            self._pending = ""
 
     def set_status(self, entry: Entry, status: str, checksum: str, note: str) -> None:
         self._exec(f"UPDATE {self.history} SET status = {self._lit(status)}, checksum = {self._lit(checksum)}, "

@@ -38,7 +38,6 @@ MAY_BE_EMPTY = {"sql_runner_password", "database_password", "database_type", "sq
                 "sql_runner_key_file", "transport", "repeatable", "single_transaction"}
 BOOLEANS = {"": False, "no": False, "false": False, "0": False, "n": False,
             "yes": True, "true": True, "1": True, "y": True}
-SECRET_COLUMNS = ("sql_runner_password", "database_password", "sql_runner_key_file")
 PASSWORD_COLUMNS = ("sql_runner_password", "database_password")
 TRANSPORTS = {"ssh": "ssh", "local": "local"}
 PLANNED_TRANSPORTS = {"winrm": "WinRM"}
@@ -110,6 +109,14 @@ class Manifest:
     rows: list[ManifestRow]
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+
+def first_row_per_database(rows: Iterable[ManifestRow]) -> list[ManifestRow]:
+    """The first row naming each database, in manifest order: its runner is the way in for one-off calls."""
+    first: dict[tuple[str, str, int, str], ManifestRow] = {}
+    for row in rows:
+        first.setdefault(row.db.key, row)
+    return list(first.values())
 
 
 def load(path: Path) -> Manifest:

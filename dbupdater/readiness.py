@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .engines import ENGINES
-from .manifest import DatabaseSpec, Manifest, ManifestRow
+from .manifest import DatabaseSpec, Manifest, ManifestRow, first_row_per_database
 from .runner import Deployment, RunOptions
 from .secrets import redact
 from .transports import HostKeyRefused
@@ -31,19 +31,12 @@ class Probe:
         return self.row.db
 
 
-def probes(manifest: Manifest) -> list[Probe]:
-    first: dict[tuple[str, str, int, str], ManifestRow] = {}
-    for row in manifest.rows:
-        first.setdefault(row.db.key, row)
-    return [Probe(row) for row in first.values()]
-
-
 def wait_ready(manifest: Manifest, options: RunOptions, *, via: str, timeout: float,
                on_ready: Callable[[Probe], None], on_retry: Callable[[Probe], None]) -> list[Probe]:
     """Returns every probe; those with ready_after None did not answer before the deadline."""
     started = time.monotonic()
     deadline = started + timeout
-    pending = probes(manifest)
+    pending = [Probe(row) for row in first_row_per_database(manifest.rows)]
     done: list[Probe] = []
     delay = FIRST_DELAY
     with Deployment(manifest, options) as deployment:

@@ -22,7 +22,7 @@ from .engines import ENGINES, OutputLog, Verdict
 from .errors import DbUpdaterError, UnreachableError
 from .fanout import Scheduler, parallel_map, targets
 from .ledger import FAILED, ROLLED_BACK, SUCCESS, Entry, Holder, Ledger, RunIdentity
-from .manifest import DatabaseSpec, Manifest, ManifestRow, RunnerSpec
+from .manifest import DatabaseSpec, Manifest, ManifestRow, RunnerSpec, first_row_per_database
 from .outcome import Outcome, RunResult, Status
 from .plan import DbKey, PlannedRow, plan_rows
 from .secrets import redact
@@ -182,10 +182,7 @@ class Deployment:
         (and the command) after the others finished, and closing releases whatever was locked.
         """
         histories: dict[DbKey, dict[str, Entry]] = {}
-        first: dict[DbKey, ManifestRow] = {}
-        for row in self.manifest.rows:
-            first.setdefault(row.db.key, row)
-        first_rows = list(first.values())
+        first_rows = first_row_per_database(self.manifest.rows)
         workers = max(1, self.options.parallel)
         parallel_map(self.session, list(dict.fromkeys(row.runner for row in first_rows)), workers)
 
@@ -378,14 +375,17 @@ def _execute_parallel(deployment: Deployment, planned: list[PlannedRow], outcome
                     scheduler.stop()
                 return
 
+    asked = False
+
     def interrupted(count: int) -> bool:
-        if getattr(interrupted, "asked", False):
+        nonlocal asked
+        if asked:
             for position in running:  # abandoned: the runner may still be executing them
                 outcome = outcomes[position]
                 outcome.status = Status.INTERRUPTED
                 outcome.reason = "interrupted: the script may be partially applied, and may still run on the runner"
             return False
-        interrupted.asked = True  # type: ignore[attr-defined]
+        asked = True
         reporter.interrupted(count)
         return True
 
