@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
+import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UnreachableError
+
+
+@contextlib.contextmanager
+def without_module(name: str) -> Iterator[None]:
+    """Make an optional import of `name` fail while the block runs (when it is not loaded already)."""
+    if name in sys.modules:
+        yield
+        return
+    sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        del sys.modules[name]
+
 
 OutputHandler = Callable[[str, str], None]
 """Called with ("stdout" | "stderr", line) for every line, as it arrives."""

@@ -7,6 +7,7 @@ refused always.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import select
@@ -17,10 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import paramiko
-from scp import SCPClient, SCPException
+from .base import HostKeyRefused, LineSplitter, OutputHandler, SSHOptions, Transport, TransportError, without_module
 
-from .base import HostKeyRefused, LineSplitter, OutputHandler, SSHOptions, Transport, TransportError
+with without_module("invoke"):
+    # paramiko imports invoke (30 ms of every run's start) only to run `Match exec` lines of ssh_config files,
+    # which we never read.
+    import paramiko
+    from scp import SCPClient, SCPException
 
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 _known_hosts_lock = threading.Lock()
@@ -76,7 +80,31 @@ def _load_key(text: str, passphrase: str | None) -> paramiko.PKey:
                          "(not an Ed25519, ECDSA or RSA key, or a wrong passphrase)")
 
 
-def _socket(host: str, port: int, timeout: float) -> socket.socket:
+class _QuickAckSocket:
+    """A socket that acknowledges what it receives at once instead of up to 40 ms later.
+
+    sshd leaves Nagle's algorithm on for sessions without a pty, so a small packet it sends (the channel-open
+    confirmation after the post-login debug messages, an exit status after output) waits until the client
+    has ACKed the previous one, and Linux delays that ACK. Measured: the first command on every connection
+    took 45 ms instead of 3. Asking for a quick ACK after each read sends the pending ACK now; paramiko
+    accepts any object with a socket's methods.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def recv(self, size: int) -> bytes:
+        data = self._sock.recv(size)
+        if data:
+            with contextlib.suppress(OSError):
+                self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _socket(host: str, port: int, timeout: float) -> Any:
     """A TCP connection without Nagle delays, with keepalives so a vanished runner is noticed in a minute."""
     sock = socket.create_connection((host, port), timeout=timeout)
     # SSH sends small packets (channel open, exec, EOF, exit status) and waits for answers: with Nagle's
@@ -87,7 +115,7 @@ def _socket(host: str, port: int, timeout: float) -> socket.socket:
                         ("TCP_USER_TIMEOUT", 60_000)):
         if hasattr(socket, name):
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
-    return sock
+    return _QuickAckSocket(sock) if hasattr(socket, "TCP_QUICKACK") else sock
 
 
 class SSHTransport(Transport):
@@ -161,7 +189,9 @@ class SSHTransport(Transport):
             return channel.recv_exit_status() if channel.exit_status_ready() else -1
 
     def _scp(self) -> SCPClient:
-        return SCPClient(self._transport, socket_timeout=60.0)
+        # 128 KiB reads (scp's default is 16 KiB): fewer, fuller SSH packets; a 3.4 MB copy on a new connection
+        # took about a third less time. Memory stays flat: one buffer per copy.
+        return SCPClient(self._transport, buff_size=128 * 1024, socket_timeout=60.0)
 
     def put(self, local: Path, remote: str) -> None:
         try:
