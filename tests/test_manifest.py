@@ -130,6 +130,16 @@ def test_ragged_line_and_encoding_and_empty(tmp_path: Path) -> None:
     assert problems(tmp_path / "absent.csv") == [(None, None, "file not found")]
 
 
+def test_line_numbers_count_quoted_line_breaks(tmp_path: Path) -> None:
+    # A quoted cell may span lines; the rows after it keep their file line numbers.
+    path = write(tmp_path, f'{HEADER}\nrunner1,deploy,"pw\nsecond",MySQL,db1,app,dbpw,3306,shop,s1.sql\n\n'
+                           "runner1,deploy,pw,MySQL,db1,app,dbpw,3306,shop,\n")
+    assert problems(path) == [(2, "sql_runner_password", "contains a NUL or line break"),
+                              (5, "sql_script_to_run", "is empty")]
+    open_quote = write(tmp_path, f'{HEADER}\n{GOOD}\nrunner1,deploy,"pw,MySQL\n', name="quote.csv")
+    assert problems(open_quote)[0][2].startswith("not a well-formed CSV")
+
+
 def test_optional_columns(tmp_path: Path) -> None:
     key = tmp_path / "id_test"
     key.write_text("not really a key")
