@@ -109,6 +109,9 @@ class Ledger:
         # mark, or the lock release) to save a round trip per script. Until then the history says
         # `running`, which is what a crash in between must leave anyway.
         self._pending: str = ""
+        # Successes sent in a script's session by a client that does not report their errors (see
+        # Engine.before_checked): sent again with the next checked call, where a repeat changes nothing.
+        self._unconfirmed: str = ""
 
     # --- plumbing -------------------------------------------------------------------------------------------
 
@@ -173,17 +176,39 @@ class Ledger:
         self.acquire(lease, timeout, on_wait)
         return self.read()
 
-    def mark_running(self, script: str, checksum: str, checksum_version: int) -> None:
-        """Insert the `running` row (after any pending success of the previous script, in the same call)."""
-        d = self.d
+    def _insert_running(self, script: str, checksum: str, checksum_version: int) -> str:
+        # started_at takes its column default: the current instant whatever the session's time zone.
         values = {"script": self._lit(script), "checksum": self._lit(checksum),
                   "checksum_version": self._lit(checksum_version), "status": self._lit(RUNNING),
-                  "started_at": d.now, "runner_host": self._lit(self.runner_label),
-                  "os_user": self._lit(self.identity.os_user), "tool_version": self._lit(__version__),
-                  "run_id": self._lit(self.identity.run_id)}
-        self._exec(self._pending + f"INSERT INTO {self.history} ({', '.join(values)}) "
-                   f"VALUES ({', '.join(values.values())});")
-        self._pending = ""
+                  "runner_host": self._lit(self.runner_label), "os_user": self._lit(self.identity.os_user),
+                  "tool_version": self._lit(__version__), "run_id": self._lit(self.identity.run_id)}
+        return f"INSERT INTO {self.history} ({', '.join(values)}) VALUES ({', '.join(values.values())});"
+
+    def _flush(self) -> str:
+        """Successes to send with a call whose every statement is checked."""
+        return self._unconfirmed + self._pending
+
+    def _flushed(self) -> None:
+        self._pending = self._unconfirmed = ""
+
+    def mark_running(self, script: str, checksum: str, checksum_version: int) -> None:
+        """Insert the `running` row (after any pending success of the previous script, in the same call)."""
+        self._exec(self._flush() + self._insert_running(script, checksum, checksum_version))
+        self._flushed()
+
+    def running_before_script(self, script: str, checksum: str, checksum_version: int) -> str:
+        """What `mark_running` does, as SQL for the script's own client session (see Engine.shares_session):
+        the `running` row first, then the previous script's success. Call `running_recorded` once the engine
+        says it took effect; until then the success stays pending, and sending it again is harmless (it only
+        updates a row still `running`)."""
+        return self.d.before_script(self._insert_running(script, checksum, checksum_version), self._pending)
+
+    def running_recorded(self, *, all_checked: bool) -> None:
+        if all_checked:
+            self._flushed()
+        else:
+            self._unconfirmed += self._pending
+            self._pending = ""
 
     def _finish_sql(self, script: str, status: str, note: str | None) -> str:
         d = self.d
@@ -193,8 +218,8 @@ class Ledger:
                 f"AND status = {self._lit(RUNNING)};\n")
 
     def mark_finished(self, script: str, status: str, note: str | None = None) -> None:
-        self._exec(self._pending + self._finish_sql(script, status, note))
-        self._pending = ""
+        self._exec(self._flush() + self._finish_sql(script, status, note))
+        self._flushed()
 
     def finish_later(self, script: str, status: str, note: str | None = None) -> None:
         """Record the end of a script with the next ledger call (see `_pending`)."""
@@ -272,6 +297,6 @@ class Ledger:
 
     def release(self) -> None:
         """Write any pending success, then free the lock: one client call."""
-        self._exec(self._pending + f"DELETE FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)} "
+        self._exec(self._flush() + f"DELETE FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)} "
                    f"AND run_id = {self._lit(self.identity.run_id)};")
-        self._pending = ""
+        self._flushed()

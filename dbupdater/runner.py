@@ -78,6 +78,8 @@ class Session:
     _credentials: dict[tuple[DatabaseSpec, str], str] = field(default_factory=dict)
     _uploads: dict[Path, _Upload] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _prefetching: threading.Thread | None = None
+    _stop_prefetch: threading.Event = field(default_factory=threading.Event)
 
     def credentials(self, db: DatabaseSpec) -> str:
         # DatabaseSpec equality ignores the password; two rows may log in as one user with different ones.
@@ -111,6 +113,32 @@ class Session:
         if upload.error is not None:
             raise upload.error
         return upload.remote
+
+    def prefetch(self, scripts: list[Path]) -> None:
+        """Copy the scripts the run will need, in order, in the background: each later copy overlaps the
+        scripts running before it (one connection carries both)."""
+        def work() -> None:
+            for script in scripts:
+                if self._stop_prefetch.is_set():
+                    return
+                try:
+                    self.upload(script)
+                except TransportError:
+                    return  # the step that needs the script reports it
+        self._prefetching = threading.Thread(target=work, name=f"dbupdater-copy {self.transport.label}", daemon=True)
+        self._prefetching.start()
+
+    def close(self) -> None:
+        """Stop copying, remove the private directory and disconnect."""
+        self._stop_prefetch.set()
+        if self._prefetching is not None:
+            self._prefetching.join()
+        try:
+            self.transport.remove(self.workdir)
+        except TransportError:
+            pass  # the runner is gone; its private directory goes with its /tmp policy
+        finally:
+            self.transport.close()
 
 
 class Deployment:
@@ -159,9 +187,7 @@ class Deployment:
             for key in [key for key in self._ledgers if key[0] == spec]:
                 del self._ledgers[key]
         if session is not None:
-            with contextlib.suppress(TransportError):
-                session.transport.remove(session.workdir)
-            session.transport.close()
+            session.close()
 
     def ledger(self, row: ManifestRow) -> Ledger:
         key = (row.runner, row.db)
@@ -213,14 +239,20 @@ class Deployment:
             with contextlib.suppress(DbUpdaterError):
                 ledger.release()  # if this fails, the lease expires by itself
         self.locked.clear()
-        for session in self._sessions.values():
-            try:
-                session.transport.remove(session.workdir)
-            except TransportError:
-                pass  # the runner is gone; its private directory goes with its /tmp policy
-            finally:
-                session.transport.close()
+        sessions = list(self._sessions.values())
         self._sessions.clear()
+        parallel_map(Session.close, sessions, max(1, self.options.parallel))
+
+    def prefetch(self, planned: list[PlannedRow]) -> None:
+        """Start copying, per connected runner, the scripts that will run, in the order they will."""
+        wanted: dict[RunnerSpec, dict[Path, None]] = {}
+        for p in planned:
+            if p.state.runs:
+                wanted.setdefault(p.row.runner, {})[p.row.script] = None
+        with self._lock:
+            sessions = {spec: self._sessions[spec] for spec in wanted if spec in self._sessions}
+        for spec, session in sessions.items():
+            session.prefetch(list(wanted[spec]))
 
 
 class Heartbeat(threading.Thread):
@@ -274,6 +306,7 @@ def apply(manifest: Manifest, options: RunOptions, reporter: Reporter, hooks: Ho
             return planned, RunResult(outcomes, time.monotonic() - started)
         if hooks is not None and any(p.state.runs for p in planned):
             hooks.executing(planned)
+        deployment.prefetch(planned)
         heartbeat = Heartbeat(list(deployment.locked.values()), options.lock_lease)
         heartbeat.start()
         try:
@@ -401,19 +434,31 @@ def _apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options:
     engine = ENGINES[row.db.engine]
     single = row.single_transaction or (options.single_transaction and engine.transactional_ddl)
     started = time.monotonic()
+    before = ""
     try:
         ledger = deployment.ledger(row)
-        ledger.mark_running(row.script_id, p.checksum, VERSION)
+        session = deployment.session(row.runner)
+        script = session.upload(row.script)  # before anything is recorded: a failed copy leaves no trace
+        if engine.shares_session(single):
+            before = ledger.running_before_script(row.script_id, p.checksum, VERSION)
+        else:
+            ledger.mark_running(row.script_id, p.checksum, VERSION)
     except DbUpdaterError as exc:
         outcome.status, outcome.reason = Status.UNREACHABLE, f"not started: {exc}"
         return
     try:
-        _run_script(deployment.session(row.runner), row, outcome, single)
+        began = _run_script(session, row, outcome, single, script, before)
     except KeyboardInterrupt:
+        began = None
         outcome.status = Status.INTERRUPTED
         outcome.reason = "interrupted: the script may be partially applied, and may still run on the runner"
     finally:
         outcome.seconds = time.monotonic() - started
+    if before and began:
+        ledger.running_recorded(all_checked=engine.before_checked)
+    if began is False:  # the `running` row was never written, nor the script run
+        outcome.status, outcome.reason = Status.UNREACHABLE, f"not started: {outcome.reason}"
+        return
     status = {Status.APPLIED: SUCCESS}.get(outcome.status, FAILED)
     if outcome.status is Status.FAILED and single:
         status = ROLLED_BACK
@@ -429,25 +474,36 @@ def _apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options:
                           "and the next run will ask you to resolve it")
 
 
-def _run_script(session: Session, row: ManifestRow, outcome: Outcome, single_transaction: bool) -> None:
+def _run_script(session: Session, row: ManifestRow, outcome: Outcome, single_transaction: bool, script: str,
+                before: str) -> bool | None:
+    """Run the client on the runner and judge it; returns whether the `running` row went in with it (always
+    True when it was written beforehand, None when the runner went away and nobody can tell)."""
     engine = ENGINES[row.db.engine]
-    transport = session.transport
     log = OutputLog(engine)
+    invocation = engine.invocation(row.db, script, session.credentials(row.db),
+                                   single_transaction=single_transaction, before=before)
+    marker_seen = False
+
+    def feed(stream: str, line: str) -> None:
+        nonlocal marker_seen
+        if not marker_seen and stream == "stdout" and line == invocation.started_marker:
+            marker_seen = True
+        else:
+            log.feed(stream, line)
+
     try:
         try:
-            script = session.upload(row.script)
-            invocation = engine.invocation(row.db, script, session.credentials(row.db),
-                                           single_transaction=single_transaction)
-            outcome.exit_code = transport.run(invocation.argv, log.feed, stdin_path=invocation.stdin_path)
+            outcome.exit_code = session.transport.run(invocation.argv, feed, stdin_path=invocation.stdin_path)
         finally:
             outcome.warnings, outcome.errors = log.warnings, log.errors
             outcome.stdout_tail = list(log.stdout_tail)
     except TransportError as exc:
         outcome.status, outcome.reason = Status.UNREACHABLE, f"{exc}; the script may be partially applied"
-        return
+        return None if before else True
     verdict, reason = engine.verdict(outcome.exit_code, log)
     outcome.status = {Verdict.APPLIED: Status.APPLIED, Verdict.FAILED: Status.FAILED,
                       Verdict.UNREACHABLE: Status.UNREACHABLE}[verdict]
     outcome.reason = reason
     if log.dropped:
         outcome.reason += f" ({log.dropped} more warning/error lines not kept)"
+    return engine.started(outcome.exit_code, log, marker_seen) if before else True

@@ -39,7 +39,7 @@ def wait_for(predicate, timeout: float = 30, what: str = "condition") -> None:  
 
 def client_pids(database: str) -> list[int]:
     """Native clients (on the runners: same PID space) running a *script* (not a ledger query) on one database."""
-    pattern = f"(--show-warnings .*--database={database}$|dbname='{database}' -f \\S+/[0-9]{{5}}-)"
+    pattern = f"(--show-warnings .*--database={database}$|dbname='{database}' .*-f \\S+/[0-9]{{5}}-)"
     out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
     return [int(pid) for pid in out.split()]
 
@@ -110,7 +110,7 @@ def test_killed_client_leaves_target_in_doubt_until_resolved(workspace: Workspac
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode in (1, 3), out
     assert "after_sleep" not in target.tables()
-    assert history(target) == [["slow.sql", "failed"]]
+    assert history(target) == [["slow.sql", "failed"]], out
 
     refused = run_tool("-f", str(workspace.dir / "manifest.csv"))
     assert refused.code == 5, refused.text
@@ -284,3 +284,65 @@ def test_single_transaction_is_refused_for_mysql(workspace: Workspace, target: T
     result = run_tool("-f", str(workspace.write(header=[*HEADER, "single_transaction"])))
     assert result.code == 2 and "commits DDL implicitly" in result.err
 
+
+
+def _client_sessions(target: Target) -> int:
+    """Logins to the target's database so far, counting this query's own (MySQL: the whole server, which the
+    suite uses one test at a time)."""
+    if target.engine == "mysql":
+        return int(target.rows("SHOW GLOBAL STATUS LIKE 'Connections'")[0][1])
+    return int(target.rows(f"SELECT sessions FROM pg_stat_database WHERE datname = '{target.name}'")[0][0])
+
+
+def test_running_row_rides_in_the_script_session_and_leaves_it_as_found(workspace: Workspace, target: Target,
+                                                                         run_tool) -> None:
+    running = "(SELECT COUNT(*) FROM dbupdater_history WHERE script = 'probe.sql' AND status = 'running')"
+    if target.engine == "mysql":
+        probe = (f"CREATE TABLE seen AS SELECT @@session.time_zone AS tz, @dbupdater_tz IS NULL AS unset, "
+                 f"{running} AS running_rows;\n")
+        expected = [[target.rows("SELECT @@global.time_zone")[0][0], "1", "1"]]
+    else:
+        probe = f"CREATE TABLE seen AS SELECT current_setting('client_min_messages') AS cmm, {running} AS running_rows;\n"
+        expected = [["notice", "1"]]
+    workspace.row(target, workspace.script("first.sql", "CREATE TABLE first_one (id INT);\n"))
+    workspace.row(target, workspace.script("probe.sql", probe))
+    path = workspace.write()
+    before = _client_sessions(target)
+    result = run_tool("-f", str(path))
+    after = _client_sessions(target)
+    assert result.code == 0, result.text
+    # The `running` row was committed in the script's own session before it started, and the session was
+    # left as the client opens it: the server's time zone, no variable of ours, default message level.
+    assert target.rows("SELECT * FROM seen") == expected
+    assert history(target) == [["first.sql", "success"], ["probe.sql", "success"]]
+    # One client login per script, plus one to lock and read the history and one to record and unlock.
+    assert after - before - 1 == 2 + 2, result.text  # - 1: the query that counts
+
+
+def test_ledger_failure_in_the_script_session_means_not_started(workspace: Workspace, target: Target,
+                                                                 run_tool) -> None:
+    if target.engine == "mysql":  # a subquery of two rows as a value: error 1242 for boom.sql's `running` row
+        trigger = ("CREATE TRIGGER reject_boom BEFORE INSERT ON dbupdater_history FOR EACH ROW "
+                   "SET NEW.status = IF(NEW.script = 'boom.sql', (SELECT 1 UNION SELECT 2), NEW.status);\n")
+        drop = "DROP TRIGGER reject_boom"
+    else:
+        trigger = ("CREATE FUNCTION reject_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                   "IF NEW.script = 'boom.sql' THEN RAISE EXCEPTION 'no running row for boom'; END IF; "
+                   "RETURN NEW; END $$;\n"
+                   "CREATE TRIGGER reject_boom BEFORE INSERT ON dbupdater_history "
+                   "FOR EACH ROW EXECUTE FUNCTION reject_boom();\n")
+        drop = "DROP TRIGGER reject_boom ON dbupdater_history"
+    workspace.row(target, workspace.script("trigger.sql", trigger))
+    workspace.row(target, workspace.script("boom.sql", "CREATE TABLE boom_ran (id INT);\n"))
+    path = workspace.write()
+    result = run_tool("-f", str(path))
+    assert result.code == 3, result.text
+    assert "not started" in result.out, result.out
+    assert "boom_ran" not in target.tables()
+    # The first script's success (sent along with the failed insert) is recorded by the unlock call.
+    assert history(target) == [["trigger.sql", "success"]]
+    target.query(drop)
+    again = run_tool("-f", str(path))
+    assert again.code == 0, again.text
+    assert "boom_ran" in target.tables()
+    assert history(target) == [["trigger.sql", "success"], ["boom.sql", "success"]]

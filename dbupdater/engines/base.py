@@ -36,7 +36,11 @@ class Invocation:
 
     argv: list[str]
     stdin_path: str | None = None
+    # A line the client prints on stdout once the ledger SQL run before the script has committed.
+    started_marker: str | None = None
 
+
+STARTED_MARKER = "-- dbupdater: script begins --"
 
 # Exit status a POSIX shell reports when the command does not exist or cannot execute.
 COMMAND_NOT_FOUND = {126, 127}
@@ -84,7 +88,22 @@ class Engine(ABC):
 
     @abstractmethod
     def invocation(self, db: DatabaseSpec, script_path: str, credentials_path: str, *,
-                   single_transaction: bool = False) -> Invocation: ...
+                   single_transaction: bool = False, before: str = "") -> Invocation:
+        """`before` is ledger SQL to run in the same client session just ahead of the script, committed on its
+        own and leaving the session as the script would find it; only given when `shares_session` says so."""
+
+    def shares_session(self, single_transaction: bool) -> bool:
+        """Whether `before` can ride in the script's session: one client call per script instead of two."""
+        return False
+
+    # Whether an error in any statement of `before` keeps the script from starting (False: only the first's).
+    before_checked: bool = True
+
+    def started(self, exit_code: int, log: OutputLog, marker_seen: bool) -> bool | None:
+        """Whether `before` took effect (and the script began): True, False, or None when nobody can know."""
+        if marker_seen:
+            return True
+        return None if killed(exit_code) else False
 
     @abstractmethod
     def ledger_invocation(self, db: DatabaseSpec, credentials_path: str) -> Invocation:
@@ -114,6 +133,11 @@ class Engine(ABC):
             return Verdict.UNREACHABLE, ("the runner connection ended before the client reported an exit status; "
                                         "the script may be partially applied")
         return None
+
+
+def killed(exit_code: int) -> bool:
+    """The client ended by a signal (a shell reports 128 + N) or the runner connection ended first."""
+    return exit_code < 0 or exit_code >= 128
 
 
 def matches_any(patterns: list[re.Pattern[str]], line: str) -> bool:

@@ -53,6 +53,10 @@ class Dialect(ABC):
     @abstractmethod
     def create_tables(self, schema: str | None, history: str, lock: str) -> str: ...
 
+    def before_script(self, first: str, rest: str) -> str:
+        """Ledger SQL made fit to run in the script's own session: committed, and the session left as it was."""
+        return first + rest
+
 
 class MySQLDialect(Dialect):
     now = "NOW(3)"
@@ -76,6 +80,15 @@ class MySQLDialect(Dialect):
 
     def json_row(self, fields: dict[str, str]) -> str:
         return "JSON_OBJECT(" + ", ".join(f"'{key}', {value}" for key, value in fields.items()) + ")"
+
+    def before_script(self, first: str, rest: str) -> str:
+        # The client reports an error of the first statement only (the login then fails); later ones fail
+        # silently, so `first` is the statement that must not. The ledger's times are UTC; the script must
+        # still find the session's own time zone. The user variable is left NULL, which reads as never set.
+        if not rest:
+            return first
+        return (f"{first} SET @dbupdater_tz = @@session.time_zone, time_zone = '+00:00'; {rest.strip()} COMMIT; "
+                "SET time_zone = @dbupdater_tz, @dbupdater_tz = NULL;")
 
     def insert_ignore(self, table: str, values: dict[str, str]) -> str:
         return (f"INSERT IGNORE INTO {table} ({', '.join(values)}) VALUES ({', '.join(values.values())});")

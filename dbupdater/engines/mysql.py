@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from .base import Engine, Invocation, OutputLog, Severity, Verdict, matches_any
+from .base import COMMAND_NOT_FOUND, Engine, Invocation, OutputLog, Severity, Verdict, matches_any
 from .dialect import MySQLDialect
 
 if TYPE_CHECKING:
@@ -21,6 +21,8 @@ ERROR_LINE = re.compile(r"^ERROR \d+")
 # server went away under it (2006, 2013).
 LOGIN_ERROR = re.compile(r"^ERROR \d+ \([0-9A-Z]+\): ")
 SERVER_GONE = re.compile(r"^ERROR (2006|2013) \([0-9A-Z]+\) at line \d+")
+# An error in a statement of the script: the session was up, so `--init-command` had run.
+AT_LINE = re.compile(r"^ERROR \d+ \([0-9A-Z]+\) at line \d+")
 WARNING_PATTERNS = [
     re.compile(r"\[Warning\]"),
     re.compile(r"^(Warning|Note) \(Code \d+\)"),
@@ -63,8 +65,24 @@ class MySQL(Engine):
         ]
 
     def invocation(self, db: DatabaseSpec, script_path: str, credentials_path: str, *,
-                   single_transaction: bool = False) -> Invocation:
-        return Invocation(self._argv(db, credentials_path, "--show-warnings"), stdin_path=script_path)
+                   single_transaction: bool = False, before: str = "") -> Invocation:
+        # The client runs --init-command right after logging in; if it fails, the login fails and the script
+        # never starts. Line numbers in the script's errors stay the script's own.
+        options = ["--show-warnings", *([f"--init-command={before}"] if before else [])]
+        return Invocation(self._argv(db, credentials_path, *options), stdin_path=script_path)
+
+    def shares_session(self, single_transaction: bool) -> bool:
+        return True
+
+    # The client ignores errors of an --init-command's second and later statements.
+    before_checked = False
+
+    def started(self, exit_code: int, log: OutputLog, marker_seen: bool) -> bool | None:
+        if exit_code == 0 or any(AT_LINE.search(line) for line in log.errors):
+            return True
+        if exit_code in COMMAND_NOT_FOUND or (exit_code == 1 and any(LOGIN_ERROR.search(line) for line in log.errors)):
+            return False  # the client is missing, or the login (with --init-command) failed
+        return None
 
     def ledger_invocation(self, db: DatabaseSpec, credentials_path: str) -> Invocation:
         return Invocation(self._argv(db, credentials_path, "--raw", "--skip-column-names"))

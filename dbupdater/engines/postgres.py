@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from .base import Engine, Invocation, OutputLog, Severity, Verdict
+from .base import STARTED_MARKER, Engine, Invocation, OutputLog, Severity, Verdict
 from .dialect import PostgresDialect
 
 if TYPE_CHECKING:
@@ -63,9 +63,19 @@ class PostgreSQL(Engine):
         ]
 
     def invocation(self, db: DatabaseSpec, script_path: str, credentials_path: str, *,
-                   single_transaction: bool = False) -> Invocation:
+                   single_transaction: bool = False, before: str = "") -> Invocation:
         options = ["--single-transaction"] if single_transaction else []
+        if before:
+            # psql runs -c and -f in order in one session; each -c string is one transaction of its own. The
+            # marker tells the runner the ledger row is committed and the script is next.
+            return Invocation([*self._argv(db, credentials_path, *options), "-c", before,
+                               "-c", f"\\echo {STARTED_MARKER}", "-f", script_path], started_marker=STARTED_MARKER)
         return Invocation([*self._argv(db, credentials_path, *options), "-f", script_path])
+
+    def shares_session(self, single_transaction: bool) -> bool:
+        # --single-transaction would put the ledger row inside the script's transaction, and a failure would
+        # roll back the previous script's success with it.
+        return not single_transaction
 
     def ledger_invocation(self, db: DatabaseSpec, credentials_path: str) -> Invocation:
         return Invocation([*self._argv(db, credentials_path, "--no-align", "--tuples-only"), "-f", "-"])
