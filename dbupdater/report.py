@@ -40,6 +40,9 @@ PLAN_STYLES = {
     RowState.IN_DOUBT: "bold red",
 }
 MAX_SHOWN_LINES = 25
+# Above this many rows the summary lists only the rows that went wrong (a table of hundreds helps nobody).
+SUMMARY_ROWS = 50
+PROBLEMS = {Status.FAILED, Status.UNREACHABLE, Status.REFUSED, Status.INTERRUPTED}
 
 
 class ConsoleReporter:
@@ -168,16 +171,25 @@ class ConsoleReporter:
         self.console.print(table)
 
     def run_finished(self, result: RunResult) -> None:
-        table = Table(title="Summary", title_justify="left", show_lines=False)
+        shown = result.outcomes
+        title = "Summary"
+        if len(shown) > SUMMARY_ROWS:  # each row's line is above; the Targets table says how far each got
+            shown = [o for o in shown if o.status in PROBLEMS]
+            title = f"Problems ({len(shown)} of {len(result.outcomes)} rows)"
+        if shown:
+            self._rows_table(title, shown)
+        self.targets_table(result)
+        parts = [f"{result.count(status)} {status.value}" for status in Status if result.count(status)]
+        self.say(f"{', '.join(parts)} in {result.seconds:.2f}s (exit {int(result.exit_code)})", "bold")
+
+    def _rows_table(self, title: str, outcomes: list[Outcome]) -> None:
+        table = Table(title=title, title_justify="left", show_lines=False)
         for name, justify in (("#", "right"), ("script", "left"), ("runner", "left"), ("database", "left"),
                               ("outcome", "left"), ("seconds", "right")):
             table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
-        for outcome in result.outcomes:
+        for outcome in outcomes:
             row = outcome.row
             seconds = f"{outcome.seconds:.2f}" if outcome.status is not Status.NOT_RUN else ""
             table.add_row(str(outcome.index), redact(row.script_label), redact(row.runner.label),
                           redact(row.db.label), Text(outcome.status.value, style=STYLES[outcome.status]), seconds)
         self.console.print(table)
-        self.targets_table(result)
-        parts = [f"{result.count(status)} {status.value}" for status in Status if result.count(status)]
-        self.say(f"{', '.join(parts)} in {result.seconds:.2f}s (exit {int(result.exit_code)})", "bold")

@@ -129,6 +129,30 @@ def test_shards_are_disjoint_and_cover_every_target(tmp_path: Path) -> None:
             == {row.db.key for row in Shard(2, 5).select(manifest).rows}), "shards depend on row order"
 
 
+def test_summary_of_a_large_run_lists_only_the_problems(tmp_path: Path) -> None:
+    import io
+
+    from dbupdater.outcome import Outcome, RunResult, Status
+    from dbupdater.report import ConsoleReporter
+
+    (tmp_path / "a.sql").write_text("SELECT 1;\n")
+    header = ["sql_runner_host", "sql_runner_userid", "sql_runner_password", "database_type", "database_host",
+              "database_userid", "database_password", "port", "database", "sql_script_to_run"]
+    rows = [(n + 2, ["runner.invalid", "u", "", "MySQL", "db.invalid", "u", "", "3306", f"app{n}", "a.sql"])
+            for n in range(60)]
+    outcomes = [Outcome(n + 1, row) for n, row in enumerate(parse("m.csv", tmp_path, header, rows).rows)]
+    for outcome in outcomes:
+        outcome.status = Status.APPLIED
+    outcomes[41].status, outcomes[41].reason = Status.FAILED, "mysql exited with 1"
+    out = io.StringIO()
+    ConsoleReporter(out, color=False).run_finished(RunResult(outcomes, 1.0))
+    text = out.getvalue()
+    assert "Problems (1 of 60 rows)" in text and "app41" in text
+    assert "app40" in text  # in the Targets table, which lists every database
+    assert text.count("applied") == 1  # the final count only; no row of the 59 applied is listed
+    assert "59 applied, 1 failed" in text
+
+
 def test_shard_option(workspace: Workspace, target: Target, extra: list[Target], run_tool) -> None:
     for db in [target, *extra]:
         workspace.row(db, workspace.script("one.sql", "CREATE TABLE sharded (id INT);\n"))

@@ -302,7 +302,8 @@ def test_running_row_rides_in_the_script_session_and_leaves_it_as_found(workspac
                  f"{running} AS running_rows;\n")
         expected = [[target.rows("SELECT @@global.time_zone")[0][0], "1", "1"]]
     else:
-        probe = f"CREATE TABLE seen AS SELECT current_setting('client_min_messages') AS cmm, {running} AS running_rows;\n"
+        probe = (f"CREATE TABLE seen AS SELECT current_setting('client_min_messages') AS cmm, "
+                 f"{running} AS running_rows;\n")
         expected = [["notice", "1"]]
     workspace.row(target, workspace.script("first.sql", "CREATE TABLE first_one (id INT);\n"))
     workspace.row(target, workspace.script("probe.sql", probe))
