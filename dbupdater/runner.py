@@ -131,8 +131,8 @@ class Session:
     def close(self) -> None:
         """Stop copying, remove the private directory and disconnect."""
         self._stop_prefetch.set()
-        if self._prefetching is not None:
-            self._prefetching.join()
+        if self._prefetching is not None:  # a copy under way: let a small one end; a big one fails at the rm
+            self._prefetching.join(timeout=5)
         try:
             self.transport.remove(self.workdir)
         except TransportError:
