@@ -128,6 +128,9 @@ class Session:
         self._prefetching = threading.Thread(target=work, name=f"dbupdater-copy {self.transport.label}", daemon=True)
         self._prefetching.start()
 
+    def stop_prefetch(self) -> None:
+        self._stop_prefetch.set()
+
     def close(self) -> None:
         """Stop copying, remove the private directory and disconnect."""
         self._stop_prefetch.set()
@@ -243,6 +246,13 @@ class Deployment:
         self._sessions.clear()
         parallel_map(Session.close, sessions, max(1, self.options.parallel))
 
+    def stop_copies(self) -> None:
+        """The run stops early: copy nothing more ahead (a copy under way ends by itself)."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for session in sessions:
+            session.stop_prefetch()
+
     def prefetch(self, planned: list[PlannedRow]) -> None:
         """Start copying, per connected runner, the scripts that will run, in the order they will."""
         wanted: dict[RunnerSpec, dict[Path, None]] = {}
@@ -328,6 +338,7 @@ def _execute(deployment: Deployment, planned: list[PlannedRow], outcomes: list[O
     last = {p.row.db.key: position for position, p in enumerate(planned)}
     for position, (p, outcome) in enumerate(zip(planned, outcomes, strict=True)):
         if not _step(deployment, p, outcome, heartbeat, options, reporter, hooks, total):
+            deployment.stop_copies()
             return
         if last[p.row.db.key] == position:
             _release(deployment, heartbeat, p.row.db.key, planned, outcomes)
@@ -406,6 +417,7 @@ def _execute_parallel(deployment: Deployment, planned: list[PlannedRow], outcome
                 vault_gone = outcome.status is Status.UNREACHABLE and outcome.reason.startswith("stopped before")
                 if not options.keep_going or vault_gone or outcome.status is Status.INTERRUPTED:
                     scheduler.stop()
+                    deployment.stop_copies()
                 return
 
     asked = False
