@@ -451,6 +451,7 @@ def _apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options:
         ledger = deployment.ledger(row)
         session = deployment.session(row.runner)
         script = session.upload(row.script)  # before anything is recorded: a failed copy leaves no trace
+        credentials = session.credentials(row.db)
         if engine.shares_session(single):
             before = ledger.running_before_script(row.script_id, p.checksum, VERSION)
         else:
@@ -459,7 +460,7 @@ def _apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options:
         outcome.status, outcome.reason = Status.UNREACHABLE, f"not started: {exc}"
         return
     try:
-        began = _run_script(session, row, outcome, single, script, before)
+        began = _run_script(session.transport, row, outcome, single, script, credentials, before)
     except KeyboardInterrupt:
         began = None
         outcome.status = Status.INTERRUPTED
@@ -486,14 +487,13 @@ def _apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options:
                           "and the next run will ask you to resolve it")
 
 
-def _run_script(session: Session, row: ManifestRow, outcome: Outcome, single_transaction: bool, script: str,
-                before: str) -> bool | None:
+def _run_script(transport: Transport, row: ManifestRow, outcome: Outcome, single_transaction: bool, script: str,
+                credentials: str, before: str) -> bool | None:
     """Run the client on the runner and judge it; returns whether the `running` row went in with it (always
     True when it was written beforehand, None when the runner went away and nobody can tell)."""
     engine = ENGINES[row.db.engine]
     log = OutputLog(engine)
-    invocation = engine.invocation(row.db, script, session.credentials(row.db),
-                                   single_transaction=single_transaction, before=before)
+    invocation = engine.invocation(row.db, script, credentials, single_transaction=single_transaction, before=before)
     marker_seen = False
 
     def feed(stream: str, line: str) -> None:
@@ -505,7 +505,7 @@ def _run_script(session: Session, row: ManifestRow, outcome: Outcome, single_tra
 
     try:
         try:
-            outcome.exit_code = session.transport.run(invocation.argv, feed, stdin_path=invocation.stdin_path)
+            outcome.exit_code = transport.run(invocation.argv, feed, stdin_path=invocation.stdin_path)
         finally:
             outcome.warnings, outcome.errors = log.warnings, log.errors
             outcome.stdout_tail = list(log.stdout_tail)
