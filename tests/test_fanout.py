@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import pytest
 
 from dbupdater.fanout import Shard
 from dbupdater.manifest import parse
+from dbupdater.outcome import Outcome, RunResult, Status
+from dbupdater.report import ConsoleReporter
 
 from .conftest import ROOT, Target, Workspace
 
@@ -130,11 +133,6 @@ def test_shards_are_disjoint_and_cover_every_target(tmp_path: Path) -> None:
 
 
 def test_summary_of_a_large_run_lists_only_the_problems(tmp_path: Path) -> None:
-    import io
-
-    from dbupdater.outcome import Outcome, RunResult, Status
-    from dbupdater.report import ConsoleReporter
-
     (tmp_path / "a.sql").write_text("SELECT 1;\n")
     header = ["sql_runner_host", "sql_runner_userid", "sql_runner_password", "database_type", "database_host",
               "database_userid", "database_password", "port", "database", "sql_script_to_run"]
