@@ -197,6 +197,8 @@ class OpenBao:
         env.update({"HOME": str(lay.openbao), "BAO_DEV_ROOT_TOKEN_ID": bootstrap})
         argv = ["setsid", "-f", "sh", "-c", _FILTER, "openbao-rig", str(lay.openbao_log), str(bao), "server",
                 "-dev", f"-dev-listen-address={self.listen}", "-dev-no-store-token", _needle(lay)]
+        with open(lay.openbao_log, "a", encoding="utf-8"):  # exists from the start: a tail always has a file
+            lay.openbao_log.chmod(0o600)
         log.info("OpenBao: starting on %s", self.info.vault_addr)
         subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        env=env, cwd=lay.openbao, check=True)
@@ -218,14 +220,20 @@ class OpenBao:
                            f"({type(exc).__name__}: {detail})") from None
 
     def _wait_until_answering(self, timeout: float) -> None:
+        misses = 0
+
         def died() -> str | None:
-            return None if find_pids(re.escape(_needle(self.layout)) + "( |$)") else "the server exited"
+            # /proc/PID/cmdline reads empty for an instant while a process execs (setsid -> sh -> bao), so
+            # one miss under load is not a death: only several polls in a row without the server are.
+            nonlocal misses
+            misses = 0 if find_pids(re.escape(_needle(self.layout)) + "( |$)") else misses + 1
+            return "the server exited" if misses >= 5 else None
 
         try:
             wait_for(lambda: self.is_running() and self.answers(), timeout=timeout,
                      what=f"OpenBao on {self.info.vault_addr}", failed=died)
         except RigError as exc:
-            raise RigError(f"{exc}\n{self.log_tail()}") from exc
+            raise RigError(f"{exc}; log {self.layout.openbao_log}:\n{self.log_tail()}") from exc
 
     def log_tail(self, lines: int = 15) -> str:
         """The end of the server log; the token is masked here too, in case anything ever printed it."""
