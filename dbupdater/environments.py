@@ -60,15 +60,18 @@ class Environment:
         return self.vault.read(self.path(db))
 
     def _update(self, db: DatabaseSpec, status: str | None, identity: RunIdentity | None, **fields: Any) -> None:
-        record = self.read(db) or {"environment": self.name, "database_id": database_id(db), "created_at": now()}
-        stamp = now()
-        record.update(engine=db.engine, host=db.host, port=db.port, database=db.database, updated_at=stamp)
-        if identity is not None:
-            record["updated_by"] = f"{identity.os_user}@{identity.host}"
-        if status is not None and record.get("status") != status:
-            record["status"], record["status_since"] = status, stamp
-        record.update(fields)
-        self.vault.write(self.path(db), record)
+        def change(current: dict[str, Any] | None) -> dict[str, Any]:
+            record = current or {"environment": self.name, "database_id": database_id(db), "created_at": now()}
+            stamp = now()
+            record.update(engine=db.engine, host=db.host, port=db.port, database=db.database, updated_at=stamp)
+            if identity is not None:
+                record["updated_by"] = f"{identity.os_user}@{identity.host}"
+            if status is not None and record.get("status") != status:
+                record["status"], record["status_since"] = status, stamp
+            record.update(fields)
+            return record
+
+        self.vault.update(self.path(db), change)
 
     def register(self, dbs: Iterable[DatabaseSpec], identity: RunIdentity) -> None:
         for db in dbs:

@@ -13,7 +13,10 @@ so references never spell out `data/`. hvac is imported only when a run actually
 from __future__ import annotations
 
 import os
+import random
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     import hvac
 
 PREFIX = "vault:"
+_CAS_ATTEMPTS = 20  # check-and-set retries before a contended update gives up
 RENEW_BELOW = 300  # seconds of token life left at which a renewable token is renewed
 
 
@@ -208,6 +212,65 @@ class Vault:
             else:
                 self._call(lambda: kv.v1.create_or_update_secret(path=where.path, secret=data,
                                                                  mount_point=where.mount), f"writing {path}")
+        except (hvac.exceptions.Forbidden, hvac.exceptions.InvalidPath):
+            self.check()
+            raise VaultUnavailable(f"permission denied writing {path}: the token's policy does not allow it") \
+                from None
+
+    def update(self, path: str, change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
+        """Read, change and write one entry without losing a concurrent writer's change.
+
+        On KV 2 the write carries check-and-set with the version that was read; when another controller
+        (a shard, a second run) wrote in between, the change is applied again to what it wrote. KV 1 has no
+        versions, so there the last writer wins.
+        """
+        where = self.locate(path)
+        if where.version != 2:
+            data = change(self.read(path))
+            self.write(path, data)
+            return data
+        for attempt in range(_CAS_ATTEMPTS):
+            current, version = self._read_versioned(where, path)
+            data = change(current)
+            if self._write_cas(where, path, data, version):
+                return data
+            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+        raise VaultUnavailable(f"writing {path}: another writer changed it {_CAS_ATTEMPTS} times in a row while "
+                               "this run tried to update it")
+
+    def _read_versioned(self, where: Location, path: str) -> tuple[dict[str, Any] | None, int]:
+        """The data (None when absent or deleted) and the version a check-and-set write must name (0: none)."""
+        import hvac.exceptions
+
+        kv = self.client().secrets.kv
+        try:
+            response = self._call(lambda: kv.v2.read_secret_version(
+                path=where.path, mount_point=where.mount, raise_on_deleted_version=False), f"reading {path}")
+        except hvac.exceptions.InvalidPath:
+            return None, 0
+        except hvac.exceptions.Forbidden:
+            self.check()
+            raise ReferenceError_(f"permission denied reading {path}: the token's policy does not allow it") from None
+        body = response["data"]
+        return (dict(body["data"]) if body.get("data") else None), int(body["metadata"]["version"])
+
+    def _write_cas(self, where: Location, path: str, data: dict[str, Any], version: int) -> bool:
+        """False when the entry is no longer at ``version`` (someone else wrote it)."""
+        import hvac.exceptions
+
+        kv = self.client().secrets.kv
+
+        def attempt() -> bool:
+            try:
+                kv.v2.create_or_update_secret(path=where.path, secret=data, cas=version, mount_point=where.mount)
+            except hvac.exceptions.InvalidRequest as exc:
+                if "check-and-set" in str(exc):
+                    return False
+                raise
+            return True
+
+        try:
+            return bool(self._call(attempt, f"writing {path}"))
         except (hvac.exceptions.Forbidden, hvac.exceptions.InvalidPath):
             self.check()
             raise VaultUnavailable(f"permission denied writing {path}: the token's policy does not allow it") \

@@ -235,3 +235,35 @@ def test_vault_stopped_mid_run(workspace: Workspace, target: Target, rig, info, 
     assert "could not be recorded" in out  # the state still says 'updating', and the run says so
     assert history(target) == [["001.sql", "success"]]
     assert "after_stop" not in target.tables()
+
+
+def test_concurrent_state_updates_lose_nothing(rig, vault, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Two controllers (shards) updating one environment entry: check-and-set keeps every change."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dbupdater.vault import Vault
+
+    for name in ("VAULT_TOKEN", "BAO_TOKEN", "VAULT_ROLE_ID", "VAULT_SECRET_ID", "VAULT_NAMESPACE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in vault.items():
+        monkeypatch.setenv(name, value)
+    path = f"secret/ENVIRONMENTS/cas{time.monotonic_ns()}/db"
+
+    def bump(field: str) -> None:
+        client = Vault()  # one per controller, as two processes would have
+        for _ in range(15):
+            client.update(path, lambda current: {**(current or {}), "n": (current or {}).get("n", 0) + 1,
+                                                 field: (current or {}).get(field, 0) + 1})
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for job in [pool.submit(bump, "a"), pool.submit(bump, "b")]:
+            job.result()
+    assert Vault().read(path) == {"n": 30, "a": 15, "b": 15}
+
+    # A soft-deleted latest version: the update names that version and writes over it.
+    where = path.removeprefix("secret/")
+    rig.vault_client().secrets.kv.v2.delete_latest_version_of_secret(path=where, mount_point="secret")
+    assert Vault().read(path) is None
+    Vault().update(path, lambda current: {"after_delete": current is None})
+    assert Vault().read(path) == {"after_delete": True}
+    rig.vault_client().secrets.kv.v2.delete_metadata_and_all_versions(path=where, mount_point="secret")
