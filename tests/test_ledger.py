@@ -347,3 +347,21 @@ def test_ledger_failure_in_the_script_session_means_not_started(workspace: Works
     assert again.code == 0, again.text
     assert "boom_ran" in target.tables()
     assert history(target) == [["trigger.sql", "success"], ["boom.sql", "success"]]
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_history_survives_a_server_without_autocommit(workspace: Workspace, target: Target, run_tool) -> None:
+    """Some shops run MySQL with autocommit off for every session; the ledger's writes must still commit."""
+    workspace.row(target, workspace.script("001.sql", "CREATE TABLE one (id INT);\n"))
+    workspace.row(target, workspace.script("002.sql", "INSERT INTO one VALUES (1);\nCOMMIT;\n"))
+    path = workspace.write()
+    target.query("SET GLOBAL autocommit = 0")
+    try:
+        result = run_tool("-f", str(path))
+        assert result.code == 0, result.text
+        assert history(target) == [["001.sql", "success"], ["002.sql", "success"]]
+        again = run_tool("-f", str(path))
+        assert again.code == 0 and "2 skipped" in again.out, again.text
+        assert target.rows("SELECT COUNT(*) FROM one") == [["1"]]
+    finally:
+        target.query("SET GLOBAL autocommit = 1")

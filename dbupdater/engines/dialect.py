@@ -60,7 +60,9 @@ class Dialect(ABC):
 
 class MySQLDialect(Dialect):
     now = "NOW(3)"
-    preamble = "SET time_zone = '+00:00';\n"
+    # Autocommit on, whatever the server's default: a server set to autocommit=0 would roll back every
+    # ledger write (and the lock row) when the client disconnects.
+    preamble = "SET time_zone = '+00:00', autocommit = 1;\n"
     missing_table = re.compile(r"^ERROR (1146|1049) ")
 
     def ident(self, name: str) -> str:
