@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import DbUpdaterError, ExitCode
+from .interrupts import sigterm_as_interrupt
 from .secrets import redact
 
 if TYPE_CHECKING:
@@ -30,7 +31,10 @@ VAULT_ROLE_ID and VAULT_SECRET_ID), env:VAR or file:PATH.
 exit codes: 0 success (all applied or already applied); 1 a script failed; 2 manifest or usage error
 (nothing ran); 3 a runner or database could not be used (unreachable, host key refused, authentication
 failed, client missing); 4 internal error; 5 refused by the ledger (drift, a script in doubt, or the lock
-held by another run; nothing ran); 130 interrupted.
+held by another run; nothing ran); 130 interrupted (Ctrl-C or SIGTERM).
+
+Ctrl-C once: start nothing new, let running scripts finish. Twice: cancel them on the servers. Three
+times: leave at once. SIGTERM cancels running scripts and leaves after a few seconds.
 """
 
 
@@ -183,7 +187,8 @@ def reporter_for(args: argparse.Namespace) -> ConsoleReporter:
 def guarded(body: Callable[[], int]) -> int:
     """Map errors to exit codes; everything that reaches the terminal is redacted."""
     try:
-        return body()
+        with sigterm_as_interrupt():
+            return body()
     except DbUpdaterError as exc:
         print(redact(f"error: {exc}"), file=sys.stderr)
         return int(exc.exit_code)

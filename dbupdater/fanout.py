@@ -7,7 +7,9 @@ different targets run in parallel. A target counts against the cap of the runner
 from __future__ import annotations
 
 import functools
+import math
 import threading
+import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -63,6 +65,7 @@ class Scheduler:
         self._active: dict[Hashable, int] = {}
         self._stopped = False
         self.errors: list[BaseException] = []
+        self._workers = 0
 
     def stop(self) -> None:
         with self._cond:
@@ -73,23 +76,40 @@ class Scheduler:
     def stopped(self) -> bool:
         return self._stopped
 
-    def run(self, jobs: Sequence[tuple[Hashable, Callable[[], object]]], on_interrupt: Callable[[int], bool]) -> None:
-        """Run every job; on Ctrl-C ask on_interrupt(running jobs) whether to keep waiting for them."""
+    def run(self, jobs: Sequence[tuple[Hashable, Callable[[], object]]],
+            on_interrupt: Callable[[int, BaseException | None], float | None]) -> None:
+        """Run every job. On Ctrl-C (or SIGTERM) nothing new starts and on_interrupt(running jobs, the
+        exception) says how many seconds more to wait for them, None meaning not at all; when that time runs
+        out it is asked again with None in place of the exception."""
         self._pending = list(jobs)
         threads = [threading.Thread(target=self._work, name=f"dbupdater-worker-{n}", daemon=True)
                    for n in range(min(self.workers, len(jobs)))]
+        self._workers = len(threads)
         for thread in threads:
             thread.start()
-        while any(thread.is_alive() for thread in threads):
+        deadline = math.inf
+        while True:
+            # Waiting on our own condition, not Thread.join: in Python 3.11 a Ctrl-C inside join() marks a
+            # thread that is still running as stopped (the bpo-45274 cleanup), and the run would end under it.
             try:
-                for thread in threads:
-                    thread.join(0.2)
-            except KeyboardInterrupt:
-                self.stop()
                 with self._cond:
-                    running = sum(self._active.values())
-                if not on_interrupt(running):
-                    raise
+                    if self._workers == 0:
+                        break
+                    self._cond.wait(min(1.0, max(0.0, deadline - time.monotonic())))
+                    if self._workers == 0:
+                        break
+                if time.monotonic() < deadline:
+                    continue
+                cause: BaseException | None = None
+            except KeyboardInterrupt as exc:
+                cause = exc
+            self.stop()
+            with self._cond:
+                running = sum(self._active.values())
+            wait = on_interrupt(running, cause)
+            if wait is None:
+                raise cause or KeyboardInterrupt()
+            deadline = time.monotonic() + wait
         if self.errors:
             raise self.errors[0]
 
@@ -106,6 +126,14 @@ class Scheduler:
                 self._cond.wait()
 
     def _work(self) -> None:
+        try:
+            self._work_through()
+        finally:
+            with self._cond:
+                self._workers -= 1
+                self._cond.notify_all()
+
+    def _work_through(self) -> None:
         while True:
             taken = self._take()
             if taken is None:
@@ -128,4 +156,4 @@ def parallel_map(function: Callable[[T], object], items: list[T], workers: int) 
     once the calls already running have finished."""
     scheduler = Scheduler(workers, workers)
     scheduler.run([(index, functools.partial(function, item)) for index, item in enumerate(items)],
-                  lambda running: False)
+                  lambda running, cause: None)

@@ -36,6 +36,7 @@ class Outcome:
 class RunResult:
     outcomes: list[Outcome]
     seconds: float = 0.0
+    interrupted: bool = False  # Ctrl-C or SIGTERM: even if every script that ran succeeded, the run is not done
 
     def count(self, status: Status) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status is status)
@@ -43,7 +44,7 @@ class RunResult:
     @property
     def exit_code(self) -> ExitCode:
         statuses = {outcome.status for outcome in self.outcomes}
-        if Status.INTERRUPTED in statuses:
+        if self.interrupted or Status.INTERRUPTED in statuses:
             return ExitCode.INTERRUPTED
         if Status.UNREACHABLE in statuses:
             return ExitCode.UNREACHABLE

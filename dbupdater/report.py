@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .interrupts import Step
 from .manifest import DatabaseSpec, Manifest
 from .outcome import Outcome, RunResult, Status
 from .plan import PlannedRow, RowState
@@ -83,10 +84,17 @@ class ConsoleReporter:
     def waiting_for_lock(self, db: DatabaseSpec, holder: Holder) -> None:
         self.say(f"waiting for the lock on {db.target_label}: held by {holder.describe()}", "yellow")
 
-    def interrupted(self, running: int) -> None:
-        self.say(f"interrupted: starting nothing new; waiting for {running} running script(s) to finish. "
-                 "Ctrl-C again to abandon them (they may still run on the runners and will be in doubt)",
-                 "bold yellow")
+    def interrupted(self, step: Step, running: int) -> None:
+        if step is Step.WAIT:
+            text = (f"interrupted: starting nothing new; waiting for {running} running script(s) to finish. "
+                    "Ctrl-C again to cancel them on the servers")
+        elif step is Step.CANCEL:
+            text = (f"cancelling {running} running script(s): their clients stop the statement on the server; "
+                    "waiting for them to exit. Ctrl-C again to leave without waiting (they may go on running "
+                    "and will be in doubt)")
+        else:
+            text = f"leaving {running} running script(s) behind: they may go on running and will be in doubt"
+        self.say(text, "bold yellow")
 
     def step_finished(self, outcome: Outcome, total: int) -> None:
         if outcome.status is Status.SKIPPED:
@@ -180,7 +188,8 @@ class ConsoleReporter:
             self._rows_table(title, shown)
         self.targets_table(result)
         parts = [f"{result.count(status)} {status.value}" for status in Status if result.count(status)]
-        self.say(f"{', '.join(parts)} in {result.seconds:.2f}s (exit {int(result.exit_code)})", "bold")
+        stopped = " after an interrupt" if result.interrupted else ""
+        self.say(f"{', '.join(parts)} in {result.seconds:.2f}s{stopped} (exit {int(result.exit_code)})", "bold")
 
     def _rows_table(self, title: str, outcomes: list[Outcome]) -> None:
         table = Table(title=title, title_justify="left", show_lines=False)

@@ -21,6 +21,7 @@ from .checksum import VERSION
 from .engines import ENGINES, OutputLog, Verdict
 from .errors import DbUpdaterError, UnreachableError
 from .fanout import Scheduler, parallel_map, targets
+from .interrupts import Escalation, Step
 from .ledger import FAILED, ROLLED_BACK, SUCCESS, Entry, Holder, Ledger, RunIdentity
 from .manifest import DatabaseSpec, Manifest, ManifestRow, RunnerSpec, first_row_per_database
 from .outcome import Outcome, RunResult, Status
@@ -58,7 +59,7 @@ class Reporter(Protocol):
     def step_started(self, outcome: Outcome, total: int) -> None: ...
     def step_finished(self, outcome: Outcome, total: int) -> None: ...
     def waiting_for_lock(self, db: DatabaseSpec, holder: Holder) -> None: ...
-    def interrupted(self, running: int) -> None: ...
+    def interrupted(self, step: Step, running: int) -> None: ...
 
 
 @dataclass
@@ -156,6 +157,7 @@ class Deployment:
         self.locked: dict[DbKey, Ledger] = {}
         self._lock = threading.Lock()
         self._connecting: dict[RunnerSpec, threading.Lock] = {}
+        self.cancelled = False
 
     def __enter__(self) -> Deployment:
         return self
@@ -246,6 +248,14 @@ class Deployment:
         self._sessions.clear()
         parallel_map(Session.close, sessions, max(1, self.options.parallel))
 
+    def cancel(self) -> None:
+        """Interrupt every client still running on any runner (they cancel their statement on the server)."""
+        self.cancelled = True
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for session in sessions:
+            session.transport.interrupt()
+
     def stop_copies(self) -> None:
         """The run stops early: copy nothing more ahead (a copy under way ends by itself)."""
         with self._lock:
@@ -319,29 +329,50 @@ def apply(manifest: Manifest, options: RunOptions, reporter: Reporter, hooks: Ho
         deployment.prefetch(planned)
         heartbeat = Heartbeat(list(deployment.locked.values()), options.lock_lease)
         heartbeat.start()
+        running: set[int] = set()
+
+        def leave() -> None:
+            for position in running:  # abandoned: the runner may still be executing them
+                outcomes[position].status = Status.INTERRUPTED
+                outcomes[position].reason = ("interrupted: the script may be partially applied, and may still run "
+                                             "on the runner")
+
+        escalation = Escalation(deployment.cancel, reporter.interrupted, leave)
         try:
-            if options.parallel > 1:
-                _execute_parallel(deployment, planned, outcomes, heartbeat, options, reporter, hooks)
-            else:
-                _execute(deployment, planned, outcomes, heartbeat, options, reporter, hooks)
+            execute = _execute_parallel if options.parallel > 1 else _execute
+            execute(deployment, planned, outcomes, heartbeat, options, reporter, hooks, escalation, running)
             for key in list(deployment.locked):
                 _release(deployment, heartbeat, key, planned, outcomes)
         finally:
             heartbeat.stop()
-    return planned, RunResult(outcomes, time.monotonic() - started)
+    return planned, RunResult(outcomes, time.monotonic() - started, interrupted=escalation.interrupted)
 
 
 def _execute(deployment: Deployment, planned: list[PlannedRow], outcomes: list[Outcome], heartbeat: Heartbeat,
-             options: RunOptions, reporter: Reporter, hooks: Hooks | None) -> None:
-    """--parallel 1: the whole manifest strictly in order, stopping at the first failure."""
+             options: RunOptions, reporter: Reporter, hooks: Hooks | None, escalation: Escalation,
+             running: set[int]) -> None:
+    """--parallel 1: the whole manifest strictly in order, stopping at the first failure. It runs on a worker
+    thread like the parallel walk, so Ctrl-C is handled the same way."""
     total = len(planned)
     last = {p.row.db.key: position for position, p in enumerate(planned)}
-    for position, (p, outcome) in enumerate(zip(planned, outcomes, strict=True)):
-        if not _step(deployment, p, outcome, heartbeat, options, reporter, hooks, total):
-            deployment.stop_copies()
-            return
-        if last[p.row.db.key] == position:
-            _release(deployment, heartbeat, p.row.db.key, planned, outcomes)
+    scheduler = Scheduler(1, 1)
+
+    def walk() -> None:
+        for position, (p, outcome) in enumerate(zip(planned, outcomes, strict=True)):
+            if scheduler.stopped:
+                return
+            running.add(position)
+            try:
+                ok = _step(deployment, p, outcome, heartbeat, options, reporter, hooks, total)
+            finally:
+                running.discard(position)
+            if not ok:
+                deployment.stop_copies()
+                return
+            if last[p.row.db.key] == position:
+                _release(deployment, heartbeat, p.row.db.key, planned, outcomes)
+
+    scheduler.run([("manifest", walk)], escalation)
 
 
 def _release(deployment: Deployment, heartbeat: Heartbeat, key: DbKey, planned: list[PlannedRow],
@@ -391,12 +422,12 @@ def _step(deployment: Deployment, p: PlannedRow, outcome: Outcome, heartbeat: He
 
 
 def _execute_parallel(deployment: Deployment, planned: list[PlannedRow], outcomes: list[Outcome],
-                      heartbeat: Heartbeat, options: RunOptions, reporter: Reporter, hooks: Hooks | None) -> None:
+                      heartbeat: Heartbeat, options: RunOptions, reporter: Reporter, hooks: Hooks | None,
+                      escalation: Escalation, running: set[int]) -> None:
     """Targets in parallel, each target's rows in order. On a failure nothing new starts anywhere (running
     scripts finish), unless keep_going: then only the failed target stops. Losing Vault stops everything."""
     total = len(planned)
     scheduler = Scheduler(options.parallel, options.per_runner)
-    running: set[int] = set()
     guard = threading.Lock()
 
     def run_target(positions: list[int]) -> None:
@@ -420,25 +451,11 @@ def _execute_parallel(deployment: Deployment, planned: list[PlannedRow], outcome
                     deployment.stop_copies()
                 return
 
-    asked = False
-
-    def interrupted(count: int) -> bool:
-        nonlocal asked
-        if asked:
-            for position in running:  # abandoned: the runner may still be executing them
-                outcome = outcomes[position]
-                outcome.status = Status.INTERRUPTED
-                outcome.reason = "interrupted: the script may be partially applied, and may still run on the runner"
-            return False
-        asked = True
-        reporter.interrupted(count)
-        return True
-
     jobs = []
     for positions in targets([p.row for p in planned]).values():
         first_runner = planned[positions[0]].row.runner
         jobs.append((first_runner, functools.partial(run_target, positions)))
-    scheduler.run(jobs, interrupted)
+    scheduler.run(jobs, escalation)
 
 
 def _apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: RunOptions) -> None:
@@ -461,12 +478,9 @@ def _apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options:
         return
     try:
         began = _run_script(session.transport, row, outcome, single, script, credentials, before)
-    except KeyboardInterrupt:
-        began = None
-        outcome.status = Status.INTERRUPTED
-        outcome.reason = "interrupted: the script may be partially applied, and may still run on the runner"
     finally:
         outcome.seconds = time.monotonic() - started
+    cancelled = deployment.cancelled and outcome.status is Status.FAILED
     if before and began:
         ledger.running_recorded(all_checked=engine.before_checked)
     if began is False:  # the `running` row was never written, nor the script run
@@ -476,6 +490,9 @@ def _apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options:
     if outcome.status is Status.FAILED and single:
         status = ROLLED_BACK
         outcome.reason += "; rolled back (single transaction): nothing of it remains"
+    if cancelled:
+        outcome.status = Status.INTERRUPTED
+        outcome.reason = f"cancelled on the server (interrupted): {outcome.reason}"
     if status == SUCCESS:
         ledger.finish_later(row.script_id, status)
         return

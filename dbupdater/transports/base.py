@@ -92,6 +92,11 @@ class Transport(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @abstractmethod
+    def interrupt(self) -> None:
+        """SIGINT to every command still running, as Ctrl-C in its terminal: mysql and psql then cancel the
+        statement on the server and exit non-zero. Returns at once; the commands end by themselves."""
+
     def make_private_dir(self) -> str:
         lines: list[str] = []
         code = self.run(MAKE_PRIVATE_DIR, lambda stream, line: lines.append(line))

@@ -6,8 +6,10 @@ import contextlib
 import os
 import selectors
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -18,6 +20,10 @@ from .base import LineSplitter, OutputHandler, Transport, TransportError
 class LocalTransport(Transport):
     label = "local"
 
+    def __init__(self) -> None:
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._running_lock = threading.Lock()
+
     def run(self, argv: Sequence[str], on_output: OutputHandler, *, stdin_path: str | None = None,
             stdin_data: bytes | None = None) -> int:
         stdin: IO[bytes] | int = subprocess.DEVNULL if stdin_data is None else subprocess.PIPE
@@ -25,12 +31,16 @@ class LocalTransport(Transport):
             stdin = open(stdin_path, "rb")  # noqa: SIM115 - closed below, after the child ends
         try:
             try:
+                # A session of its own: the terminal's Ctrl-C reaches only us, and we decide what the client
+                # gets (nothing at the first one; SIGINT through interrupt() at the second).
                 proc = subprocess.Popen(list(argv), stdin=stdin, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE)
+                                        stderr=subprocess.PIPE, start_new_session=True)
             except FileNotFoundError:
                 return 127
             except OSError as exc:
                 raise TransportError(f"local: cannot start {argv[0]}: {exc.strerror}") from None
+            with self._running_lock:
+                self._running.add(proc)
             assert proc.stdout is not None and proc.stderr is not None
             if stdin_data is not None:
                 assert proc.stdin is not None
@@ -42,6 +52,15 @@ class LocalTransport(Transport):
         finally:
             if not isinstance(stdin, int):
                 stdin.close()
+            with self._running_lock:
+                self._running = {other for other in self._running if other.returncode is None}
+
+    def interrupt(self) -> None:
+        with self._running_lock:
+            running = list(self._running)
+        for proc in running:
+            with contextlib.suppress(OSError):
+                proc.send_signal(signal.SIGINT)
 
     def put(self, local: Path, remote: str) -> None:
         shutil.copyfile(local, remote)

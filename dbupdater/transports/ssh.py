@@ -24,6 +24,7 @@ with without_module("invoke"):
     # paramiko imports invoke (30 ms of every run's start) only to run `Match exec` lines of ssh_config files,
     # which we never read.
     import paramiko
+    from paramiko.common import cMSG_CHANNEL_REQUEST
     from scp import SCPClient, SCPException
 
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
@@ -169,6 +170,8 @@ class SSHTransport(Transport):
         assert transport is not None
         transport.set_keepalive(15)
         self._transport = transport
+        self._running: set[paramiko.Channel] = set()
+        self._running_lock = threading.Lock()
 
     def run(self, argv: Sequence[str], on_output: OutputHandler, *, stdin_path: str | None = None,
             stdin_data: bytes | None = None) -> int:
@@ -177,16 +180,41 @@ class SSHTransport(Transport):
             command += " < " + shlex.quote(stdin_path)
         try:
             channel = self._transport.open_session()
-            channel.exec_command(command)
-            if stdin_data is not None:
-                channel.sendall(stdin_data)
-            channel.shutdown_write()
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise TransportError(f"runner {self.label} went away: {exc}") from None
-        with channel:
-            _drain(channel, LineSplitter("stdout", on_output), LineSplitter("stderr", on_output))
-            # -1 when the connection ended without an exit status: the engines treat that as "runner lost".
-            return channel.recv_exit_status() if channel.exit_status_ready() else -1
+        with self._running_lock:
+            self._running.add(channel)
+        try:
+            with channel:
+                try:
+                    channel.exec_command(command)
+                    if stdin_data is not None:
+                        channel.sendall(stdin_data)
+                    channel.shutdown_write()
+                except (paramiko.SSHException, OSError, EOFError) as exc:
+                    raise TransportError(f"runner {self.label} went away: {exc}") from None
+                _drain(channel, LineSplitter("stdout", on_output), LineSplitter("stderr", on_output))
+                # -1 when the connection ended without an exit status: the engines treat that as "runner lost".
+                return channel.recv_exit_status() if channel.exit_status_ready() else -1
+        finally:
+            with self._running_lock:
+                self._running.discard(channel)
+
+    def interrupt(self) -> None:
+        # RFC 4254 6.9 "signal": sshd (OpenSSH 7.9+, privilege separation) sends it to the session's process
+        # group. paramiko has no call for it, so the request is built the way paramiko's own send_exit_status
+        # builds its channel requests.
+        with self._running_lock:
+            channels = list(self._running)
+        for channel in channels:
+            message = paramiko.Message()
+            message.add_byte(cMSG_CHANNEL_REQUEST)
+            message.add_int(channel.remote_chanid)
+            message.add_string("signal")
+            message.add_boolean(False)
+            message.add_string("INT")
+            with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
+                self._transport._send_user_message(message)  # type: ignore[attr-defined]
 
     def _scp(self) -> SCPClient:
         # 128 KiB reads (scp's default is 16 KiB): fewer, fuller SSH packets; a 3.4 MB copy on a new connection
