@@ -332,7 +332,7 @@ def apply(manifest: Manifest, options: RunOptions, reporter: Reporter, hooks: Ho
         running: set[int] = set()
 
         def leave() -> None:
-            for position in running:  # abandoned: the runner may still be executing them
+            for position in list(running):  # abandoned: the runner may still be executing them
                 outcomes[position].status = Status.INTERRUPTED
                 outcomes[position].reason = ("interrupted: the script may be partially applied, and may still run "
                                              "on the runner")
