@@ -69,13 +69,12 @@ class Escalation:
 
     def __call__(self, running: int, cause: BaseException | None) -> float | None:
         """cause: the KeyboardInterrupt (or Terminated) received, None when a grace period ran out."""
-        order = list(Step)
         if cause is None:
             step = Step.LEAVE
         elif isinstance(cause, Terminated):
             step = Step.CANCEL if self.step in (None, Step.WAIT) else Step.LEAVE
         else:
-            step = order[min(order.index(self.step) + 1, len(order) - 1)] if self.step else Step.WAIT
+            step = {None: Step.WAIT, Step.WAIT: Step.CANCEL}.get(self.step, Step.LEAVE)
         self.step = step
         self._announce(step, running)
         if step is Step.WAIT:

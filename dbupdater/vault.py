@@ -181,37 +181,50 @@ class Vault:
 
     def read(self, path: str) -> dict[str, Any] | None:
         """The key/value data at a path, or None when there is nothing."""
+        return self._read(self.locate(path), path)[0]
+
+    def _read(self, where: Location, path: str) -> tuple[dict[str, Any] | None, int]:
+        """The data (None when absent or deleted) and, on KV 2, the version a check-and-set write names (0: none)."""
         import hvac.exceptions
 
-        where = self.locate(path)
-        client = self.client()
-        kv = client.secrets.kv
+        kv = self.client().secrets.kv
         try:
             if where.version == 2:
                 response = self._call(lambda: kv.v2.read_secret_version(
-                    path=where.path, mount_point=where.mount, raise_on_deleted_version=True), f"reading {path}")
-                return dict(response["data"]["data"] or {})
+                    path=where.path, mount_point=where.mount, raise_on_deleted_version=False), f"reading {path}")
+                body = response["data"]
+                data = None if body.get("data") is None else dict(body["data"])  # None: a deleted version
+                return data, int(body["metadata"]["version"])
             response = self._call(lambda: kv.v1.read_secret(path=where.path, mount_point=where.mount),
                                   f"reading {path}")
-            return dict(response["data"] or {})
+            return dict(response["data"] or {}), 0
         except hvac.exceptions.InvalidPath:
-            return None
+            return None, 0
         except hvac.exceptions.Forbidden:
             self.check()  # an expired or revoked token is Vault being unusable, not a problem of this path
             raise ReferenceError_(f"permission denied reading {path}: the token's policy does not allow it") from None
 
-    def write(self, path: str, data: dict[str, Any]) -> None:
+    def write(self, path: str, data: dict[str, Any], *, cas: int | None = None) -> bool:
+        """Write an entry; with cas (KV 2 only), only if it is still at that version: False when it is not."""
         import hvac.exceptions
 
         where = self.locate(path)
         kv = self.client().secrets.kv
+
+        def put() -> bool:
+            try:
+                if where.version == 2:
+                    kv.v2.create_or_update_secret(path=where.path, secret=data, cas=cas, mount_point=where.mount)
+                else:
+                    kv.v1.create_or_update_secret(path=where.path, secret=data, mount_point=where.mount)
+            except hvac.exceptions.InvalidRequest as exc:
+                if cas is not None and "check-and-set" in str(exc):
+                    return False
+                raise
+            return True
+
         try:
-            if where.version == 2:
-                self._call(lambda: kv.v2.create_or_update_secret(path=where.path, secret=data,
-                                                                 mount_point=where.mount), f"writing {path}")
-            else:
-                self._call(lambda: kv.v1.create_or_update_secret(path=where.path, secret=data,
-                                                                 mount_point=where.mount), f"writing {path}")
+            return bool(self._call(put, f"writing {path}"))
         except (hvac.exceptions.Forbidden, hvac.exceptions.InvalidPath):
             self.check()
             raise VaultUnavailable(f"permission denied writing {path}: the token's policy does not allow it") \
@@ -225,56 +238,14 @@ class Vault:
         versions, so there the last writer wins.
         """
         where = self.locate(path)
-        if where.version != 2:
-            data = change(self.read(path))
-            self.write(path, data)
-            return data
         for attempt in range(_CAS_ATTEMPTS):
-            current, version = self._read_versioned(where, path)
+            current, version = self._read(where, path)
             data = change(current)
-            if self._write_cas(where, path, data, version):
+            if self.write(path, data, cas=version if where.version == 2 else None):
                 return data
             time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         raise VaultUnavailable(f"writing {path}: another writer changed it {_CAS_ATTEMPTS} times in a row while "
                                "this run tried to update it")
-
-    def _read_versioned(self, where: Location, path: str) -> tuple[dict[str, Any] | None, int]:
-        """The data (None when absent or deleted) and the version a check-and-set write must name (0: none)."""
-        import hvac.exceptions
-
-        kv = self.client().secrets.kv
-        try:
-            response = self._call(lambda: kv.v2.read_secret_version(
-                path=where.path, mount_point=where.mount, raise_on_deleted_version=False), f"reading {path}")
-        except hvac.exceptions.InvalidPath:
-            return None, 0
-        except hvac.exceptions.Forbidden:
-            self.check()
-            raise ReferenceError_(f"permission denied reading {path}: the token's policy does not allow it") from None
-        body = response["data"]
-        return (dict(body["data"]) if body.get("data") else None), int(body["metadata"]["version"])
-
-    def _write_cas(self, where: Location, path: str, data: dict[str, Any], version: int) -> bool:
-        """False when the entry is no longer at ``version`` (someone else wrote it)."""
-        import hvac.exceptions
-
-        kv = self.client().secrets.kv
-
-        def attempt() -> bool:
-            try:
-                kv.v2.create_or_update_secret(path=where.path, secret=data, cas=version, mount_point=where.mount)
-            except hvac.exceptions.InvalidRequest as exc:
-                if "check-and-set" in str(exc):
-                    return False
-                raise
-            return True
-
-        try:
-            return bool(self._call(attempt, f"writing {path}"))
-        except (hvac.exceptions.Forbidden, hvac.exceptions.InvalidPath):
-            self.check()
-            raise VaultUnavailable(f"permission denied writing {path}: the token's policy does not allow it") \
-                from None
 
     def delete(self, path: str) -> None:
         import hvac.exceptions

@@ -41,19 +41,22 @@ class LocalTransport(Transport):
                 raise TransportError(f"local: cannot start {argv[0]}: {exc.strerror}") from None
             with self._running_lock:
                 self._running.add(proc)
-            assert proc.stdout is not None and proc.stderr is not None
-            if stdin_data is not None:
-                assert proc.stdin is not None
-                with contextlib.suppress(BrokenPipeError):
-                    proc.stdin.write(stdin_data)
-                proc.stdin.close()
-            _drain({proc.stdout: LineSplitter("stdout", on_output), proc.stderr: LineSplitter("stderr", on_output)})
-            return proc.wait()
+            try:
+                assert proc.stdout is not None and proc.stderr is not None
+                if stdin_data is not None:
+                    assert proc.stdin is not None
+                    with contextlib.suppress(BrokenPipeError):
+                        proc.stdin.write(stdin_data)
+                    proc.stdin.close()
+                _drain({proc.stdout: LineSplitter("stdout", on_output),
+                        proc.stderr: LineSplitter("stderr", on_output)})
+                return proc.wait()
+            finally:
+                with self._running_lock:
+                    self._running.discard(proc)
         finally:
             if not isinstance(stdin, int):
                 stdin.close()
-            with self._running_lock:
-                self._running = {other for other in self._running if other.returncode is None}
 
     def interrupt(self) -> None:
         with self._running_lock:
