@@ -106,6 +106,10 @@ def _command(commands: Any, name: str, help_text: str, *, connects: bool = True,
     parser.add_argument("--shard", metavar="I/N",
                         help="only the I-th of N deterministic slices of the manifest's databases (CI matrix "
                              "jobs: 1/4 .. 4/4 together cover every database exactly once)")
+    parser.add_argument("--script-encoding", default="utf-8", metavar="ENCODING",
+                        help="encoding of scripts whose manifest row leaves the encoding column empty (default: "
+                             "%(default)s; e.g. cp1252, latin1, utf-16): they are checked, and converted to UTF-8 "
+                             "on the way to the runner")
     add_connection_options(parser)  # validate accepts them unused: scripts pass the same flags everywhere
     if connects:
         add_ledger_options(parser, locking=locking)
@@ -261,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         from . import manifest as manifest_module
 
-        manifest = manifest_module.load(args.file)
+        manifest = manifest_module.load(args.file, args.script_encoding)
         if args.shard:
             from .fanout import Shard
 

@@ -132,7 +132,7 @@ class Ledger:
             raise LedgerError(f"{self.db.label}: {reason}: {' | '.join(log.errors[:3])}")
         if verdict is Verdict.FAILED:
             if missing_ok and any(self.d.missing_table.search(line) for line in log.errors):
-                return []
+                return [json.loads(row) for row in rows]  # what came before the missing table (e.g. the charset)
             raise LedgerError(f"{self.db.label}: the history table could not be used: "
                               f"{' | '.join(log.errors[:3]) or reason}")
         return [json.loads(row) for row in rows]
@@ -153,23 +153,32 @@ class Ledger:
                   "run_id": "run_id", "runner_host": "runner_host", "os_user": "os_user", "note": "note"}
         return f"SELECT {self.d.json_row(fields)} FROM {self.history} ORDER BY id;"
 
-    @staticmethod
-    def _latest(rows: list[dict[str, Any]]) -> dict[str, Entry]:
+    def _latest(self, rows: list[dict[str, Any]]) -> dict[str, Entry]:
         latest: dict[str, Entry] = {}
         for row in rows:
             if "script" in row:
                 latest[row["script"]] = Entry(**row)
+            elif "session_charset" in row and row["session_charset"] != self.d.session_charset:
+                raise LedgerError(
+                    f"{self.db.label}: the client session runs in {row['session_charset']!r}, not "
+                    f"{self.d.session_charset!r} as the client asked: the server overrides the client's character "
+                    "set (MySQL: skip-character-set-client-handshake, or SET NAMES in init_connect), so every "
+                    "script's text would be converted wrongly. Nothing was run on it")
         return latest
 
+    def _charset_sql(self) -> str:
+        return f"SELECT {self.d.json_row({'session_charset': self.d.session_charset_sql})};"
+
     def read(self, *, missing_ok: bool = False) -> dict[str, Entry]:
-        """The latest entry per script. With missing_ok, a database never touched by us reads as empty."""
-        return self._latest(self._exec(self._history_sql(), missing_ok=missing_ok))
+        """The latest entry per script (and the session's character set checked). With missing_ok, a database
+        never touched by us reads as empty."""
+        return self._latest(self._exec(self._charset_sql() + "\n" + self._history_sql(), missing_ok=missing_ok))
 
     def open_locked(self, lease: int, timeout: float,
                     on_wait: Callable[[Holder], None] | None = None) -> dict[str, Entry]:
         """Create the tables, take the lock and read the history: one client call when the lock is free."""
         rows = self._exec(self.d.create_tables(self.schema, self.history, self.lock) + "\n" + self._lock_sql(lease)
-                          + "\n" + self._history_sql())
+                          + "\n" + self._charset_sql() + "\n" + self._history_sql())
         holders = [Holder(**row) for row in rows if "since" in row]
         if holders and holders[0].run_id == self.identity.run_id:
             return self._latest(rows)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import secrets
+from . import scriptfile, secrets
 from .engines import ALIASES, DEFAULT_PORTS, ENGINES, PLANNED
 from .errors import ManifestError, Problem
 from .secrets import Secret
@@ -31,12 +31,12 @@ REQUIRED = (
     "database",
     "sql_script_to_run",
 )
-OPTIONAL = ("sql_runner_port", "sql_runner_key_file", "transport", "repeatable", "single_transaction")
+OPTIONAL = ("sql_runner_port", "sql_runner_key_file", "transport", "repeatable", "single_transaction", "encoding")
 # The legacy form: everything but database_type, which the port then decides.
 LEGACY_OPTIONAL = ("database_type",)
 # Cells that may be empty: authentication falls back to keys/agent, databases may trust the runner.
 MAY_BE_EMPTY = {"sql_runner_password", "database_password", "database_type", "sql_runner_port",
-                "sql_runner_key_file", "transport", "repeatable", "single_transaction"}
+                "sql_runner_key_file", "transport", "repeatable", "single_transaction", "encoding"}
 BOOLEANS = {"": False, "no": False, "false": False, "0": False, "n": False,
             "yes": True, "true": True, "1": True, "y": True}
 PASSWORD_COLUMNS = ("sql_runner_password", "database_password")
@@ -101,6 +101,8 @@ class ManifestRow:
     script_id: str = ""
     repeatable: bool = False
     single_transaction: bool = False
+    # The script file's encoding (a canonical codec name): it reaches the runner converted to UTF-8.
+    encoding: str = scriptfile.DEFAULT
 
 
 @dataclass
@@ -120,7 +122,7 @@ def first_row_per_database(rows: Iterable[ManifestRow]) -> list[ManifestRow]:
     return list(first.values())
 
 
-def load(path: Path) -> Manifest:
+def load(path: Path, script_encoding: str = scriptfile.DEFAULT) -> Manifest:
     """Read a manifest CSV: every cell as text, UTF-8 with or without BOM, cells and names trimmed.
 
     The csv module rather than pandas: a manifest is a few hundred rows of text, and importing pandas
@@ -148,17 +150,25 @@ def load(path: Path) -> Manifest:
               for line, cells in body if len(cells) > len(header)]
     if ragged:
         raise ManifestError(source, ragged)
-    return parse(source, path.resolve().parent, header, [(line, cells) for line, cells in body if any(cells)])
+    return parse(source, path.resolve().parent, header, [(line, cells) for line, cells in body if any(cells)],
+                 script_encoding)
 
 
-def from_mapping(source: str, base_dir: Path, cells: Mapping[str, str]) -> Manifest:
+def from_mapping(source: str, base_dir: Path, cells: Mapping[str, str],
+                 script_encoding: str = scriptfile.DEFAULT) -> Manifest:
     """A one-row manifest from named fields (the single-script entry point), validated the same way."""
     header = list(cells)
-    return parse(source, base_dir, header, [(1, [cells[name].strip() for name in header])])
+    return parse(source, base_dir, header, [(1, [cells[name].strip() for name in header])], script_encoding)
 
 
-def parse(source: str, base_dir: Path, header: list[str], rows: Iterable[tuple[int, list[str]]]) -> Manifest:
+def parse(source: str, base_dir: Path, header: list[str], rows: Iterable[tuple[int, list[str]]],
+          script_encoding: str = scriptfile.DEFAULT) -> Manifest:
     problems: list[Problem] = []
+    try:
+        default_encoding = scriptfile.codec(script_encoding)
+    except scriptfile.EncodingError as exc:
+        raise ManifestError(source, [Problem(f"--script-encoding: {exc}")]) from None
+    scans: dict[tuple[Path, str], str | None] = {}  # a script named by many rows is read once
     notes: list[str] = []
     columns = _check_header(header, problems)
     rows = list(rows)
@@ -182,7 +192,7 @@ def parse(source: str, base_dir: Path, header: list[str], rows: Iterable[tuple[i
             problems.append(Problem(f"exact duplicate of line {seen[key]}", line))
             continue
         seen[key] = line
-        row = _parse_row(line, values, base_dir, problems)
+        row = _parse_row(line, values, base_dir, problems, default_encoding, scans)
         if row is not None:
             parsed.append(row)
     if problems:
@@ -289,7 +299,19 @@ def _path(cell: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
-def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list[Problem]) -> ManifestRow | None:
+def _encoding(values: dict[str, str], default: str, line: int, problems: list[Problem]) -> str | None:
+    cell = values.get("encoding", "")
+    if not cell:
+        return default
+    try:
+        return scriptfile.codec(cell)
+    except scriptfile.EncodingError as exc:
+        problems.append(Problem(str(exc), line, "encoding"))
+        return None
+
+
+def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list[Problem], default_encoding: str,
+               scans: dict[tuple[Path, str], str | None]) -> ManifestRow | None:
     before = len(problems)
     transport = values.get("transport", "").lower() or "ssh"
     if transport in PLANNED_TRANSPORTS:
@@ -314,6 +336,7 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
     runner_password = _secret(values, "sql_runner_password", base_dir, line, problems)
     db_password = _secret(values, "database_password", base_dir, line, problems)
     key_file, key_data = _key(values.get("sql_runner_key_file", ""), base_dir, line, problems)
+    encoding = _encoding(values, default_encoding, line, problems)
     script_cell = values.get("sql_script_to_run", "")
     script = _path(script_cell, base_dir)
     if script_cell:
@@ -322,6 +345,17 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
                                     "sql_script_to_run"))
         elif not os.access(script, os.R_OK):
             problems.append(Problem(f"script {script_cell} is not readable", line, "sql_script_to_run"))
+        elif encoding is not None:
+            scan = (script, encoding)
+            if scan not in scans:
+                try:
+                    scans[scan] = scriptfile.check(script, encoding)
+                except OSError as exc:
+                    scans[scan] = f"cannot be read: {exc.strerror}"
+            if scans[scan] is not None:
+                hint = "" if values.get("encoding") else (
+                    "; if the file is in another encoding, declare it in the encoding column or with --script-encoding")
+                problems.append(Problem(f"script {script_cell} {scans[scan]}{hint}", line, "sql_script_to_run"))
     flags = {}
     for column in ("repeatable", "single_transaction"):
         value = values.get(column, "").lower()
@@ -331,7 +365,7 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
     if flags["single_transaction"] and engine and not ENGINES[engine].transactional_ddl:
         problems.append(Problem(f"{ENGINES[engine].display} commits DDL implicitly, so a script cannot run as one "
                                 "transaction", line, "single_transaction"))
-    if len(problems) > before or engine is None or db_port is None:
+    if len(problems) > before or engine is None or db_port is None or encoding is None:
         return None
     runner = RunnerSpec(transport, values.get("sql_runner_host", "") if transport != "local" else "localhost",
                         runner_port, values.get("sql_runner_userid", ""), runner_password, key_file, key_data)
@@ -339,4 +373,4 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
                       db_password)
     script_id = Path(os.path.relpath(script, base_dir)).as_posix()
     return ManifestRow(line, runner, db, script, script_cell, script_id, flags["repeatable"],
-                       flags["single_transaction"])
+                       flags["single_transaction"], encoding)

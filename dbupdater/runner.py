@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from . import scriptfile
 from .checksum import VERSION
 from .engines import ENGINES, OutputLog, Verdict
 from .errors import DbUpdaterError, UnreachableError
@@ -77,7 +78,7 @@ class Session:
     transport: Transport
     workdir: str
     _credentials: dict[tuple[DatabaseSpec, str], str] = field(default_factory=dict)
-    _uploads: dict[Path, _Upload] = field(default_factory=dict)
+    _uploads: dict[tuple[Path, str], _Upload] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _prefetching: threading.Thread | None = None
     _stop_prefetch: threading.Event = field(default_factory=threading.Event)
@@ -93,18 +94,21 @@ class Session:
                 self._credentials[key] = path
         return path
 
-    def upload(self, script: Path) -> str:
-        """The script's path on the runner, copying it (streamed) the first time any target needs it."""
+    def upload(self, script: Path, encoding: str) -> str:
+        """The script's path on the runner, copying it (streamed, as UTF-8) the first time any target needs it."""
         with self._lock:
-            upload = self._uploads.get(script)
+            upload = self._uploads.get((script, encoding))
             owner = upload is None
             if upload is None:
                 name = f"{len(self._uploads) + 1:05d}-{SAFE_NAME.sub('_', script.name)}"
-                upload = self._uploads[script] = _Upload(f"{self.workdir}/{name}")
+                upload = self._uploads[(script, encoding)] = _Upload(f"{self.workdir}/{name}")
         if owner:
-            log.debug("uploading %s to %s", script.name, self.transport.label)
+            log.debug("uploading %s (%s) to %s", script.name, encoding, self.transport.label)
             try:
-                self.transport.put(script, upload.remote)
+                with scriptfile.utf8(script, encoding) as (source, size):
+                    self.transport.put_stream(source, size, upload.remote, script.name)
+            except (OSError, ValueError) as exc:  # the file changed since it was validated
+                upload.error = TransportError(f"{script.name} cannot be read as {encoding}: {exc}")
             except TransportError as exc:
                 upload.error = exc
             finally:
@@ -115,15 +119,15 @@ class Session:
             raise upload.error
         return upload.remote
 
-    def prefetch(self, scripts: list[Path]) -> None:
+    def prefetch(self, scripts: list[tuple[Path, str]]) -> None:
         """Copy the scripts the run will need, in order, in the background: each later copy overlaps the
         scripts running before it (one connection carries both)."""
         def work() -> None:
-            for script in scripts:
+            for script, encoding in scripts:
                 if self._stop_prefetch.is_set():
                     return
                 try:
-                    self.upload(script)
+                    self.upload(script, encoding)
                 except TransportError:
                     return  # the step that needs the script reports it
         self._prefetching = threading.Thread(target=work, name=f"dbupdater-copy {self.transport.label}", daemon=True)
@@ -265,10 +269,10 @@ class Deployment:
 
     def prefetch(self, planned: list[PlannedRow]) -> None:
         """Start copying, per connected runner, the scripts that will run, in the order they will."""
-        wanted: dict[RunnerSpec, dict[Path, None]] = {}
+        wanted: dict[RunnerSpec, dict[tuple[Path, str], None]] = {}
         for p in planned:
             if p.state.runs:
-                wanted.setdefault(p.row.runner, {})[p.row.script] = None
+                wanted.setdefault(p.row.runner, {})[(p.row.script, p.row.encoding)] = None
         with self._lock:
             sessions = {spec: self._sessions[spec] for spec in wanted if spec in self._sessions}
         for spec, session in sessions.items():
@@ -467,7 +471,7 @@ def _apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options:
     try:
         ledger = deployment.ledger(row)
         session = deployment.session(row.runner)
-        script = session.upload(row.script)  # before anything is recorded: a failed copy leaves no trace
+        script = session.upload(row.script, row.encoding)  # before anything is recorded: a failed copy leaves no trace
         credentials = session.credentials(row.db)
         if engine.shares_session(single):
             before = ledger.running_before_script(row.script_id, p.checksum, VERSION)

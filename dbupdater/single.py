@@ -41,6 +41,7 @@ HELP = {
     "transport": "ssh (default) or local",
     "repeatable": "yes: run again whenever the script's content changes",
     "single_transaction": "yes: run the script in one transaction (PostgreSQL)",
+    "encoding": "the script file's encoding (default utf-8; e.g. cp1252, latin1, utf-16): converted to UTF-8",
 }
 
 

@@ -14,6 +14,11 @@ from abc import ABC, abstractmethod
 class Dialect(ABC):
     now: str
     preamble: str = ""
+    # The UTF-8 character set every client session of the engine must run in (the engine's invocations ask
+    # for it), and an expression giving the session's actual one, which the ledger checks on opening: a
+    # server that overrides the client's choice would convert every script's text wrongly.
+    session_charset: str
+    session_charset_sql: str
     # The error a read of a never-created history table gives: such a database simply has no history yet.
     missing_table: re.Pattern[str]
 
@@ -60,6 +65,11 @@ class Dialect(ABC):
 
 class MySQLDialect(Dialect):
     now = "NOW(3)"
+    session_charset = "utf8mb4"
+    session_charset_sql = ("CASE WHEN @@character_set_client = @@character_set_connection AND "
+                           "@@character_set_client = @@character_set_results THEN @@character_set_client ELSE "
+                           "CONCAT_WS(' / ', @@character_set_client, @@character_set_connection, "
+                           "IFNULL(@@character_set_results, 'binary')) END")
     # Autocommit on, whatever the server's default: a server set to autocommit=0 would roll back every
     # ledger write (and the lock row) when the client disconnects.
     preamble = "SET time_zone = '+00:00', autocommit = 1;\n"
@@ -129,6 +139,8 @@ CREATE TABLE IF NOT EXISTS {lock} (
 
 class PostgresDialect(Dialect):
     now = "clock_timestamp()"
+    session_charset = "UTF8"
+    session_charset_sql = "current_setting('client_encoding')"
     preamble = "SET client_min_messages = warning;\n"
     missing_table = re.compile(r"ERROR:  (relation|schema) \"[^\"]*\" does not exist")
 

@@ -55,6 +55,9 @@ class MySQL(Engine):
         return [
             self.client,
             f"--defaults-extra-file={credentials_path}",  # must come first
+            # UTF-8 whatever the runner's locale (none over SSH: the client then picks latin1) or the server's
+            # defaults: UTF-8 scripts sent as latin1 would be stored double-encoded, without an error.
+            f"--default-character-set={self.dialect.session_charset}",
             "--batch",
             *options,
             "--connect-timeout=15",

@@ -48,6 +48,9 @@ class PostgreSQL(Engine):
             f"PGPASSFILE={credentials_path}",
             "PGCONNECT_TIMEOUT=15",
             "PGAPPNAME=dbupdater",
+            # UTF-8 whatever the runner's locale or the database's encoding (psql would otherwise send the
+            # script's bytes as the database's encoding, a LATIN1 database storing mojibake without an error).
+            f"PGCLIENTENCODING={self.dialect.session_charset}",
             self.client,
             "-X",
             "-q",

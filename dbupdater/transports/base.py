@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from ..errors import UnreachableError
 
@@ -81,9 +83,15 @@ class Transport(ABC):
         stdin comes from a file already on the runner, or from a few bytes sent along (ledger SQL).
         """
 
-    @abstractmethod
     def put(self, local: Path, remote: str) -> None:
         """Copy a file, streamed, as mode 0600."""
+        with local.open("rb") as handle:
+            self.put_stream(handle, os.fstat(handle.fileno()).st_size, remote, local.name)
+
+    @abstractmethod
+    def put_stream(self, source: IO[bytes], size: int, remote: str, name: str) -> None:
+        """Copy `size` bytes read from `source` (streamed, never held whole) to a new 0600 file; `name` is
+        what errors call it."""
 
     @abstractmethod
     def put_bytes(self, data: bytes, remote: str) -> None:

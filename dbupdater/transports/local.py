@@ -11,7 +11,6 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import IO
 
 from .base import LineSplitter, OutputHandler, Transport, TransportError
@@ -65,9 +64,10 @@ class LocalTransport(Transport):
             with contextlib.suppress(OSError):
                 proc.send_signal(signal.SIGINT)
 
-    def put(self, local: Path, remote: str) -> None:
-        shutil.copyfile(local, remote)
-        os.chmod(remote, 0o600)
+    def put_stream(self, source: IO[bytes], size: int, remote: str, name: str) -> None:
+        fd = os.open(remote, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            shutil.copyfileobj(source, handle, 1 << 20)
 
     def put_bytes(self, data: bytes, remote: str) -> None:
         fd = os.open(remote, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

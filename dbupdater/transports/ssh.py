@@ -16,7 +16,7 @@ import socket
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .base import HostKeyRefused, LineSplitter, OutputHandler, SSHOptions, Transport, TransportError, without_module
 
@@ -221,12 +221,12 @@ class SSHTransport(Transport):
         # took about a third less time. Memory stays flat: one buffer per copy.
         return SCPClient(self._transport, buff_size=128 * 1024, socket_timeout=60.0)
 
-    def put(self, local: Path, remote: str) -> None:
+    def put_stream(self, source: IO[bytes], size: int, remote: str, name: str) -> None:
         try:
-            with local.open("rb") as handle, self._scp() as scp:
-                scp.putfo(handle, remote, mode="0600")
+            with self._scp() as scp:
+                scp.putfo(source, remote, mode="0600", size=size)
         except (SCPException, paramiko.SSHException, OSError, EOFError) as exc:
-            raise TransportError(f"copying {local.name} to {self.label} failed: {exc}") from None
+            raise TransportError(f"copying {name} to {self.label} failed: {exc}") from None
 
     def put_bytes(self, data: bytes, remote: str) -> None:
         try:
