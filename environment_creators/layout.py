@@ -7,6 +7,45 @@ from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SQL_DIR = Path(__file__).resolve().parent / "src" / "sql"
+# Directory names under the rig root; ``down`` removes exactly these (with the other pieces' directories).
+MARIADB_DIR = "mariadb"
+MARIADB_LATIN1_DIR = "mariadb-latin1"
+
+
+@dataclass(frozen=True)
+class MariaDbPaths:
+    """One MariaDB instance's files, all below ``dir``, so instances never share a socket, pid file or log."""
+
+    dir: Path
+
+    @property
+    def data(self) -> Path:
+        return self.dir / "data"
+
+    @property
+    def run(self) -> Path:
+        """Owned by the mysql user: socket, pid file and error log."""
+        return self.dir / "run"
+
+    @property
+    def socket(self) -> Path:
+        return self.run / "mariadbd.sock"
+
+    @property
+    def pid(self) -> Path:
+        return self.run / "mariadbd.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.run / "mariadbd.err"
+
+    @property
+    def out(self) -> Path:
+        """mariadbd's own stdout/stderr: what it says before its error log is open."""
+        return self.dir / "mariadbd.out"
+
+    def cnf(self, *, admin: bool) -> Path:
+        return self.dir / ("admin.cnf" if admin else "app.cnf")
 
 
 @dataclass(frozen=True)
@@ -21,34 +60,17 @@ class Layout:
     def lock(self) -> Path:
         return self.root / ".lock"
 
-    # MariaDB
-    @property
-    def mariadb(self) -> Path:
-        return self.root / "mariadb"
+    # MariaDB: the main instance, and the latin1 one started only when a test asks for it
+    def mariadb_instance(self, dirname: str) -> MariaDbPaths:
+        return MariaDbPaths(self.root / dirname)
 
     @property
-    def mariadb_data(self) -> Path:
-        return self.mariadb / "data"
+    def mariadb(self) -> MariaDbPaths:
+        return self.mariadb_instance(MARIADB_DIR)
 
     @property
-    def mariadb_run(self) -> Path:
-        """Owned by the mysql user: socket, pid file and error log."""
-        return self.mariadb / "run"
-
-    @property
-    def mariadb_socket(self) -> Path:
-        return self.mariadb_run / "mariadbd.sock"
-
-    @property
-    def mariadb_pid(self) -> Path:
-        return self.mariadb_run / "mariadbd.pid"
-
-    @property
-    def mariadb_log(self) -> Path:
-        return self.mariadb_run / "mariadbd.err"
-
-    def mariadb_cnf(self, *, admin: bool) -> Path:
-        return self.mariadb / ("admin.cnf" if admin else "app.cnf")
+    def mariadb_latin1(self) -> MariaDbPaths:
+        return self.mariadb_instance(MARIADB_LATIN1_DIR)
 
     # PostgreSQL
     @property

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import RigError
 from .info import DbInfo
-from .layout import Layout
+from .layout import MariaDbPaths
 from .system import (
     clean_env,
     find_pids,
@@ -46,11 +48,37 @@ def quote_ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
+@dataclass(frozen=True)
+class Charset:
+    """A character set with the collation to pair it with (server defaults, a database's defaults)."""
+
+    name: str
+    collation: str
+
+
+UTF8MB4 = Charset("utf8mb4", "utf8mb4_unicode_ci")
+# What servers set up long ago still default to; the rig's second MariaDB has it, so tests can show that
+# UTF-8 text survives a server whose defaults would mangle it.
+LATIN1 = Charset("latin1", "latin1_swedish_ci")
+
+
 class MariaDb:
-    def __init__(self, layout: Layout, db: DbInfo, bind_addresses: list[str]) -> None:
-        self.layout = layout
+    """One private mariadbd; the rig runs two (the main one and the latin1 one), differing only in these
+    parameters, so both are set up, reached and stopped the same way."""
+
+    def __init__(self, paths: MariaDbPaths, db: DbInfo, bind_addresses: list[str], *,
+                 server_charset: Charset = UTF8MB4, client_charset: str | None = None,
+                 sample_database: str | None = SAMPLE_DATABASE, label: str = "MariaDB") -> None:
+        """``client_charset`` pins the character set of the rig's own ``mysql`` sessions. Left None, the client
+        takes it from the locale (utf8mb3 under C.UTF-8, latin1 under C), which the main instance has always
+        done; on a latin1 server that would make what the rig reads back depend on the machine."""
+        self.paths = paths
         self.db = db
         self.bind_addresses = bind_addresses
+        self.server_charset = server_charset
+        self.client_charset = client_charset
+        self.sample_database = sample_database
+        self.label = label
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -61,71 +89,77 @@ class MariaDb:
         self._ensure_accounts()
 
     def is_running(self) -> bool:
-        return pid_runs(read_pid(self.layout.mariadb_pid), f"--datadir={self.layout.mariadb_data}")
+        return pid_runs(read_pid(self.paths.pid), f"--datadir={self.paths.data}")
 
     def stop(self) -> None:
         terminate(self.leftover_pids(), timeout=20)
 
     def leftover_pids(self) -> list[int]:
-        return find_pids(rf"mariadbd .*--datadir={re.escape(str(self.layout.mariadb_data))}( |$)")
+        return find_pids(rf"mariadbd .*--datadir={re.escape(str(self.paths.data))}( |$)")
 
     # --- steps -------------------------------------------------------------------------------------------
 
     def _ensure_initialised(self) -> None:
-        lay = self.layout
-        make_dir(lay.mariadb)
-        make_dir(lay.mariadb_run, mode=0o750, owner="mysql")
-        if (lay.mariadb_data / "mysql").is_dir():
+        paths = self.paths
+        make_dir(paths.dir)
+        make_dir(paths.run, mode=0o750, owner="mysql")
+        if (paths.data / "mysql").is_dir():
             return
-        log.info("MariaDB: initialising %s", lay.mariadb_data)
-        make_dir(lay.mariadb_data, mode=0o700, owner="mysql")
-        run(["mariadb-install-db", "--no-defaults", "--user=mysql", f"--datadir={lay.mariadb_data}",
+        log.info("%s: initialising %s", self.label, paths.data)
+        make_dir(paths.data, mode=0o700, owner="mysql")
+        run(["mariadb-install-db", "--no-defaults", "--user=mysql", f"--datadir={paths.data}",
              "--auth-root-authentication-method=socket", "--skip-test-db", "--skip-name-resolve",
-             "--innodb-log-file-size=8M"], cwd=lay.mariadb, timeout=120)
+             "--innodb-log-file-size=8M"], cwd=paths.dir, timeout=120)
 
     def _server_args(self) -> list[str]:
-        lay = self.layout
-        return [MARIADBD, "--no-defaults", "--user=mysql", f"--datadir={lay.mariadb_data}",
-                f"--socket={lay.mariadb_socket}", f"--pid-file={lay.mariadb_pid}", f"--port={self.db.port}",
-                f"--bind-address={','.join(self.bind_addresses)}", f"--log-error={lay.mariadb_log}",
-                "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
+        paths, charset = self.paths, self.server_charset
+        return [MARIADBD, "--no-defaults", "--user=mysql", f"--datadir={paths.data}",
+                f"--socket={paths.socket}", f"--pid-file={paths.pid}", f"--port={self.db.port}",
+                f"--bind-address={','.join(self.bind_addresses)}", f"--log-error={paths.log}",
+                "--skip-name-resolve", f"--character-set-server={charset.name}",
+                f"--collation-server={charset.collation}",
                 "--innodb-log-file-size=8M", "--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=2",
-                "--max-connections=300", f"--tmpdir={lay.mariadb_run}"]
+                "--max-connections=300", f"--tmpdir={paths.run}"]
 
     def _ensure_running(self, timeout: float) -> None:
-        lay = self.layout
+        paths = self.paths
         if not self.is_running():
             for address in self.bind_addresses:
                 if not port_free(address, self.db.port):
-                    raise RigError(f"MariaDB port {address}:{self.db.port} is already in use; pick another "
+                    raise RigError(f"{self.label} port {address}:{self.db.port} is already in use; pick another "
                                    "--base-port")
-            log.info("MariaDB: starting on port %s (%s)", self.db.port, ", ".join(self.bind_addresses))
-            lay.mariadb_pid.unlink(missing_ok=True)
-            spawn_detached(self._server_args(), lay.mariadb / "mariadbd.out", cwd=lay.mariadb)
+            log.info("%s: starting on port %s (%s)", self.label, self.db.port, ", ".join(self.bind_addresses))
+            paths.pid.unlink(missing_ok=True)
+            spawn_detached(self._server_args(), paths.out, cwd=paths.dir)
 
         def died() -> str | None:
-            if lay.mariadb_pid.exists() and not self.is_running():
-                return f"mariadbd exited; see {lay.mariadb_log}:\n{tail(lay.mariadb_log)}"
+            if paths.pid.exists() and not self.is_running():
+                return f"mariadbd exited; see {paths.log}:\n{tail(paths.log)}"
             return None
 
-        wait_for(self._socket_ready, timeout=timeout, what=f"MariaDB on {lay.mariadb_socket}", failed=died)
+        wait_for(self._socket_ready, timeout=timeout, what=f"{self.label} on {paths.socket}", failed=died)
 
     def _socket_sql(self, sql: str, *, check: bool = True) -> str:
         """As OS root over the socket: works before any password exists."""
-        return run(["mysql", "--no-defaults", f"--socket={self.layout.mariadb_socket}", "--user=root", "--batch",
+        return run(["mysql", "--no-defaults", f"--socket={self.paths.socket}", "--user=root", "--batch",
                     "--skip-column-names"], input=sql, check=check, timeout=30).stdout
 
     def _socket_ready(self) -> bool:
-        if not self.layout.mariadb_socket.exists():
+        if not self.paths.socket.exists():
             return False
-        return run(["mysql", "--no-defaults", f"--socket={self.layout.mariadb_socket}", "--user=root",
+        return run(["mysql", "--no-defaults", f"--socket={self.paths.socket}", "--user=root",
                     "--connect-timeout=2", "-e", "SELECT 1"], check=False, timeout=10).returncode == 0
 
     def _ensure_accounts(self) -> None:
-        """Idempotent: (re)sets both passwords and grants, creates the sample database."""
+        """Idempotent: (re)sets both passwords and grants, creates the sample database (if this instance has
+        one)."""
         admin = native_password_hash(self.db.admin_password)
         app = native_password_hash(self.db.app_password)
         admin_user, app_user = quote_string(self.db.admin_user), quote_string(self.db.app_user)
+        sample = ""
+        if self.sample_database:
+            sample = (f"CREATE DATABASE IF NOT EXISTS {quote_ident(self.sample_database)} "
+                      "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n")
         self._socket_sql(f"""
 ALTER USER {admin_user}@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING '{admin}';
 CREATE USER IF NOT EXISTS {admin_user}@'%' IDENTIFIED BY PASSWORD '{admin}';
@@ -134,23 +168,23 @@ GRANT ALL PRIVILEGES ON *.* TO {admin_user}@'%' WITH GRANT OPTION;
 CREATE USER IF NOT EXISTS {app_user}@'%' IDENTIFIED BY PASSWORD '{app}';
 ALTER USER {app_user}@'%' IDENTIFIED BY PASSWORD '{app}';
 GRANT ALL PRIVILEGES ON *.* TO {app_user}@'%';
-CREATE DATABASE IF NOT EXISTS {SAMPLE_DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
-""")
+{sample}""")
         for admin_flag in (True, False):
             self.exec("SELECT 1", admin=admin_flag)
 
     def _write_client_files(self) -> None:
+        charset = f"default-character-set={self.client_charset}\n" if self.client_charset else ""
         for admin in (True, False):
             user = self.db.admin_user if admin else self.db.app_user
             password = self.db.admin_password if admin else self.db.app_password
-            write_file(self.layout.mariadb_cnf(admin=admin),
+            write_file(self.paths.cnf(admin=admin),
                        f'[client]\nuser="{user}"\npassword="{password}"\nhost={self.db.host}\n'
-                       f"port={self.db.port}\nprotocol=tcp\n", mode=0o600)
+                       f"port={self.db.port}\nprotocol=tcp\n{charset}", mode=0o600)
 
     # --- use ---------------------------------------------------------------------------------------------
 
     def exec(self, sql: str, database: str | None = None, *, admin: bool = True) -> str:
-        cmd = ["mysql", f"--defaults-extra-file={self.layout.mariadb_cnf(admin=admin)}", "--batch",
+        cmd = ["mysql", f"--defaults-extra-file={self.paths.cnf(admin=admin)}", "--batch",
                "--skip-column-names"]
         if database:
             cmd.append(database)
@@ -159,12 +193,69 @@ CREATE DATABASE IF NOT EXISTS {SAMPLE_DATABASE} CHARACTER SET utf8mb4 COLLATE ut
             raise RigError(f"mysql ({'admin' if admin else 'app'}) failed: {proc.stderr.strip()}")
         return proc.stdout
 
-    def healthy(self) -> bool:
+    def healthy(self, *, admin: bool = True) -> bool:
+        """``admin=False`` also proves the accounts step finished: the app user is made after the admin."""
         if not self.is_running():
             return False
         try:
-            self.exec("SELECT 1")
+            self.exec("SELECT 1", admin=admin)
         except RigError:
             return False
         return True
 
+
+
+CHARSET_NAME_RX = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+class MariaDbEndpoint:
+    """An extra MariaDB as a test uses it: the address runners (and so manifests) name, the shared
+    credentials, and admin SQL to set up and inspect its databases. Handed out by the rig, never made by
+    tests, so its lifecycle stays with the rig."""
+
+    def __init__(self, server: MariaDb, host: str) -> None:
+        self._server = server
+        self.host = host
+
+    def __repr__(self) -> str:
+        return f"MariaDbEndpoint(host={self.host!r}, port={self.port}, server_charset={self.server_charset.name!r})"
+
+    @property
+    def port(self) -> int:
+        return self._server.db.port
+
+    @property
+    def db(self) -> DbInfo:
+        """Users and passwords (the main MariaDB's), and the address to reach it from this machine."""
+        return self._server.db
+
+    @property
+    def server_charset(self) -> Charset:
+        return self._server.server_charset
+
+    def defaults_file(self, *, admin: bool = True) -> Path:
+        """0600 ``[client]`` option file for ``mysql --defaults-extra-file`` (utf8mb4 sessions)."""
+        return self._server.paths.cnf(admin=admin)
+
+    def exec(self, sql: str, database: str | None = None, *, admin: bool = True) -> str:
+        """Run SQL with the native ``mysql`` client over TCP; stdout, or RigError carrying stderr."""
+        return self._server.exec(sql, database, admin=admin)
+
+    def create_database(self, name: str, charset: str = "utf8mb4", collation: str | None = None) -> None:
+        """Without IF NOT EXISTS: an existing database may have other defaults, and a test about character
+        sets must not run silently against those. No collation: the character set's default one."""
+        for value in (charset, collation):
+            if value is not None and not CHARSET_NAME_RX.fullmatch(value):
+                raise RigError(f"not a character set or collation name: {value!r}")
+        clause = f"CHARACTER SET {charset}" + (f" COLLATE {collation}" if collation else "")
+        self.exec(f"CREATE DATABASE {quote_ident(name)} {clause}")
+
+    def drop_database(self, name: str) -> None:
+        self.exec(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
+
+    def is_running(self) -> bool:
+        return self._server.is_running()
+
+    def stop(self) -> None:
+        """Stop the server, keeping its data; the rig's next request starts it again."""
+        self._server.stop()

@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,8 @@ from . import network, openbao, prerequisites
 from . import runners as hosts
 from .errors import RigError
 from .info import DbInfo, Mode, RigInfo, RunnerInfo
-from .layout import PROJECT_DIR, Layout
-from .mariadb import MariaDb
+from .layout import MARIADB_DIR, MARIADB_LATIN1_DIR, PROJECT_DIR, Layout
+from .mariadb import LATIN1, MariaDb, MariaDbEndpoint
 from .mariadb import quote_ident as mysql_ident
 from .openbao import OpenBao
 from .postgres import Postgres
@@ -50,7 +51,7 @@ MODE_ENV = "DBU_RIG_MODE"
 NAME_RX = re.compile(r"[a-z][a-z0-9_]{0,9}")
 MAX_RUNNERS = 50
 # Only what ``up`` creates; ``down`` refuses to wipe a root holding anything else.
-OWN_ENTRIES = {"rig.json", "rig.json.tmp", ".lock", "mariadb", "postgres", "ssh", "openbao"}
+OWN_ENTRIES = {"rig.json", "rig.json.tmp", ".lock", MARIADB_DIR, MARIADB_LATIN1_DIR, "postgres", "ssh", "openbao"}
 # rig.json fields added with OpenBao: a rig brought up before that gets them on its next ``up``.
 VAULT_FIELDS = ("vault_addr", "vault_token", "vault_token_file", "vault_role_id", "vault_role", "vault_policy",
                 "vault_prefix", "vault_kv2_mount", "vault_kv1_mount")
@@ -84,7 +85,8 @@ class Rig:
         return f"Rig(name={self.name!r}, root={str(self.root)!r})"
 
     # Ports: MariaDB base+1, PostgreSQL base+2, OpenBao base+3 (and its cluster port base+4, which dev mode
-    # always opens one above the API port), loopback-mode sshd i at base+10+i.
+    # always opens one above the API port), the latin1 MariaDB base+5 (only once asked for), loopback-mode
+    # sshd i at base+10+i.
     @property
     def mysql_port(self) -> int:
         return self.base_port + 1
@@ -96,6 +98,10 @@ class Rig:
     @property
     def vault_port(self) -> int:
         return self.base_port + 3
+
+    @property
+    def latin1_mysql_port(self) -> int:
+        return self.base_port + 5
 
     @property
     def runner_user(self) -> str:
@@ -268,8 +274,9 @@ class Rig:
         network.teardown(self.name)
         placeholder = DbInfo(port=0, admin_user="", admin_password="", app_user="", app_password="")
         pg_bin = prerequisites.postgres_bin_dir() or Path("/usr/lib/postgresql/15/bin")
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="rig-down") as pool:
-            jobs = [pool.submit(MariaDb(lay, placeholder, []).stop),
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="rig-down") as pool:
+            jobs = [pool.submit(MariaDb(lay.mariadb, placeholder, []).stop),
+                    pool.submit(MariaDb(lay.mariadb_latin1, placeholder, []).stop),
                     pool.submit(Postgres(lay, placeholder, pg_bin, [], []).stop)]
             for job in jobs:
                 job.result()
@@ -347,7 +354,24 @@ class Rig:
         return ["127.0.0.1"] + ([info.db_host_for_runners] if info.mode == "netns" else [])
 
     def _mariadb(self, info: RigInfo) -> MariaDb:
-        return MariaDb(self.layout, info.mysql, self._bind_addresses(info))
+        return MariaDb(self.layout.mariadb, info.mysql, self._bind_addresses(info))
+
+    def _latin1_mariadb_server(self, info: RigInfo) -> MariaDb:
+        """The main MariaDB's users and passwords, so the suite's secret scanning already covers them."""
+        return MariaDb(self.layout.mariadb_latin1, replace(info.mysql, port=self.latin1_mysql_port),
+                       self._bind_addresses(info), server_charset=LATIN1, client_charset="utf8mb4",
+                       sample_database=None, label="MariaDB (latin1)")
+
+    def latin1_mariadb(self, *, timeout: float = 60) -> MariaDbEndpoint:
+        """A second MariaDB whose server defaults are latin1, for tests that UTF-8 text survives servers set
+        up long ago. Started on first use rather than by ``up``: few tests need it and ``up`` stays quick;
+        once running, a call costs one login. ``down`` stops and removes it with the rest."""
+        info = self.info()
+        server = self._latin1_mariadb_server(info)
+        if not server.healthy(admin=False):
+            with self._locked():  # parallel workers asking at once start one server
+                server.ensure(timeout=timeout)
+        return MariaDbEndpoint(server, info.db_host_for_runners)
 
     def _postgres(self, info: RigInfo, pg_bin: Path | None = None) -> Postgres:
         networks = ["127.0.0.1/32"]
@@ -389,7 +413,7 @@ class Rig:
 
     def mysql_defaults_file(self, *, admin: bool = True) -> Path:
         """0600 ``[client]`` option file for ``mysql --defaults-extra-file``."""
-        return self.layout.mariadb_cnf(admin=admin)
+        return self.layout.mariadb.cnf(admin=admin)
 
     def pgpass_file(self, *, admin: bool = True) -> Path:
         """0600 file for ``PGPASSFILE``."""
