@@ -1,0 +1,50 @@
+"""Rules every registered engine must keep, checked offline (no rig): a new engine cannot forget them.
+
+The live behaviour behind each rule is tested against the real clients in the rig tests; these check the
+invocations every engine builds, so a new engine is held to the same contract before it meets a server.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dbupdater.engines import ENGINES, Engine
+from dbupdater.manifest import DatabaseSpec
+from dbupdater.secrets import Secret
+
+PASSWORD = "p@ss\"w'o#r\\d;$(id)"
+
+
+def spec(engine: Engine) -> DatabaseSpec:
+    return DatabaseSpec(engine.name, "db.example", 1234, "app", "shop", Secret(PASSWORD))
+
+
+@pytest.fixture(params=sorted(ENGINES))
+def engine(request) -> Engine:  # type: ignore[no-untyped-def]
+    return ENGINES[request.param]
+
+
+def invocations(engine: Engine) -> list[list[str]]:
+    db = spec(engine)
+    shared = engine.shares_session(False)
+    return [
+        engine.invocation(db, "/tmp/x/00001-a.sql", "/tmp/x/login1.cred").argv,
+        engine.invocation(db, "/tmp/x/00001-a.sql", "/tmp/x/login1.cred",
+                          before="SELECT 1;" if shared else "").argv,
+        engine.ledger_invocation(db, "/tmp/x/login1.cred").argv,
+    ]
+
+
+def test_every_session_asks_for_utf8(engine: Engine) -> None:
+    """Whatever the runner's locale or the server's defaults, every session (script and ledger) pins the
+    dialect's UTF-8 character set, and the dialect can read the session's actual one back."""
+    charset = engine.dialect.session_charset
+    assert charset.lower().replace("-", "") in ("utf8", "utf8mb4", "al32utf8", "65001")
+    assert engine.dialect.session_charset_sql
+    for argv in invocations(engine):
+        assert any(charset in arg for arg in argv), argv
+
+
+def test_no_password_in_any_argv(engine: Engine) -> None:
+    for argv in invocations(engine):
+        assert not any(PASSWORD in arg for arg in argv), argv
