@@ -95,8 +95,11 @@ def run_wait_ready(manifest: Manifest, options: RunOptions, reporter: ConsoleRep
     try:
         results = wait_ready(manifest, options, via=via, timeout=timeout, on_ready=ready, on_retry=retry)
     except ImportError as exc:
-        raise UsageError(f"--via direct needs the Python drivers ({exc.name}): pip install 'dbupdater[drivers]'") \
-            from None
+        if isinstance(exc, UsageError):
+            raise  # from extras.require: names the feature, the module and how to install it
+        from .extras import install_hint
+
+        raise UsageError(f"--via direct needs the Python drivers ({exc.name}): {install_hint('drivers')}") from None
     late = [probe for probe in results if probe.ready_after is None]
     for probe in late:
         reporter.error(f"not ready after {timeout:g}s: {probe.db.target_label}: {probe.last_error}")

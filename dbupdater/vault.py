@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UnreachableError, UsageError
+from .errors import UnreachableError
 from .secrets import ReferenceError_, Secret, redact
 
 if TYPE_CHECKING:
@@ -89,11 +89,10 @@ class Vault:
             return self._client
 
     def _connect(self) -> hvac.Client:
-        try:
-            import hvac
-        except ImportError:
-            raise UsageError("vault: references and --environment need hvac: pip install 'dbupdater[vault]' "
-                             "(or hvac)") from None
+        from .extras import require
+
+        require("vault")  # hvac, or a UsageError saying how to install it
+        import hvac
 
         skip_verify = (_env("VAULT_SKIP_VERIFY", "BAO_SKIP_VERIFY") or "").lower() in ("1", "true", "yes")
         verify: bool | str = not skip_verify

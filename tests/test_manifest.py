@@ -173,16 +173,6 @@ def test_unreadable_script(tmp_path: Path) -> None:
     assert problems(path)[0][1:] == ("sql_script_to_run", "script s1.sql is not readable")
 
 
-def test_requirements_txt_matches_pyproject() -> None:
-    import tomllib
-
-    root = Path(__file__).resolve().parent.parent
-    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
-    listed = [line for line in (root / "requirements.txt").read_text().splitlines()
-              if line and not line.startswith("#")]
-    assert listed == declared
-
-
 def test_unset_key_file_reference_is_reported_once(tmp_path: Path) -> None:
     header = HEADER + ",sql_runner_key_file"
     path = write(tmp_path, f"{header}\n{GOOD},env:DBU_SURELY_UNSET_KEY\n")

@@ -91,6 +91,9 @@ class MySQL(Engine):
         return Invocation(self._argv(db, credentials_path, "--raw", "--skip-column-names"))
 
     def probe_direct(self, db: DatabaseSpec, timeout: float) -> None:
+        from ..extras import require
+
+        require("mysql-driver")  # or a UsageError saying how to install it
         import mysql.connector
 
         connection = mysql.connector.connect(host=db.host, port=db.port, user=db.user, database=db.database,

@@ -84,6 +84,9 @@ class PostgreSQL(Engine):
         return Invocation([*self._argv(db, credentials_path, "--no-align", "--tuples-only"), "-f", "-"])
 
     def probe_direct(self, db: DatabaseSpec, timeout: float) -> None:
+        from ..extras import require
+
+        require("postgres-driver")  # or a UsageError saying how to install it
         import psycopg
 
         password = db.password.reveal() if db.password else None
