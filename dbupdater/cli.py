@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import DbUpdaterError, ExitCode
 from .interrupts import sigterm_as_interrupt
-from .secrets import redact
+from .model.errors import DbUpdaterError, ExitCode
+from .model.secret import redact
 
 if TYPE_CHECKING:
     from .environments import Environment
-    from .manifest import Manifest
+    from .manifest import References
+    from .model.secret import Secret
+    from .model.specs import Manifest
     from .report import ConsoleReporter
     from .runner import RunOptions
 
@@ -52,14 +54,9 @@ def setup_logging(verbose: bool) -> None:
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("runner connections")
-    group.add_argument("--known-hosts", type=Path, default=Path("~/.ssh/known_hosts").expanduser(),
-                       metavar="FILE", help="known_hosts file to verify runner host keys (default: %(default)s)")
-    group.add_argument("--accept-new-host-keys", action="store_true",
-                       help="trust and record host keys of runners not yet in known_hosts (trust on first "
-                            "use); a changed key is still refused")
-    group.add_argument("--connect-timeout", type=float, default=15.0, metavar="SECONDS",
-                       help="SSH connect and authentication timeout (default: %(default)s)")
+    from .transports import registry
+
+    registry.add_arguments(parser)
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -206,10 +203,10 @@ def guarded(body: Callable[[], int]) -> int:
 
 def run_options(args: argparse.Namespace) -> RunOptions:
     from .runner import RunOptions
-    from .transports import SSHOptions
+    from .transports import registry
 
     return RunOptions(
-        ssh=SSHOptions(args.known_hosts.expanduser(), args.accept_new_host_keys, args.connect_timeout),
+        transports=registry.options(args),
         history_schema=getattr(args, "history_schema", None),
         lock_timeout=getattr(args, "lock_timeout", 60.0),
         lock_lease=getattr(args, "lock_lease", 60),
@@ -218,6 +215,18 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         per_runner=getattr(args, "per_runner", 4),
         keep_going=getattr(args, "keep_going", False),
     )
+
+
+def references() -> References:
+    """Credential references, with vault: resolved by the process's Vault client (made on first use)."""
+    from .manifest import References
+
+    def vault_lookup(cell: str) -> Secret:
+        from . import vault
+
+        return vault.shared().resolve(cell)
+
+    return References(vault=vault_lookup)
 
 
 def environment_for(args: argparse.Namespace) -> Environment | None:
@@ -265,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         from . import manifest as manifest_module
 
-        manifest = manifest_module.load(args.file, args.script_encoding)
+        manifest = manifest_module.load(args.file, args.script_encoding, references())
         if args.shard:
             from .fanout import Shard
 

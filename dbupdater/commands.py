@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from .errors import DbUpdaterError, ExitCode, UsageError
 from .ledger import REVERTED, SUCCESS, Entry, RunIdentity
-from .manifest import Manifest, first_row_per_database
+from .model.errors import DbUpdaterError, ExitCode, UsageError
+from .model.specs import Manifest, first_row_per_database
 from .plan import DbKey, RowState, plan_rows
 from .report import ConsoleReporter
 from .runner import Deployment, RunOptions, apply

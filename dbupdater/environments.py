@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from .errors import UsageError
 from .ledger import RunIdentity
-from .manifest import DatabaseSpec, Manifest, first_row_per_database
-from .outcome import RunResult, Status
+from .model.errors import UsageError
+from .model.outcome import RunResult, Status
+from .model.specs import DatabaseSpec, Manifest, first_row_per_database
 from .plan import PlannedRow
 from .vault import Vault, VaultUnavailable
 

@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
-from .errors import UsageError
+from .model.errors import UsageError
 
 
 @dataclass(frozen=True)

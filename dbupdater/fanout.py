@@ -1,4 +1,4 @@
-"""Many targets at once: grouping rows into targets, shards of a fleet, and a scheduler with per-runner caps.
+"""Many targets at once: shards of a fleet, and a scheduler with per-runner caps.
 
 A target is one database. Its rows run in manifest order, one at a time, whichever runner each row names;
 different targets run in parallel. A target counts against the cap of the runner of its first row.
@@ -14,18 +14,10 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from .errors import UsageError
-from .manifest import Manifest, ManifestRow
+from .model.errors import UsageError
+from .model.specs import Manifest, targets
 
 T = TypeVar("T")
-
-
-def targets(rows: list[ManifestRow]) -> dict[tuple[str, str, int, str], list[int]]:
-    """Row positions per database, in order of first appearance."""
-    grouped: dict[tuple[str, str, int, str], list[int]] = {}
-    for position, row in enumerate(rows):
-        grouped.setdefault(row.db.key, []).append(position)
-    return grouped
 
 
 @dataclass(frozen=True)

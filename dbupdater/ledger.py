@@ -23,8 +23,8 @@ from typing import Any
 
 from . import __version__
 from .engines import Engine, OutputLog, Verdict
-from .errors import DbUpdaterError, ExitCode, UnreachableError
-from .manifest import DatabaseSpec
+from .model.errors import DbUpdaterError, ExitCode, UnreachableError
+from .model.specs import DatabaseSpec
 from .transports import Transport
 
 HISTORY_TABLE = "dbupdater_history"
@@ -125,9 +125,9 @@ class Ledger:
             elif stream == "stderr":
                 log.feed(stream, line)
 
-        invocation = self.engine.ledger_invocation(self.db, self.credentials_path)
-        code = self.transport.run(invocation.argv, collect, stdin_data=(self.d.preamble + sql).encode("utf-8"))
-        verdict, reason = self.engine.verdict(code, log)
+        command = self.engine.ledger_command(self.db, self.credentials_path)
+        result = self.transport.run(command.with_stdin((self.d.preamble + sql).encode("utf-8")), collect)
+        verdict, reason = self.engine.verdict(result, log)
         if verdict is Verdict.UNREACHABLE:
             raise LedgerError(f"{self.db.label}: {reason}: {' | '.join(log.errors[:3])}")
         if verdict is Verdict.FAILED:

@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .engines import ENGINES
-from .manifest import DatabaseSpec, Manifest, ManifestRow, first_row_per_database
+from .engines import registry as engines
+from .model.secret import redact
+from .model.specs import DatabaseSpec, Manifest, ManifestRow, first_row_per_database
 from .runner import Deployment, RunOptions
-from .secrets import redact
 from .transports import HostKeyRefused
 
 FIRST_DELAY, FACTOR, MAX_DELAY = 0.5, 1.6, 5.0
@@ -46,7 +46,7 @@ def wait_ready(manifest: Manifest, options: RunOptions, *, via: str, timeout: fl
                 try:
                     if via == "direct":
                         left = deadline - time.monotonic()
-                        ENGINES[probe.db.engine].probe_direct(probe.db, min(10.0, max(1.0, left)))
+                        engines.get(probe.db.engine).probe_direct(probe.db, min(10.0, max(1.0, left)))
                     else:
                         deployment.ledger(probe.row).ping()
                 except (HostKeyRefused, ImportError):

@@ -14,10 +14,10 @@ from rich.table import Table
 from rich.text import Text
 
 from .interrupts import Step
-from .manifest import DatabaseSpec, Manifest
-from .outcome import Outcome, RunResult, Status
+from .model.outcome import Outcome, RunResult, Status
+from .model.secret import redact
+from .model.specs import DatabaseSpec, Manifest
 from .plan import PlannedRow, RowState
-from .secrets import redact
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -15,20 +15,21 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import scriptfile
 from .checksum import VERSION
-from .engines import ENGINES, OutputLog, Verdict
-from .errors import DbUpdaterError, UnreachableError
-from .fanout import Scheduler, parallel_map, targets
+from .engines import OutputLog, Verdict
+from .engines import registry as engines
+from .fanout import Scheduler, parallel_map
 from .interrupts import Escalation, Step
 from .ledger import FAILED, ROLLED_BACK, SUCCESS, Entry, Holder, Ledger, RunIdentity
-from .manifest import DatabaseSpec, Manifest, ManifestRow, RunnerSpec, first_row_per_database
-from .outcome import Outcome, RunResult, Status
+from .model.errors import DbUpdaterError, UnreachableError
+from .model.outcome import Outcome, RunResult, Status
+from .model.secret import redact
+from .model.specs import DatabaseSpec, Manifest, ManifestRow, RunnerSpec, first_row_per_database, targets
 from .plan import DbKey, PlannedRow, plan_rows
-from .secrets import redact
-from .transports import SSHOptions, Transport, TransportError, open_transport
+from .transports import Transport, TransportError, open_transport
 
 log = logging.getLogger("dbupdater")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -36,7 +37,7 @@ SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 @dataclass(frozen=True)
 class RunOptions:
-    ssh: SSHOptions
+    transports: dict[str, Any] = field(default_factory=dict)  # each transport kind's options, by kind
     history_schema: str | None = None
     lock_timeout: float = 60.0
     lock_lease: int = 60
@@ -90,7 +91,7 @@ class Session:
             path = self._credentials.get(key)
             if path is None:
                 path = f"{self.workdir}/login{len(self._credentials) + 1}.cred"
-                self.transport.put_bytes(ENGINES[db.engine].credentials(db), path)
+                self.transport.put_bytes(engines.get(db.engine).credentials(db), path)
                 self._credentials[key] = path
         return path
 
@@ -179,7 +180,7 @@ class Deployment:
             with self._lock:
                 session = self._sessions.get(spec)
             if session is None:
-                transport = open_transport(spec, self.options.ssh)
+                transport = open_transport(spec, self.options.transports)
                 try:
                     session = Session(transport, transport.make_private_dir())
                 except BaseException:
@@ -204,7 +205,7 @@ class Deployment:
             ledger = self._ledgers.get(key)
         if ledger is None:
             session = self.session(row.runner)
-            ledger = Ledger(session.transport, ENGINES[row.db.engine], row.db, session.credentials(row.db),
+            ledger = Ledger(session.transport, engines.get(row.db.engine), row.db, session.credentials(row.db),
                             self.options.history_schema, self.identity, row.runner.label)
             with self._lock:
                 ledger = self._ledgers.setdefault(key, ledger)
@@ -464,7 +465,7 @@ def _execute_parallel(deployment: Deployment, planned: list[PlannedRow], outcome
 
 def _apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: RunOptions) -> None:
     row = p.row
-    engine = ENGINES[row.db.engine]
+    engine = engines.get(row.db.engine)
     single = row.single_transaction or (options.single_transaction and engine.transactional_ddl)
     started = time.monotonic()
     before = ""
@@ -512,31 +513,32 @@ def _run_script(transport: Transport, row: ManifestRow, outcome: Outcome, single
                 credentials: str, before: str) -> bool | None:
     """Run the client on the runner and judge it; returns whether the `running` row went in with it (always
     True when it was written beforehand, None when the runner went away and nobody can tell)."""
-    engine = ENGINES[row.db.engine]
+    engine = engines.get(row.db.engine)
     log = OutputLog(engine)
-    invocation = engine.invocation(row.db, script, credentials, single_transaction=single_transaction, before=before)
+    command = engine.command(row.db, script, credentials, single_transaction=single_transaction, before=before)
     marker_seen = False
 
     def feed(stream: str, line: str) -> None:
         nonlocal marker_seen
-        if not marker_seen and stream == "stdout" and line == invocation.started_marker:
+        if not marker_seen and stream == "stdout" and line == command.started_marker:
             marker_seen = True
         else:
             log.feed(stream, line)
 
     try:
         try:
-            outcome.exit_code = transport.run(invocation.argv, feed, stdin_path=invocation.stdin_path)
+            result = transport.run(command, feed)
+            outcome.exit_code = result.exit_code()
         finally:
             outcome.warnings, outcome.errors = log.warnings, log.errors
             outcome.stdout_tail = list(log.stdout_tail)
     except TransportError as exc:
         outcome.status, outcome.reason = Status.UNREACHABLE, f"{exc}; the script may be partially applied"
         return None if before else True
-    verdict, reason = engine.verdict(outcome.exit_code, log)
+    verdict, reason = engine.verdict(result, log)
     outcome.status = {Verdict.APPLIED: Status.APPLIED, Verdict.FAILED: Status.FAILED,
                       Verdict.UNREACHABLE: Status.UNREACHABLE}[verdict]
     outcome.reason = reason
     if log.dropped:
         outcome.reason += f" ({log.dropped} more warning/error lines not kept)"
-    return engine.started(outcome.exit_code, log, marker_seen) if before else True
+    return engine.started(result, log, marker_seen) if before else True

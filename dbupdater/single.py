@@ -18,11 +18,11 @@ from .cli import (
     add_output_options,
     dispatch,
     guarded,
+    references,
     setup_logging,
 )
-from .errors import ManifestError, Problem, UsageError
-from .manifest import OPTIONAL, REQUIRED
-from .secrets import is_reference
+from .manifest import columns, is_reference
+from .model.errors import ManifestError, Problem, UsageError
 
 PASSWORD_FIELDS = ("sql_runner_password", "database_password")
 HELP = {
@@ -56,10 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run one SQL script through one runner host with the database's native client.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for field in (*REQUIRED, *OPTIONAL):
+    for field in (*columns.REQUIRED, *columns.optional()):
         # Manifest spelling accepted too, so shell scripts can reuse the CSV column names.
         parser.add_argument(option(field), "--" + field, dest=field, default="", metavar="VALUE",
-                            help=HELP[field])
+                            help=HELP.get(field) or columns.plugin_columns().get(field, ""))
     add_connection_options(parser)
     add_ledger_options(parser)
     add_output_options(parser)
@@ -79,9 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if value and not is_reference(value):
                 raise UsageError(f"{option(field)} takes a reference (env:VAR or file:PATH): a literal "
                                  "password on the command line is visible to every user through ps")
-        cells = {field: getattr(args, field) for field in (*REQUIRED, *OPTIONAL)}
+        cells = {field: getattr(args, field) for field in (*columns.REQUIRED, *columns.optional())}
         try:
-            manifest = manifest_module.from_mapping("options", Path.cwd(), cells)
+            manifest = manifest_module.from_mapping("options", Path.cwd(), cells, references=references())
         except ManifestError as exc:
             renamed = [Problem(p.message, None, option(p.column) if p.column else None) for p in exc.problems]
             raise ManifestError("options", renamed) from None

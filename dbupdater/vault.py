@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UnreachableError
-from .secrets import ReferenceError_, Secret, redact
+from .model.errors import UnreachableError, UnresolvedReference
+from .model.secret import Secret, redact
 
 if TYPE_CHECKING:
     import hvac
@@ -36,7 +36,7 @@ class VaultUnavailable(UnreachableError):
     """Vault cannot be reached, is sealed, or no longer accepts our token."""
 
 
-class VaultNotFound(ReferenceError_):
+class VaultNotFound(UnresolvedReference):
     """A path or key that does not exist (a problem of the input, not of Vault)."""
 
 
@@ -65,9 +65,9 @@ def parse_reference(cell: str) -> tuple[str, str]:
     path, sep, key = body.rpartition("#")
     path = path.strip("/")
     if not sep or not path or not key:
-        raise ReferenceError_(f"{cell}: expected vault:<mount>/<path>#<key>")
+        raise UnresolvedReference(f"{cell}: expected vault:<mount>/<path>#<key>")
     if "/" not in path:
-        raise ReferenceError_(f"{cell}: the path needs a mount and a secret, e.g. vault:secret/app/db#password")
+        raise UnresolvedReference(f"{cell}: the path needs a mount and a secret, e.g. vault:secret/app/db#password")
     return path, key
 
 
@@ -170,7 +170,7 @@ class Vault:
             prefix = str(data["path"])
             version = 2 if str((data.get("options") or {}).get("version", "1")) == "2" else 1
             if data.get("type") not in ("kv", "generic"):
-                raise ReferenceError_(f"{path}: mount {prefix} is a {data.get('type')} engine, not key/value")
+                raise UnresolvedReference(f"{path}: mount {prefix} is a {data.get('type')} engine, not key/value")
         except (hvac.exceptions.InvalidPath, hvac.exceptions.Forbidden):
             # Older servers or narrow policies: take the first segment as the mount and assume KV 2.
             prefix, version = path.split("/", 1)[0] + "/", 2
@@ -201,7 +201,8 @@ class Vault:
             return None, 0
         except hvac.exceptions.Forbidden:
             self.check()  # an expired or revoked token is Vault being unusable, not a problem of this path
-            raise ReferenceError_(f"permission denied reading {path}: the token's policy does not allow it") from None
+            raise UnresolvedReference(f"permission denied reading {path}: the token's policy does not allow "
+                                      "it") from None
 
     def write(self, path: str, data: dict[str, Any], *, cas: int | None = None) -> bool:
         """Write an entry; with cas (KV 2 only), only if it is still at that version: False when it is not."""
@@ -284,8 +285,8 @@ class Vault:
         if data is None:
             try:
                 found = self.read(path)
-            except ReferenceError_ as exc:
-                raise ReferenceError_(f"{cell}: {exc}") from None
+            except UnresolvedReference as exc:
+                raise UnresolvedReference(f"{cell}: {exc}") from None
             if found is None:
                 raise VaultNotFound(f"{cell}: no secret at {path} in Vault {self.address}")
             data = found

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from dbupdater.engines import ENGINES, Engine
-from dbupdater.manifest import DatabaseSpec
-from dbupdater.secrets import Secret
+from dbupdater.engines import Engine, registry
+from dbupdater.model.command import Command
+from dbupdater.model.secret import Secret
+from dbupdater.model.specs import DatabaseSpec
 
 PASSWORD = "p@ss\"w'o#r\\d;$(id)"
 
@@ -19,19 +20,18 @@ def spec(engine: Engine) -> DatabaseSpec:
     return DatabaseSpec(engine.name, "db.example", 1234, "app", "shop", Secret(PASSWORD))
 
 
-@pytest.fixture(params=sorted(ENGINES))
+@pytest.fixture(params=sorted(registry.engines()))
 def engine(request) -> Engine:  # type: ignore[no-untyped-def]
-    return ENGINES[request.param]
+    return registry.get(request.param)
 
 
-def invocations(engine: Engine) -> list[list[str]]:
+def invocations(engine: Engine) -> list[Command]:
     db = spec(engine)
     shared = engine.shares_session(False)
     return [
-        engine.invocation(db, "/tmp/x/00001-a.sql", "/tmp/x/login1.cred").argv,
-        engine.invocation(db, "/tmp/x/00001-a.sql", "/tmp/x/login1.cred",
-                          before="SELECT 1;" if shared else "").argv,
-        engine.ledger_invocation(db, "/tmp/x/login1.cred").argv,
+        engine.command(db, "/tmp/x/00001-a.sql", "/tmp/x/login1.cred"),
+        engine.command(db, "/tmp/x/00001-a.sql", "/tmp/x/login1.cred", before="SELECT 1;" if shared else ""),
+        engine.ledger_command(db, "/tmp/x/login1.cred"),
     ]
 
 
@@ -41,10 +41,11 @@ def test_every_session_asks_for_utf8(engine: Engine) -> None:
     charset = engine.dialect.session_charset
     assert charset.lower().replace("-", "") in ("utf8", "utf8mb4", "al32utf8", "65001")
     assert engine.dialect.session_charset_sql
-    for argv in invocations(engine):
-        assert any(charset in arg for arg in argv), argv
+    for command in invocations(engine):
+        assert any(charset in arg for arg in [*command.argv, *(value for _, value in command.env)]), command
 
 
-def test_no_password_in_any_argv(engine: Engine) -> None:
-    for argv in invocations(engine):
-        assert not any(PASSWORD in arg for arg in argv), argv
+def test_no_password_in_any_argv_or_environment(engine: Engine) -> None:
+    for command in invocations(engine):
+        assert not any(PASSWORD in arg for arg in command.argv), command
+        assert not any(PASSWORD in value for _, value in command.env), command

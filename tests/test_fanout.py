@@ -15,7 +15,7 @@ import pytest
 
 from dbupdater.fanout import Shard
 from dbupdater.manifest import parse
-from dbupdater.outcome import Outcome, RunResult, Status
+from dbupdater.model.outcome import Outcome, RunResult, Status
 from dbupdater.report import ConsoleReporter
 
 from .conftest import ROOT, Target, Workspace

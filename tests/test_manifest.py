@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dbupdater import manifest
-from dbupdater.errors import ManifestError
+from dbupdater.model.errors import ManifestError
 
 HEADER = ("sql_runner_host,sql_runner_userid,sql_runner_password,database_type,database_host,database_userid,"
           "database_password,port,database,sql_script_to_run")

@@ -1,27 +1,11 @@
-"""The engine registry: the one table the core consults; a new engine is one module plus one line here."""
+"""Engines: one package per database, each wrapping its native client the same way (see `base.Engine`).
+
+The core reaches them only through `registry`; a new engine is one new package that registers itself.
+"""
 
 from __future__ import annotations
 
-from .base import Engine, Invocation, OutputLog, Severity, Verdict
-from .mysql import MySQL
-from .postgres import PostgreSQL
+from .base import Delivery, Engine, EngineOption, OutputLog, Severity, Verdict
+from .registry import Planned, engines, get
 
-ENGINES: dict[str, Engine] = {engine.name: engine for engine in (MySQL(), PostgreSQL())}
-
-# Spellings accepted in the database_type column (compared case-insensitively).
-ALIASES: dict[str, str] = {
-    "mysql": "mysql",
-    "mariadb": "mysql",
-    "postgresql": "postgresql",
-    "postgres": "postgresql",
-    "oracle": "oracle",
-    "sqlserver": "sqlserver",
-    "mssql": "sqlserver",
-}
-# Engines users may name that a later release implements.
-PLANNED = {"oracle": "Oracle", "sqlserver": "SQL Server"}
-# The legacy 9-column manifest has no database_type: the port decides.
-DEFAULT_PORTS: dict[int, str] = {3306: "mysql", 5432: "postgresql", 1521: "oracle", 1433: "sqlserver"}
-
-__all__ = ["ALIASES", "DEFAULT_PORTS", "ENGINES", "PLANNED", "Engine", "Invocation", "OutputLog", "Severity",
-           "Verdict"]
+__all__ = ["Delivery", "Engine", "EngineOption", "OutputLog", "Planned", "Severity", "Verdict", "engines", "get"]

@@ -1,7 +1,19 @@
 """The engine interface: how one native client is invoked and how its output is judged.
 
-Engines know nothing about transports or manifests beyond the database fields; the runner gives them the
-remote paths it chose and feeds them the client's output line by line.
+Engines know the model (the database fields and the `Command` / `Result` contract) and nothing else: not
+the transport the command travels by, not the manifest, not the ledger's tables beyond their own dialect.
+
+Rules every engine keeps (`tests/test_engine_rules.py` holds each registered engine to them):
+- **Every session is UTF-8.** The script's and the ledger's invocations both pin the client's session
+  character set to the dialect's `session_charset` (mysql `--default-character-set=utf8mb4`, psql
+  `PGCLIENTENCODING=UTF8`, sqlplus `NLS_LANG=AMERICAN_AMERICA.AL32UTF8`, sqlcmd's code page 65001), whatever
+  the runner's locale or the server's defaults; the ledger reads `session_charset_sql` back on opening.
+- **No secret on a command line or in `Command.env`.** Credentials are the bytes of a 0600 file on the runner
+  (`credentials()`); the command refers to that file: as an option file or a variable naming it, as a
+  variable set from its content (`Command.env_files`), or as the first part of stdin (a `CONNECT` prelude).
+- **argv lists only**; the transport's shell quotes every value.
+- **Exit code first**, then the classified output; a client that exits 0 but wrote an unexpected stderr
+  line has failed.
 """
 
 from __future__ import annotations
@@ -13,8 +25,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from ..model.command import Command, Ending, Result
+
 if TYPE_CHECKING:
-    from ..manifest import DatabaseSpec
+    from ..model.specs import DatabaseSpec
     from .dialect import Dialect
 
 
@@ -30,21 +44,26 @@ class Verdict(Enum):
     UNREACHABLE = "unreachable"
 
 
-@dataclass(frozen=True)
-class Invocation:
-    """What to run on the runner: an argv list (never a shell string) and an optional stdin file."""
+class Delivery(Enum):
+    """How the credentials file reaches the client."""
 
-    argv: list[str]
-    stdin_path: str | None = None
-    # A line the client prints on stdout once the ledger SQL run before the script has committed.
-    started_marker: str | None = None
+    FILE = "an option or password file the client is pointed at"
+    ENV_FROM_FILE = "an environment variable set from the file on the runner"
+    STDIN_PRELUDE = "the first part of the client's stdin"
+
+
+@dataclass(frozen=True)
+class EngineOption:
+    """A manifest column only this engine reads (an Oracle service name, a SQL Server instance)."""
+
+    column: str
+    help: str
+    choices: tuple[str, ...] = ()
 
 
 STARTED_MARKER = "-- dbupdater: script begins --"
-
-# Exit status a POSIX shell reports when the command does not exist or cannot execute.
-COMMAND_NOT_FOUND = {126, 127}
 KEEP_LINES = 200
+HOST = re.compile(r"^(?!-)[A-Za-z0-9._:%\[\]-]+$")
 
 
 @dataclass
@@ -75,39 +94,51 @@ class OutputLog:
 
 
 class Engine(ABC):
-    name: str
+    # Identity, as the manifest and messages spell it.
+    name: str  # the registry key, also the history's engine field
     display: str
+    display_names: tuple[str, ...] = ()  # how users write it in database_type, for messages
+    aliases: tuple[str, ...] = ()  # further database_type spellings (case, spaces, '-' and '_' ignored)
+    default_port: int
+    options: tuple[EngineOption, ...] = ()
     client: str
     dialect: Dialect
+    credentials_via: Delivery = Delivery.FILE
     # Whether a whole script can run in one transaction (PostgreSQL's DDL is transactional; MySQL's is not).
     transactional_ddl: bool = False
-
-    @abstractmethod
-    def credentials(self, db: DatabaseSpec) -> bytes:
-        """Content of the 0600 credentials file the client reads; the only place a password goes."""
-
-    @abstractmethod
-    def invocation(self, db: DatabaseSpec, script_path: str, credentials_path: str, *,
-                   single_transaction: bool = False, before: str = "") -> Invocation:
-        """`before` is ledger SQL to run in the same client session just ahead of the script, committed on its
-        own and leaving the session as the script would find it; only given when `shares_session` says so."""
-
-    def shares_session(self, single_transaction: bool) -> bool:
-        """Whether `before` can ride in the script's session: one client call per script instead of two."""
-        return False
-
     # Whether an error in any statement of `before` keeps the script from starting (False: only the first's).
     before_checked: bool = True
 
-    def started(self, exit_code: int, log: OutputLog, marker_seen: bool) -> bool | None:
+    def check_host(self, host: str) -> str | None:
+        """Why a database_host cell is not a host this engine can reach, or None."""
+        return None if HOST.match(host) else f"{host!r} is not a host name or address"
+
+    @abstractmethod
+    def credentials(self, db: DatabaseSpec) -> bytes:
+        """Content of the 0600 credentials file; the only place a password goes."""
+
+    @abstractmethod
+    def command(self, db: DatabaseSpec, script_path: str, credentials_path: str, *,
+                single_transaction: bool = False, before: str = "") -> Command:
+        """The client running the script. `before` is ledger SQL to run in the same client session just
+        ahead of the script, committed on its own and leaving the session as the script would find it; only
+        given when `shares_session` says so."""
+
+    def shares_session(self, single_transaction: bool) -> bool:
+        """An optional capability: whether `before` can ride in the script's session, one client call per
+        script instead of two. Engines without it get the ledger's `running` row in a call of its own."""
+        return False
+
+    def started(self, result: Result, log: OutputLog, marker_seen: bool) -> bool | None:
         """Whether `before` took effect (and the script began): True, False, or None when nobody can know."""
         if marker_seen:
             return True
-        return None if killed(exit_code) else False
+        return None if result.ending in (Ending.SIGNALLED, Ending.LOST) else False
 
     @abstractmethod
-    def ledger_invocation(self, db: DatabaseSpec, credentials_path: str) -> Invocation:
-        """The client reading SQL on stdin and printing bare result values, one row per line."""
+    def ledger_command(self, db: DatabaseSpec, credentials_path: str) -> Command:
+        """The client reading SQL on stdin (sent after the command's own stdin parts) and printing bare
+        result values, one row per line."""
 
     @abstractmethod
     def classify_stderr(self, line: str, previous: Severity | None) -> Severity: ...
@@ -122,22 +153,27 @@ class Engine(ABC):
         """
         raise NotImplementedError(f"{self.display}: no Python driver probe")
 
-    @abstractmethod
-    def verdict(self, exit_code: int, log: OutputLog) -> tuple[Verdict, str]:
-        """Exit code first, then the classified output; returns the verdict and a one-line reason."""
-
-    def not_found(self, exit_code: int) -> tuple[Verdict, str] | None:
-        if exit_code in COMMAND_NOT_FOUND:
+    def verdict(self, result: Result, log: OutputLog) -> tuple[Verdict, str]:
+        """The ending the transport saw first, then the client's own exit code and output."""
+        if result.ending is Ending.CLIENT_MISSING:
             return Verdict.UNREACHABLE, f"the {self.client} client is not installed or not on PATH on the runner"
-        if exit_code < 0:
+        if result.ending is Ending.LOST:
             return Verdict.UNREACHABLE, ("the runner connection ended before the client reported an exit status; "
                                         "the script may be partially applied")
-        return None
+        return self.judge(result, log)
 
+    @abstractmethod
+    def judge(self, result: Result, log: OutputLog) -> tuple[Verdict, str]:
+        """The verdict on a client that ran (it exited, or a signal ended it): exit code, then output.
+        Engines judge their own codes and messages first, then end with `judge_exit`."""
 
-def killed(exit_code: int) -> bool:
-    """The client ended by a signal (a shell reports 128 + N) or the runner connection ended first."""
-    return exit_code < 0 or exit_code >= 128
+    def judge_exit(self, result: Result, log: OutputLog) -> tuple[Verdict, str]:
+        """The rule every engine ends with: non-zero fails, and so does exit 0 with an unexpected stderr line."""
+        if result.exit_code() != 0:
+            return Verdict.FAILED, f"{self.client} exited with {result.exit_code()}"
+        if log.errors:
+            return Verdict.FAILED, f"{self.client} exited 0 but wrote unexpected lines on stderr"
+        return Verdict.APPLIED, "applied"
 
 
 def matches_any(patterns: list[re.Pattern[str]], line: str) -> bool:

@@ -1,4 +1,5 @@
-"""The transport interface: run an argv, put a file, remove a path. Transports know nothing of databases."""
+"""The transport interface: run a `Command`, copy files there and back, interrupt. Transports know nothing
+of databases; what depends on the runner's operating system is in its `Shell`."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import contextlib
 import os
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from ..errors import UnreachableError
+from ..model.command import Command, Result
+from ..model.errors import UnreachableError
+from .shells import Shell
 
 
 @contextlib.contextmanager
@@ -30,16 +32,6 @@ def without_module(name: str) -> Iterator[None]:
 
 OutputHandler = Callable[[str, str], None]
 """Called with ("stdout" | "stderr", line) for every line, as it arrives."""
-
-# A constant command, so no manifest value is involved; mktemp -d creates the directory 0700.
-MAKE_PRIVATE_DIR = ["sh", "-c", 'umask 077 && mktemp -d "${TMPDIR:-/tmp}/dbupdater.XXXXXXXXXX"']
-
-
-@dataclass(frozen=True)
-class SSHOptions:
-    known_hosts: Path
-    accept_new_host_keys: bool = False
-    connect_timeout: float = 15.0
 
 
 class TransportError(UnreachableError):
@@ -74,14 +66,12 @@ class LineSplitter:
 
 class Transport(ABC):
     label: str
+    shell: Shell
 
     @abstractmethod
-    def run(self, argv: Sequence[str], on_output: OutputHandler, *, stdin_path: str | None = None,
-            stdin_data: bytes | None = None) -> int:
-        """Run argv (never through a shell string built from values), streaming output; return the exit code.
-
-        stdin comes from a file already on the runner, or from a few bytes sent along (ledger SQL).
-        """
+    def run(self, command: Command, on_output: OutputHandler) -> Result:
+        """Run the command through the runner's shell, streaming its output as lines; the result's ending is
+        already read by the shell (client missing, signal, connection lost)."""
 
     def put(self, local: Path, remote: str) -> None:
         """Copy a file, streamed, as mode 0600."""
@@ -98,6 +88,10 @@ class Transport(ABC):
         """Write a small file as mode 0600 (credential files)."""
 
     @abstractmethod
+    def get(self, remote: str, local: Path) -> None:
+        """Copy a file from the runner, streamed (a backup taken there), as mode 0600 here."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     @abstractmethod
@@ -107,11 +101,11 @@ class Transport(ABC):
 
     def make_private_dir(self) -> str:
         lines: list[str] = []
-        code = self.run(MAKE_PRIVATE_DIR, lambda stream, line: lines.append(line))
-        path = lines[-1].strip() if lines else ""
-        if code != 0 or not path.startswith("/"):
+        result = self.run(self.shell.make_private_dir(), lambda stream, line: lines.append(line))
+        path = self.shell.private_dir_path(lines)
+        if not (result.exited and result.code == 0) or path is None:
             raise TransportError(f"{self.label}: cannot create a private directory: {' '.join(lines)[-300:]}")
         return path
 
     def remove(self, *paths: str) -> None:
-        self.run(["rm", "-rf", "--", *paths], lambda stream, line: None)
+        self.run(self.shell.remove(paths), lambda stream, line: None)

@@ -10,52 +10,64 @@ import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Sequence
-from typing import IO
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
+from ..model.command import Command, Ending, RemoteFile, Result
 from .base import LineSplitter, OutputHandler, Transport, TransportError
+from .registry import TransportKind, register
+from .shells import PosixShell
+
+if TYPE_CHECKING:
+    from ..model.specs import RunnerSpec
 
 
 class LocalTransport(Transport):
     label = "local"
+    shell = PosixShell()  # for joining paths and reading exit statuses the way a runner's shell would
 
     def __init__(self) -> None:
         self._running: set[subprocess.Popen[bytes]] = set()
         self._running_lock = threading.Lock()
 
-    def run(self, argv: Sequence[str], on_output: OutputHandler, *, stdin_path: str | None = None,
-            stdin_data: bytes | None = None) -> int:
-        stdin: IO[bytes] | int = subprocess.DEVNULL if stdin_data is None else subprocess.PIPE
-        if stdin_path is not None:
-            stdin = open(stdin_path, "rb")  # noqa: SIM115 - closed below, after the child ends
+    def run(self, command: Command, on_output: OutputHandler) -> Result:
+        env = {**os.environ, **dict(command.env)}
+        for name, path in command.env_files:
+            env[name] = Path(path).read_text(encoding="utf-8").rstrip("\n")
+        single_file = len(command.stdin) == 1 and isinstance(command.stdin[0], RemoteFile)
+        stdin: IO[bytes] | int = subprocess.DEVNULL if not command.stdin else subprocess.PIPE
+        if single_file:
+            stdin = open(command.stdin[0].path, "rb")  # type: ignore[union-attr]  # noqa: SIM115 - closed below
         try:
             try:
                 # A session of its own: the terminal's Ctrl-C reaches only us, and we decide what the client
                 # gets (nothing at the first one; SIGINT through interrupt() at the second).
-                proc = subprocess.Popen(list(argv), stdin=stdin, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, start_new_session=True)
+                proc = subprocess.Popen(list(command.argv), stdin=stdin, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, env=env, start_new_session=True)
             except FileNotFoundError:
-                return 127
+                return Result(Ending.CLIENT_MISSING, 127, 127)
             except OSError as exc:
-                raise TransportError(f"local: cannot start {argv[0]}: {exc.strerror}") from None
+                raise TransportError(f"local: cannot start {command.argv[0]}: {exc.strerror}") from None
             with self._running_lock:
                 self._running.add(proc)
             try:
                 assert proc.stdout is not None and proc.stderr is not None
-                if stdin_data is not None:
-                    assert proc.stdin is not None
-                    with contextlib.suppress(BrokenPipeError):
-                        proc.stdin.write(stdin_data)
-                    proc.stdin.close()
+                feeder = None
+                if stdin == subprocess.PIPE:
+                    feeder = threading.Thread(target=_feed, args=(proc.stdin, command.stdin), daemon=True)
+                    feeder.start()
                 _drain({proc.stdout: LineSplitter("stdout", on_output),
                         proc.stderr: LineSplitter("stderr", on_output)})
-                return proc.wait()
+                code = proc.wait()
+                if feeder is not None:
+                    feeder.join()
             finally:
                 with self._running_lock:
                     self._running.discard(proc)
         finally:
             if not isinstance(stdin, int):
                 stdin.close()
+        return Result(Ending.SIGNALLED, -code, 128 - code) if code < 0 else self.shell.interpret(code)
 
     def interrupt(self) -> None:
         with self._running_lock:
@@ -74,6 +86,10 @@ class LocalTransport(Transport):
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
 
+    def get(self, remote: str, local: Path) -> None:
+        with open(remote, "rb") as source:
+            self.put_stream(source, 0, str(local), remote)
+
     def make_private_dir(self) -> str:
         return tempfile.mkdtemp(prefix="dbupdater.")
 
@@ -86,6 +102,20 @@ class LocalTransport(Transport):
 
     def close(self) -> None:
         pass
+
+
+def _feed(pipe: IO[bytes] | None, parts: tuple[bytes | RemoteFile, ...]) -> None:
+    """Write stdin's parts in order, while the output is drained: a large stdin cannot deadlock."""
+    assert pipe is not None
+    with contextlib.suppress(BrokenPipeError, OSError):
+        for part in parts:
+            if isinstance(part, bytes):
+                pipe.write(part)
+            else:
+                with open(part.path, "rb") as handle:
+                    shutil.copyfileobj(handle, pipe, 1 << 20)
+    with contextlib.suppress(BrokenPipeError, OSError):
+        pipe.close()
 
 
 def _drain(pipes: dict[IO[bytes], LineSplitter]) -> None:
@@ -101,3 +131,15 @@ def _drain(pipes: dict[IO[bytes], LineSplitter]) -> None:
                 else:
                     selector.unregister(key.fd)
                     key.data.close()
+
+
+class Local(TransportKind):
+    name = "local"
+    display = "local"
+    needs_host = False
+
+    def open(self, spec: RunnerSpec, options: Any) -> Transport:
+        return LocalTransport()
+
+
+register(Local())

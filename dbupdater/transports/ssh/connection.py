@@ -10,15 +10,18 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import select
 import shlex
 import socket
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from .base import HostKeyRefused, LineSplitter, OutputHandler, SSHOptions, Transport, TransportError, without_module
+from ...model.command import Command, Result
+from ..base import HostKeyRefused, LineSplitter, OutputHandler, Transport, TransportError, without_module
+from ..shells import PosixShell
+from . import SSHOptions
 
 with without_module("invoke"):
     # paramiko imports invoke (30 ms of every run's start) only to run `Match exec` lines of ssh_config files,
@@ -120,6 +123,8 @@ def _socket(host: str, port: int, timeout: float) -> Any:
 
 
 class SSHTransport(Transport):
+    shell = PosixShell()  # sshd runs commands with the user's login shell; Windows runners take WinRM
+
     def __init__(self, host: str, port: int, user: str, password: str | None, key_file: Path | None,
                  options: SSHOptions, key_data: str | None = None) -> None:
         self.label = f"{user}@{_host_id(host, port)}"
@@ -173,11 +178,8 @@ class SSHTransport(Transport):
         self._running: set[paramiko.Channel] = set()
         self._running_lock = threading.Lock()
 
-    def run(self, argv: Sequence[str], on_output: OutputHandler, *, stdin_path: str | None = None,
-            stdin_data: bytes | None = None) -> int:
-        command = shlex.join(argv)
-        if stdin_path is not None:
-            command += " < " + shlex.quote(stdin_path)
+    def run(self, command: Command, on_output: OutputHandler) -> Result:
+        line, stdin_data = self.shell.render(command)
         try:
             channel = self._transport.open_session()
         except (paramiko.SSHException, OSError, EOFError) as exc:
@@ -187,15 +189,15 @@ class SSHTransport(Transport):
         try:
             with channel:
                 try:
-                    channel.exec_command(command)
+                    channel.exec_command(line)
                     if stdin_data is not None:
                         channel.sendall(stdin_data)
                     channel.shutdown_write()
                 except (paramiko.SSHException, OSError, EOFError) as exc:
                     raise TransportError(f"runner {self.label} went away: {exc}") from None
                 _drain(channel, LineSplitter("stdout", on_output), LineSplitter("stderr", on_output))
-                # -1 when the connection ended without an exit status: the engines treat that as "runner lost".
-                return channel.recv_exit_status() if channel.exit_status_ready() else -1
+                # -1 when the connection ended without an exit status: the shell reads that as "runner lost".
+                return self.shell.interpret(channel.recv_exit_status() if channel.exit_status_ready() else -1)
         finally:
             with self._running_lock:
                 self._running.discard(channel)
@@ -227,6 +229,15 @@ class SSHTransport(Transport):
                 scp.putfo(source, remote, mode="0600", size=size)
         except (SCPException, paramiko.SSHException, OSError, EOFError) as exc:
             raise TransportError(f"copying {name} to {self.label} failed: {exc}") from None
+
+    def get(self, remote: str, local: Path) -> None:
+        try:
+            os.close(os.open(local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # 0600 before any byte lands
+            with self._scp() as scp:
+                scp.get(remote, str(local))
+            os.chmod(local, 0o600)  # scp sets the remote file's mode
+        except (SCPException, paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"copying {remote} from {self.label} failed: {exc}") from None
 
     def put_bytes(self, data: bytes, remote: str) -> None:
         try:

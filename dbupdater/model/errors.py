@@ -57,3 +57,8 @@ class UnreachableError(DbUpdaterError):
     """A runner or database cannot be used: network, host key, authentication or missing client."""
 
     exit_code = ExitCode.UNREACHABLE
+
+
+class UnresolvedReference(ValueError):
+    """A credential reference (env:, file:, vault:) that cannot be resolved: a problem of the input. The
+    message names the reference, never a value."""

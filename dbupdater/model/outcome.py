@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from .errors import ExitCode
-from .manifest import ManifestRow
+from .specs import ManifestRow
 
 
 class Status(Enum):

@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from .base import STARTED_MARKER, Engine, Invocation, OutputLog, Severity, Verdict
+from ...model.command import Command, Result
+from ..base import STARTED_MARKER, Engine, OutputLog, Severity, Verdict
+from ..registry import register
 from .dialect import PostgresDialect
 
 if TYPE_CHECKING:
-    from ..manifest import DatabaseSpec
+    from ...model.specs import DatabaseSpec
 
 # "psql:/path/file.sql:12: ERROR:  ..." or "ERROR:  ..." or "psql: error: connection ..."
 MESSAGE = re.compile(r"^(?:psql:(?:[^:]*:\d+:)? ?)?(?P<level>[A-Z]+|error|warning|fatal|notice):")
@@ -33,6 +35,9 @@ def conninfo_value(value: str) -> str:
 class PostgreSQL(Engine):
     name = "postgresql"
     display = "PostgreSQL"
+    display_names = ("PostgreSQL", "Postgres")
+    aliases = ("postgresql", "postgres")
+    default_port = 5432
     client = "psql"
     dialect = PostgresDialect()
     transactional_ddl = True
@@ -42,15 +47,15 @@ class PostgreSQL(Engine):
         password = db.password.reveal() if db.password else ""
         return f"*:*:*:{passfile_field(db.user)}:{passfile_field(password)}\n".encode()
 
-    def _argv(self, db: DatabaseSpec, credentials_path: str, *options: str) -> list[str]:
+    def _env(self, credentials_path: str) -> tuple[tuple[str, str], ...]:
+        # No secret here: the password file's path, and settings.
+        return (("PGPASSFILE", credentials_path), ("PGCONNECT_TIMEOUT", "15"), ("PGAPPNAME", "dbupdater"),
+                # UTF-8 whatever the runner's locale or the database's encoding (psql would otherwise send the
+                # script's bytes as the database's encoding: a LATIN1 database stores mojibake without an error).
+                ("PGCLIENTENCODING", self.dialect.session_charset))
+
+    def _argv(self, db: DatabaseSpec, *options: str) -> list[str]:
         return [
-            "env",
-            f"PGPASSFILE={credentials_path}",
-            "PGCONNECT_TIMEOUT=15",
-            "PGAPPNAME=dbupdater",
-            # UTF-8 whatever the runner's locale or the database's encoding (psql would otherwise send the
-            # script's bytes as the database's encoding, a LATIN1 database storing mojibake without an error).
-            f"PGCLIENTENCODING={self.dialect.session_charset}",
             self.client,
             "-X",
             "-q",
@@ -65,26 +70,28 @@ class PostgreSQL(Engine):
             f"--dbname=dbname={conninfo_value(db.database)}",
         ]
 
-    def invocation(self, db: DatabaseSpec, script_path: str, credentials_path: str, *,
-                   single_transaction: bool = False, before: str = "") -> Invocation:
+    def command(self, db: DatabaseSpec, script_path: str, credentials_path: str, *,
+                single_transaction: bool = False, before: str = "") -> Command:
         options = ["--single-transaction"] if single_transaction else []
+        env = self._env(credentials_path)
         if before:
             # psql runs -c and -f in order in one session; each -c string is one transaction of its own. The
             # marker tells the runner the ledger row is committed and the script is next.
-            return Invocation([*self._argv(db, credentials_path, *options), "-c", before,
-                               "-c", f"\\echo {STARTED_MARKER}", "-f", script_path], started_marker=STARTED_MARKER)
-        return Invocation([*self._argv(db, credentials_path, *options), "-f", script_path])
+            argv = [*self._argv(db, *options), "-c", before, "-c", f"\\echo {STARTED_MARKER}", "-f", script_path]
+            return Command(tuple(argv), env=env, started_marker=STARTED_MARKER)
+        return Command(tuple([*self._argv(db, *options), "-f", script_path]), env=env)
 
     def shares_session(self, single_transaction: bool) -> bool:
         # --single-transaction would put the ledger row inside the script's transaction, and a failure would
         # roll back the previous script's success with it.
         return not single_transaction
 
-    def ledger_invocation(self, db: DatabaseSpec, credentials_path: str) -> Invocation:
-        return Invocation([*self._argv(db, credentials_path, "--no-align", "--tuples-only"), "-f", "-"])
+    def ledger_command(self, db: DatabaseSpec, credentials_path: str) -> Command:
+        return Command(tuple([*self._argv(db, "--no-align", "--tuples-only"), "-f", "-"]),
+                       env=self._env(credentials_path))
 
     def probe_direct(self, db: DatabaseSpec, timeout: float) -> None:
-        from ..extras import require
+        from ...extras import require
 
         require("postgres-driver")  # or a UsageError saying how to install it
         import psycopg
@@ -106,16 +113,12 @@ class PostgreSQL(Engine):
         # they belong to the message above. A line with no message before it is unexpected.
         return previous or Severity.ERROR
 
-    def verdict(self, exit_code: int, log: OutputLog) -> tuple[Verdict, str]:
-        special = self.not_found(exit_code)
-        if special:
-            return special
-        if exit_code == 2:
+    def judge(self, result: Result, log: OutputLog) -> tuple[Verdict, str]:
+        if result.exit_code() == 2:
             return Verdict.UNREACHABLE, "cannot connect to or log in to the database"
-        if exit_code == 3:
+        if result.exit_code() == 3:
             return Verdict.FAILED, "the script failed (psql exit 3)"
-        if exit_code != 0:
-            return Verdict.FAILED, f"psql exited with {exit_code}"
-        if log.errors:
-            return Verdict.FAILED, "psql exited 0 but wrote unexpected lines on stderr"
-        return Verdict.APPLIED, "applied"
+        return self.judge_exit(result, log)
+
+
+register(PostgreSQL())

@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from .base import COMMAND_NOT_FOUND, Engine, Invocation, OutputLog, Severity, Verdict, matches_any
+from ...model.command import Command, Ending, RemoteFile, Result
+from ..base import Engine, OutputLog, Severity, Verdict, matches_any
+from ..registry import register
 from .dialect import MySQLDialect
 
 if TYPE_CHECKING:
-    from ..manifest import DatabaseSpec
+    from ...model.specs import DatabaseSpec
 
 ERROR_LINE = re.compile(r"^ERROR \d+")
 # Errors while logging in carry no "at line N": the script never started (wrong password, unknown or invalid
@@ -42,6 +44,9 @@ def option_value(value: str) -> str:
 class MySQL(Engine):
     name = "mysql"
     display = "MySQL/MariaDB"
+    display_names = ("MySQL", "MariaDB")
+    aliases = ("mysql", "mariadb")
+    default_port = 3306
     client = "mysql"
     dialect = MySQLDialect()
 
@@ -67,12 +72,12 @@ class MySQL(Engine):
             f"--database={db.database}",
         ]
 
-    def invocation(self, db: DatabaseSpec, script_path: str, credentials_path: str, *,
-                   single_transaction: bool = False, before: str = "") -> Invocation:
+    def command(self, db: DatabaseSpec, script_path: str, credentials_path: str, *,
+                single_transaction: bool = False, before: str = "") -> Command:
         # The client runs --init-command right after logging in; if it fails, the login fails and the script
         # never starts. Line numbers in the script's errors stay the script's own.
         options = ["--show-warnings", *([f"--init-command={before}"] if before else [])]
-        return Invocation(self._argv(db, credentials_path, *options), stdin_path=script_path)
+        return Command(tuple(self._argv(db, credentials_path, *options)), stdin=(RemoteFile(script_path),))
 
     def shares_session(self, single_transaction: bool) -> bool:
         return True
@@ -80,18 +85,19 @@ class MySQL(Engine):
     # The client ignores errors of an --init-command's second and later statements.
     before_checked = False
 
-    def started(self, exit_code: int, log: OutputLog, marker_seen: bool) -> bool | None:
-        if exit_code == 0 or any(AT_LINE.search(line) for line in log.errors):
+    def started(self, result: Result, log: OutputLog, marker_seen: bool) -> bool | None:
+        if (result.exited and result.code == 0) or any(AT_LINE.search(line) for line in log.errors):
             return True
-        if exit_code in COMMAND_NOT_FOUND or (exit_code == 1 and any(LOGIN_ERROR.search(line) for line in log.errors)):
+        if result.ending is Ending.CLIENT_MISSING or (
+                result.exited and result.code == 1 and any(LOGIN_ERROR.search(line) for line in log.errors)):
             return False  # the client is missing, or the login (with --init-command) failed
         return None
 
-    def ledger_invocation(self, db: DatabaseSpec, credentials_path: str) -> Invocation:
-        return Invocation(self._argv(db, credentials_path, "--raw", "--skip-column-names"))
+    def ledger_command(self, db: DatabaseSpec, credentials_path: str) -> Command:
+        return Command(tuple(self._argv(db, credentials_path, "--raw", "--skip-column-names")))
 
     def probe_direct(self, db: DatabaseSpec, timeout: float) -> None:
-        from ..extras import require
+        from ...extras import require
 
         require("mysql-driver")  # or a UsageError saying how to install it
         import mysql.connector
@@ -119,16 +125,12 @@ class MySQL(Engine):
         # --show-warnings prints the server's warnings and notes after each statement on stdout.
         return Severity.WARNING if matches_any(WARNING_PATTERNS[1:2], line) else Severity.INFO
 
-    def verdict(self, exit_code: int, log: OutputLog) -> tuple[Verdict, str]:
-        special = self.not_found(exit_code)
-        if special:
-            return special
+    def judge(self, result: Result, log: OutputLog) -> tuple[Verdict, str]:
         if any(LOGIN_ERROR.search(line) for line in log.errors):
             return Verdict.UNREACHABLE, "cannot connect to or log in to the database"
         if any(SERVER_GONE.search(line) for line in log.errors):
             return Verdict.UNREACHABLE, "the database connection was lost; the script may be partially applied"
-        if exit_code != 0:
-            return Verdict.FAILED, f"mysql exited with {exit_code}"
-        if log.errors:
-            return Verdict.FAILED, "mysql exited 0 but wrote unexpected lines on stderr"
-        return Verdict.APPLIED, "applied"
+        return self.judge_exit(result, log)
+
+
+register(MySQL())

@@ -1,0 +1,85 @@
+"""The MySQL / MariaDB dialect of the ledger: literals, time, JSON rows and the tables' DDL.
+
+Values reach SQL only as hex literals (`_utf8mb4 X'...'`), which no server setting (NO_BACKSLASH_ESCAPES,
+the session character set) can break out of.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..dialect import Dialect
+
+
+class MySQLDialect(Dialect):
+    now = "NOW(3)"
+    session_charset = "utf8mb4"
+    session_charset_sql = ("CASE WHEN @@character_set_client = @@character_set_connection AND "
+                           "@@character_set_client = @@character_set_results THEN @@character_set_client ELSE "
+                           "CONCAT_WS(' / ', @@character_set_client, @@character_set_connection, "
+                           "IFNULL(@@character_set_results, 'binary')) END")
+    # Autocommit on, whatever the server's default: a server set to autocommit=0 would roll back every
+    # ledger write (and the lock row) when the client disconnects.
+    preamble = "SET time_zone = '+00:00', autocommit = 1;\n"
+    missing_table = re.compile(r"^ERROR (1146|1049) ")
+
+    def ident(self, name: str) -> str:
+        return "`" + name.replace("`", "``") + "`"
+
+    def literal_text(self, value: str) -> str:
+        return "_utf8mb4 X'" + value.encode("utf-8").hex() + "'"
+
+    def plus_seconds(self, expression: str, seconds: int) -> str:
+        return f"{expression} + INTERVAL {int(seconds)} SECOND"
+
+    def duration_ms(self, since: str) -> str:
+        return f"TIMESTAMPDIFF(MICROSECOND, {since}, {self.now}) DIV 1000"
+
+    def text_time(self, expression: str) -> str:
+        return f"DATE_FORMAT({expression}, '%Y-%m-%d %H:%i:%s')"
+
+    def json_row(self, fields: dict[str, str]) -> str:
+        return "JSON_OBJECT(" + ", ".join(f"'{key}', {value}" for key, value in fields.items()) + ")"
+
+    def before_script(self, first: str, rest: str) -> str:
+        # The client reports an error of the first statement only (the login then fails); later ones fail
+        # silently, so `first` is the statement that must not. The ledger's times are UTC; the script must
+        # still find the session's own time zone. The user variable is left NULL, which reads as never set.
+        if not rest:
+            return first
+        return (f"{first} SET @dbupdater_tz = @@session.time_zone, time_zone = '+00:00'; {rest.strip()} COMMIT; "
+                "SET time_zone = @dbupdater_tz, @dbupdater_tz = NULL;")
+
+    def insert_ignore(self, table: str, values: dict[str, str]) -> str:
+        return (f"INSERT IGNORE INTO {table} ({', '.join(values)}) VALUES ({', '.join(values.values())});")
+
+    def create_tables(self, schema: str | None, history: str, lock: str) -> str:
+        create_schema = f"CREATE DATABASE IF NOT EXISTS {self.ident(schema)};\n" if schema else ""
+        return create_schema + f"""
+CREATE TABLE IF NOT EXISTS {history} (
+  id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  script VARCHAR(1000) NOT NULL,
+  checksum CHAR(64) NOT NULL,
+  checksum_version SMALLINT NOT NULL,
+  status VARCHAR(16) NOT NULL,
+  started_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  finished_at TIMESTAMP(3) NULL DEFAULT NULL,
+  duration_ms BIGINT NULL,
+  runner_host VARCHAR(255) NULL,
+  os_user VARCHAR(128) NULL,
+  tool_version VARCHAR(32) NULL,
+  run_id VARCHAR(64) NOT NULL,
+  note VARCHAR(1000) NULL,
+  KEY dbupdater_history_script (script(191))
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE TABLE IF NOT EXISTS {lock} (
+  name VARCHAR(64) NOT NULL PRIMARY KEY,
+  run_id VARCHAR(64) NOT NULL,
+  host VARCHAR(255) NULL,
+  pid INT NULL,
+  os_user VARCHAR(128) NULL,
+  acquired_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  heartbeat_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  expires_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+"""

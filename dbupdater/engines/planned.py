@@ -1,0 +1,9 @@
+"""Engines users may already name, which a later release implements: a manifest naming them is refused as
+"not supported yet" (exit 2), not as an unknown engine, and the legacy manifest's port 1521 / 1433 is read."""
+
+from __future__ import annotations
+
+from .registry import Planned, register_planned
+
+register_planned(Planned("oracle", "Oracle", ("oracle",), 1521))
+register_planned(Planned("sqlserver", "SQL Server", ("sqlserver", "mssql"), 1433))

@@ -1,0 +1,80 @@
+"""The runner's shell: how a `Command` becomes a command line, and what the shell's exit status means.
+
+A transport carries bytes; the shell owns everything that depends on the runner's operating system: quoting,
+environment assignment, stdin redirection, the private directory, removal, joining paths, and reading its
+exit status (a POSIX shell's 126/127 and 128+N). So an engine never sees a shell's conventions, and a
+Windows runner needs a PowerShell shell object, not a change to any engine.
+"""
+
+from __future__ import annotations
+
+import shlex
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from ..model.command import Command, Ending, RemoteFile, Result
+
+
+class Shell(ABC):
+    @abstractmethod
+    def render(self, command: Command) -> tuple[str, bytes | None]:
+        """The command line, and the bytes to send on the command's stdin (None: close it at once)."""
+
+    @abstractmethod
+    def interpret(self, status: int) -> Result:
+        """A raw exit status as the transport received it (-1: none came back)."""
+
+    @abstractmethod
+    def make_private_dir(self) -> Command:
+        """A constant command (no value from any manifest) printing the new directory's path on its last line."""
+
+    @abstractmethod
+    def private_dir_path(self, output: Sequence[str]) -> str | None:
+        """The path `make_private_dir` printed, or None when it did not print one."""
+
+    @abstractmethod
+    def remove(self, paths: Sequence[str]) -> Command: ...
+
+    @abstractmethod
+    def join(self, directory: str, name: str) -> str: ...
+
+
+class PosixShell(Shell):
+    """sh, bash, dash: what sshd runs a command with on Linux and the BSDs."""
+
+    def render(self, command: Command) -> tuple[str, bytes | None]:
+        q = shlex.quote
+        prefix = "".join(f'{name}="$(cat -- {q(path)})" && export {name} && ' for name, path in command.env_files)
+        assignments = "".join(f"{name}={q(value)} " for name, value in command.env)
+        line = assignments + shlex.join(command.argv)
+        data = next((part for part in command.stdin if isinstance(part, bytes)), None)
+        parts = command.stdin
+        if len(parts) == 1 and isinstance(parts[0], RemoteFile):
+            line += " < " + q(parts[0].path)
+        elif any(isinstance(part, RemoteFile) for part in parts):
+            sources = " ".join("-" if isinstance(part, bytes) else q(part.path) for part in parts)
+            line = f"cat -- {sources} | {line}"
+        return prefix + line, data
+
+    def interpret(self, status: int) -> Result:
+        if status < 0:
+            return Result(Ending.LOST, None, status)
+        if status in (126, 127):
+            return Result(Ending.CLIENT_MISSING, status, status)
+        if status > 128:
+            return Result(Ending.SIGNALLED, status - 128, status)
+        return Result(Ending.EXITED, status, status)
+
+    def make_private_dir(self) -> Command:
+        # mktemp -d creates the directory 0700.
+        return Command(("sh", "-c", 'umask 077 && mktemp -d "${TMPDIR:-/tmp}/dbupdater.XXXXXXXXXX"'))
+
+    def private_dir_path(self, output: Sequence[str]) -> str | None:
+        path = output[-1].strip() if output else ""
+        return path if path.startswith("/") else None
+
+    def remove(self, paths: Sequence[str]) -> Command:
+        return Command(("rm", "-rf", "--", *paths))
+
+    def join(self, directory: str, name: str) -> str:
+        return f"{directory.rstrip('/')}/{name}"
