@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from .ledger import REVERTED, SUCCESS, Entry, RunIdentity
+from .ledger import RERUN, SUCCESS, Entry, RunIdentity
 from .model.errors import DbUpdaterError, ExitCode, UsageError
 from .model.specs import Manifest, first_row_per_database
 from .plan import DbKey, RowState, plan_rows
@@ -173,7 +173,7 @@ def run_resolve(manifest: Manifest, options: RunOptions, reporter: ConsoleReport
                 mark: str, resolve_all: bool) -> int:
     if not scripts and not resolve_all:
         raise UsageError("name the scripts to resolve with --script (repeatable), or use --all")
-    status = SUCCESS if mark == "applied" else REVERTED
+    status = SUCCESS if mark == "applied" else RERUN
     with Deployment(manifest, options) as deployment:
         histories = deployment.open(lock=True, on_wait=reporter)
         planned = plan_rows(manifest.rows, histories)

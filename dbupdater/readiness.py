@@ -48,7 +48,7 @@ def wait_ready(manifest: Manifest, options: RunOptions, *, via: str, timeout: fl
                         left = deadline - time.monotonic()
                         engines.get(probe.db.engine).probe_direct(probe.db, min(10.0, max(1.0, left)))
                     else:
-                        deployment.ledger(probe.row).ping()
+                        deployment.channel(probe.row).ping()
                 except (HostKeyRefused, ImportError):
                     raise
                 except Exception as exc:  # drivers raise their own hierarchies; all mean "not yet"

@@ -23,7 +23,7 @@ from .engines import OutputLog, Verdict
 from .engines import registry as engines
 from .fanout import Scheduler, parallel_map
 from .interrupts import Escalation, Step
-from .ledger import FAILED, ROLLED_BACK, SUCCESS, Entry, Holder, Ledger, RunIdentity
+from .ledger import FAILED, ROLLED_BACK, SUCCESS, Entry, Holder, Ledger, RunIdentity, SqlChannel
 from .model.errors import DbUpdaterError, UnreachableError
 from .model.outcome import Outcome, RunResult, Status
 from .model.secret import redact
@@ -199,14 +199,17 @@ class Deployment:
         if session is not None:
             session.close()
 
+    def channel(self, row: ManifestRow) -> SqlChannel:
+        """SQL through the row's database's own client on the row's runner."""
+        session = self.session(row.runner)
+        return SqlChannel(session.transport, engines.get(row.db.engine), row.db, session.credentials(row.db))
+
     def ledger(self, row: ManifestRow) -> Ledger:
         key = (row.runner, row.db)
         with self._lock:
             ledger = self._ledgers.get(key)
         if ledger is None:
-            session = self.session(row.runner)
-            ledger = Ledger(session.transport, engines.get(row.db.engine), row.db, session.credentials(row.db),
-                            self.options.history_schema, self.identity, row.runner.label)
+            ledger = Ledger(self.channel(row), self.options.history_schema, self.identity, row.runner.label)
             with self._lock:
                 ledger = self._ledgers.setdefault(key, ledger)
         return ledger

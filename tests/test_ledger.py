@@ -139,7 +139,7 @@ def test_resolve_rerun_runs_the_script_again(workspace: Workspace, target: Targe
     assert run_tool("resolve", "-f", str(path), "--all", "--mark", "rerun").code == 0
     result = run_tool("-f", str(path))
     assert result.code == 0, result.text
-    assert [row[1] for row in history(target)] == ["reverted", "success"]
+    assert [row[1] for row in history(target)] == ["rerun", "success"]
 
 
 def test_resolve_with_nothing_in_doubt_is_a_usage_error(workspace: Workspace, target: Target, run_tool) -> None:

@@ -56,7 +56,23 @@ class Dialect(ABC):
         """An insert that silently does nothing when the primary key exists: how the lock is taken."""
 
     @abstractmethod
-    def create_tables(self, schema: str | None, history: str, lock: str) -> str: ...
+    def insert_ignore_where(self, table: str, values: dict[str, str], condition: str) -> str:
+        """The same, only when `condition` (an SQL boolean) holds."""
+
+    @abstractmethod
+    def table_missing(self, schema: str | None, name: str) -> str:
+        """An SQL boolean: the table does not exist (yet)."""
+
+    @abstractmethod
+    def create_tables(self, schema: str | None, history: str, lock: str, versions: str,
+                      before_history: str = "") -> str:
+        """The ledger's three tables as this release makes them, each only if missing, safe to run
+        concurrently: `versions` (one row per ledger schema version applied) first, then `before_history`
+        (SQL that must see whether the history table existed), then history and lock."""
+
+    def upgrades(self, history: str, lock: str) -> dict[int, tuple[str, ...]]:
+        """Engine-specific SQL a ledger schema version needs besides the generic step (see ledger.schema)."""
+        return {}
 
     def before_script(self, first: str, rest: str) -> str:
         """Ledger SQL made fit to run in the script's own session: committed, and the session left as it was."""

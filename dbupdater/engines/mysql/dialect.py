@@ -53,9 +53,25 @@ class MySQLDialect(Dialect):
     def insert_ignore(self, table: str, values: dict[str, str]) -> str:
         return (f"INSERT IGNORE INTO {table} ({', '.join(values)}) VALUES ({', '.join(values.values())});")
 
-    def create_tables(self, schema: str | None, history: str, lock: str) -> str:
+    def insert_ignore_where(self, table: str, values: dict[str, str], condition: str) -> str:
+        return (f"INSERT IGNORE INTO {table} ({', '.join(values)}) SELECT {', '.join(values.values())} FROM DUAL "
+                f"WHERE {condition};")
+
+    def table_missing(self, schema: str | None, name: str) -> str:
+        where = self.literal(schema) if schema else "DATABASE()"
+        return (f"NOT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = {where} "
+                f"AND table_name = {self.literal(name)})")
+
+    def create_tables(self, schema: str | None, history: str, lock: str, versions: str,
+                      before_history: str = "") -> str:
         create_schema = f"CREATE DATABASE IF NOT EXISTS {self.ident(schema)};\n" if schema else ""
         return create_schema + f"""
+CREATE TABLE IF NOT EXISTS {versions} (
+  version INT NOT NULL PRIMARY KEY,
+  applied_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  tool_version VARCHAR(32) NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+{before_history}
 CREATE TABLE IF NOT EXISTS {history} (
   id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
   script VARCHAR(1000) NOT NULL,

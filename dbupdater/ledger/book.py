@@ -1,110 +1,49 @@
-"""The script ledger: a history table and a lease lock in each target database.
-
-Everything goes through the native client on the runner, like the scripts themselves: the controller may
-have no route to the database at all. SQL goes in on stdin; each result row comes back as one JSON object
-per line, which survives any value a script path or host name can hold.
+"""The script ledger of one database: a history table and a lease lock in it, reached through its channel.
 
 History is append-only per attempt: a row is inserted as `running` before a script starts and set to
 `success` / `failed` after it ends (the dirty flag of golang-migrate, kept per script). The latest row per
-script decides its state.
+script decides its state. A success is not written at once but rides with the next ledger call for the
+database (the next script's `running` row, or the lock release): one client call less per script.
 """
 
 from __future__ import annotations
 
-import getpass
-import json
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from . import __version__
-from .engines import Engine, OutputLog, Verdict
-from .model.errors import DbUpdaterError, ExitCode, UnreachableError
-from .model.specs import DatabaseSpec
-from .transports import Transport
-
-HISTORY_TABLE = "dbupdater_history"
-LOCK_TABLE = "dbupdater_lock"
-LOCK_NAME = "deploy"
-
-RUNNING, SUCCESS, FAILED = "running", "success", "failed"
-REVERTED = "reverted"  # resolved by a person: run it again
-ROLLED_BACK = "rolled_back"  # failed inside one transaction: nothing of it remains
-IN_DOUBT = {RUNNING, FAILED}
-NOT_APPLIED = {REVERTED, ROLLED_BACK}
-
-
-class LedgerError(UnreachableError):
-    """The ledger could not be read or written: the target cannot be used safely."""
-
-
-class Refused(DbUpdaterError):
-    """The ledger refuses the run: drift, a script in doubt, or a lock held by another run."""
-
-    exit_code = ExitCode.REFUSED
-
-
-@dataclass(frozen=True)
-class RunIdentity:
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    host: str = field(default_factory=socket.gethostname)
-    pid: int = field(default_factory=os.getpid)
-    os_user: str = field(default_factory=getpass.getuser)
-
-
-@dataclass(frozen=True)
-class Entry:
-    id: int
-    script: str
-    checksum: str
-    checksum_version: int
-    status: str
-    started_at: str
-    finished_at: str | None
-    run_id: str
-    runner_host: str | None
-    os_user: str | None
-    note: str | None
-
-    def describe(self) -> str:
-        when = self.finished_at or self.started_at
-        who = f" by {self.os_user}" if self.os_user else ""
-        return f"{self.status} at {when} UTC{who} via {self.runner_host or '?'} (run {self.run_id[:8]})"
-
-
-@dataclass(frozen=True)
-class Holder:
-    run_id: str
-    host: str | None
-    pid: int | None
-    os_user: str | None
-    since: str
-    expires: str
-
-    def describe(self) -> str:
-        return (f"run {self.run_id[:8]} of {self.os_user or '?'} on host {self.host or '?'} (pid {self.pid}), "
-                f"holding it since {self.since} UTC, lease until {self.expires} UTC")
+from .. import __version__
+from . import schema
+from .channel import SqlChannel
+from .records import (
+    HISTORY_TABLE,
+    LOCK_NAME,
+    LOCK_TABLE,
+    RUNNING,
+    SUCCESS,
+    VERSION_TABLE,
+    Entry,
+    Holder,
+    LedgerError,
+    Refused,
+    RunIdentity,
+)
 
 
 class Ledger:
     """The ledger of one database, reached through one runner."""
 
-    def __init__(self, transport: Transport, engine: Engine, db: DatabaseSpec, credentials_path: str,
-                 schema: str | None, identity: RunIdentity, runner_label: str) -> None:
-        self.transport = transport
-        self.engine = engine
-        self.db = db
-        self.credentials_path = credentials_path
+    def __init__(self, channel: SqlChannel, schema_name: str | None, identity: RunIdentity,
+                 runner_label: str) -> None:
+        self.channel = channel
+        self.db = channel.db
         self.identity = identity
         self.runner_label = runner_label
-        self.d = engine.dialect
-        self.history = self.d.table(schema, HISTORY_TABLE)
-        self.lock = self.d.table(schema, LOCK_TABLE)
-        self.schema = schema
+        self.d = channel.dialect
+        self.history = self.d.table(schema_name, HISTORY_TABLE)
+        self.lock = self.d.table(schema_name, LOCK_TABLE)
+        self.tables = schema.Tables(self.history, self.lock, self.d.table(schema_name, VERSION_TABLE))
+        self.schema = schema_name
         # A success not yet written: it rides along with the next ledger call (the next script's `running`
         # mark, or the lock release) to save a round trip per script. Until then the history says
         # `running`, which is what a crash in between must leave anyway.
@@ -116,35 +55,12 @@ class Ledger:
     # --- plumbing -------------------------------------------------------------------------------------------
 
     def _exec(self, sql: str, *, missing_ok: bool = False) -> list[dict[str, Any]]:
-        rows: list[str] = []
-        log = OutputLog(self.engine)
-
-        def collect(stream: str, line: str) -> None:
-            if stream == "stdout" and line.startswith("{"):
-                rows.append(line)
-            elif stream == "stderr":
-                log.feed(stream, line)
-
-        command = self.engine.ledger_command(self.db, self.credentials_path)
-        result = self.transport.run(command.with_stdin((self.d.preamble + sql).encode("utf-8")), collect)
-        verdict, reason = self.engine.verdict(result, log)
-        if verdict is Verdict.UNREACHABLE:
-            raise LedgerError(f"{self.db.label}: {reason}: {' | '.join(log.errors[:3])}")
-        if verdict is Verdict.FAILED:
-            if missing_ok and any(self.d.missing_table.search(line) for line in log.errors):
-                return [json.loads(row) for row in rows]  # what came before the missing table (e.g. the charset)
-            raise LedgerError(f"{self.db.label}: the history table could not be used: "
-                              f"{' | '.join(log.errors[:3]) or reason}")
-        return [json.loads(row) for row in rows]
+        return self.channel.rows(sql, missing_ok=missing_ok)
 
     def _lit(self, value: str | int | None) -> str:
         return self.d.literal(value)
 
     # --- history --------------------------------------------------------------------------------------------
-
-    def ping(self) -> None:
-        """Log in and run a trivial query through the runner's client; raises LedgerError if it cannot."""
-        self._exec("SELECT 1;")
 
     def _history_sql(self) -> str:
         t = self.d.text_time
@@ -158,6 +74,8 @@ class Ledger:
         for row in rows:
             if "script" in row:
                 latest[row["script"]] = Entry(**row)
+            elif "ledger_version" in row:
+                schema.check(row["ledger_version"] or 1, self.db.label)
             elif "session_charset" in row and row["session_charset"] != self.d.session_charset:
                 raise LedgerError(
                     f"{self.db.label}: the client session runs in {row['session_charset']!r}, not "
@@ -170,20 +88,34 @@ class Ledger:
         return f"SELECT {self.d.json_row({'session_charset': self.d.session_charset_sql})};"
 
     def read(self, *, missing_ok: bool = False) -> dict[str, Entry]:
-        """The latest entry per script (and the session's character set checked). With missing_ok, a database
-        never touched by us reads as empty."""
-        return self._latest(self._exec(self._charset_sql() + "\n" + self._history_sql(), missing_ok=missing_ok))
+        """The latest entry per script (the session's character set checked). With missing_ok, a database
+        never touched by us reads as empty. Never writes: an older ledger is read as it is (both spellings of
+        a status); a newer one is refused."""
+        # The version last: a version-1 ledger has no version table, and what came before its error counts.
+        return self._latest(self._exec("\n".join((self._charset_sql(), self._history_sql(),
+                                                  schema.version_sql(self.d, self.tables))), missing_ok=missing_ok))
+
+    def _versioned_read(self) -> str:
+        return "\n".join((schema.version_sql(self.d, self.tables), self._charset_sql(), self._history_sql()))
 
     def open_locked(self, lease: int, timeout: float,
                     on_wait: Callable[[Holder], None] | None = None) -> dict[str, Entry]:
-        """Create the tables, take the lock and read the history: one client call when the lock is free."""
-        rows = self._exec(self.d.create_tables(self.schema, self.history, self.lock) + "\n" + self._lock_sql(lease)
-                          + "\n" + self._charset_sql() + "\n" + self._history_sql())
+        """Create the tables, take the lock, read the ledger's version and the history: one client call when
+        the lock is free and the ledger current."""
+        fresh = schema.created_sql(self.d, self.tables, self.schema, HISTORY_TABLE)
+        create = (self.d.create_tables(self.schema, self.history, self.lock, self.tables.versions, fresh) + "\n"
+                  + schema.record(self.d, self.tables, 1))  # tables without a version row are version 1
+        rows = self._exec(create + "\n" + self._lock_sql(lease) + "\n" + self._versioned_read())
         holders = [Holder(**row) for row in rows if "since" in row]
-        if holders and holders[0].run_id == self.identity.run_id:
-            return self._latest(rows)
-        self.acquire(lease, timeout, on_wait)
-        return self.read()
+        if not (holders and holders[0].run_id == self.identity.run_id):
+            self.acquire(lease, timeout, on_wait)
+            rows = self._exec(self._versioned_read())
+        found = next((row["ledger_version"] for row in rows if "ledger_version" in row), None) or 1
+        history = self._latest(rows)  # refuses a newer ledger before anything is changed
+        if found < schema.CURRENT:  # an older ledger, upgraded while the lock is ours
+            self._exec(schema.upgrade_sql(self.d, self.tables, found))
+            history = self._latest(self._exec(self._versioned_read()))
+        return history
 
     def _insert_running(self, script: str, checksum: str, checksum_version: int) -> str:
         # started_at takes its column default: the current instant whatever the session's time zone.

@@ -1,0 +1,76 @@
+"""What the ledger stores and returns: statuses, history entries, lock holders, who a run is."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+from ..model.errors import DbUpdaterError, ExitCode, UnreachableError
+
+HISTORY_TABLE = "dbupdater_history"
+LOCK_TABLE = "dbupdater_lock"
+VERSION_TABLE = "dbupdater_schema"
+LOCK_NAME = "deploy"
+
+RUNNING, SUCCESS, FAILED = "running", "success", "failed"
+RERUN = "rerun"  # resolved by a person: run it again
+LEGACY_RERUN = "reverted"  # what ledger version 1 wrote for RERUN; read as RERUN (a revert script is not this)
+ROLLED_BACK = "rolled_back"  # failed inside one transaction: nothing of it remains
+IN_DOUBT = {RUNNING, FAILED}
+NOT_APPLIED = {RERUN, LEGACY_RERUN, ROLLED_BACK}
+
+
+class LedgerError(UnreachableError):
+    """The ledger could not be read or written: the target cannot be used safely."""
+
+
+class Refused(DbUpdaterError):
+    """The ledger refuses the run: drift, a script in doubt, a lock held by another run, or a ledger written
+    by a newer release."""
+
+    exit_code = ExitCode.REFUSED
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    os_user: str = field(default_factory=getpass.getuser)
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    script: str
+    checksum: str
+    checksum_version: int
+    status: str
+    started_at: str
+    finished_at: str | None
+    run_id: str
+    runner_host: str | None
+    os_user: str | None
+    note: str | None
+
+    def describe(self) -> str:
+        when = self.finished_at or self.started_at
+        who = f" by {self.os_user}" if self.os_user else ""
+        return f"{self.status} at {when} UTC{who} via {self.runner_host or '?'} (run {self.run_id[:8]})"
+
+
+@dataclass(frozen=True)
+class Holder:
+    run_id: str
+    host: str | None
+    pid: int | None
+    os_user: str | None
+    since: str
+    expires: str
+
+    def describe(self) -> str:
+        return (f"run {self.run_id[:8]} of {self.os_user or '?'} on host {self.host or '?'} (pid {self.pid}), "
+                f"holding it since {self.since} UTC, lease until {self.expires} UTC")
