@@ -3,7 +3,7 @@
 
 import sys
 
-from dbupdater.single import main
+from dbupdater.cli.single import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,12 +16,13 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
+from .execution.hooks import StopRun
 from .ledger import RunIdentity
 from .model.errors import UsageError
 from .model.outcome import RunResult, Status
-from .model.specs import DatabaseSpec, Manifest, first_row_per_database
+from .model.specs import DatabaseSpec, Manifest, ManifestRow, first_row_per_database
 from .plan import PlannedRow
-from .vault import Vault, VaultUnavailable
+from .vault import TokenRejected, Vault, VaultUnavailable
 
 CREATED, RUNNING, UPDATING, UPDATED, FAILED = "created", "running", "updating", "updated", "failed"
 STATUSES = (CREATED, RUNNING, UPDATING, UPDATED, FAILED)
@@ -114,31 +115,45 @@ def _summary(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {status}" for status, n in counts.items() if n)
 
 
-class RunHooks:
-    """Ties a run to Vault: state moves to `updating` before the first script, and Vault (token included)
-    must still answer before each script, so state is never left silently stale."""
+class EnvironmentState:
+    """A run hook: the state moves to `updating` before the first script, to `updated` or `failed` at the end."""
 
-    def __init__(self, vault: Vault, environment: Environment | None, databases: list[DatabaseSpec],
-                 identity: RunIdentity) -> None:
-        self.vault = vault
+    def __init__(self, environment: Environment, manifest: Manifest, identity: RunIdentity) -> None:
         self.environment = environment
-        self.databases = databases
+        self.manifest = manifest
         self.identity = identity
-        self.started = False
+
+    def executing(self, planned: list[PlannedRow]) -> None:
+        self.environment.run_started(unique_databases(self.manifest), self.identity)
+
+    def before_script(self, row: ManifestRow) -> None:
+        pass
+
+    def finished(self, result: RunResult) -> None:
+        self.environment.run_finished(self.manifest, result, self.identity)
+
+
+class VaultHealth:
+    """A run hook: Vault (token included) must still answer before each script, so state is never left
+    silently stale and references are never read from a Vault that no longer trusts us."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
         self._checked_at = 0.0
         self._guard = threading.Lock()
 
     def executing(self, planned: list[PlannedRow]) -> None:
-        if self.environment is not None:
-            self.environment.run_started(self.databases, self.identity)
-            self.started = True
+        pass
 
-    def before_script(self) -> None:
+    def before_script(self, row: ManifestRow) -> None:
         with self._guard:  # parallel workers: one check a second is enough
             if time.monotonic() - self._checked_at < 1.0:
                 return
             self._check()
             self._checked_at = time.monotonic()
+
+    def finished(self, result: RunResult) -> None:
+        pass
 
     def _check(self) -> None:
         for attempt in range(3):  # a blip of a second or two is not worth stopping a deployment for
@@ -146,7 +161,7 @@ class RunHooks:
                 self.vault.check()
                 return
             except VaultUnavailable as exc:
-                if attempt == 2 or "rejected the token" in str(exc):
-                    raise VaultUnavailable(f"{exc}; nothing more runs (scripts done so far are in the history "
-                                           "tables)") from None
+                if attempt == 2 or isinstance(exc, TokenRejected):
+                    raise StopRun(f"{exc}; nothing more runs (scripts done so far are in the history "
+                                  "tables)") from None
                 time.sleep(1.0)

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .engines import registry as engines
+from .execution import Deployment, RunOptions
 from .model.secret import redact
 from .model.specs import DatabaseSpec, Manifest, ManifestRow, first_row_per_database
-from .runner import Deployment, RunOptions
 from .transports import HostKeyRefused
 
 FIRST_DELAY, FACTOR, MAX_DELAY = 0.5, 1.6, 5.0

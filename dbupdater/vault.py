@@ -36,6 +36,10 @@ class VaultUnavailable(UnreachableError):
     """Vault cannot be reached, is sealed, or no longer accepts our token."""
 
 
+class TokenRejected(VaultUnavailable):
+    """The token expired or was revoked: permanent until a person acts, so never retried."""
+
+
 class VaultNotFound(UnresolvedReference):
     """A path or key that does not exist (a problem of the input, not of Vault)."""
 
@@ -137,14 +141,14 @@ class Vault:
             return action()
         except hvac.exceptions.Forbidden:
             if token_call:
-                raise VaultUnavailable(f"Vault at {self.address} rejected the token ({what}): it may have expired "
-                                       "or been revoked") from None
+                raise TokenRejected(f"Vault at {self.address} rejected the token ({what}): it may have expired "
+                                    "or been revoked") from None
             raise
         except hvac.exceptions.InvalidPath:
             raise
         except hvac.exceptions.Unauthorized:
-            raise VaultUnavailable(f"Vault at {self.address} rejected the token ({what}): it may have expired or "
-                                   "been revoked") from None
+            raise TokenRejected(f"Vault at {self.address} rejected the token ({what}): it may have expired or "
+                                "been revoked") from None
         except hvac.exceptions.VaultDown:
             raise VaultUnavailable(f"Vault at {self.address} is sealed or in maintenance ({what})") from None
         except hvac.exceptions.VaultError as exc:

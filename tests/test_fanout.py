@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from dbupdater.fanout import Shard
 from dbupdater.manifest import parse
 from dbupdater.model.outcome import Outcome, RunResult, Status
-from dbupdater.report import ConsoleReporter
+from dbupdater.model.shards import Shard
+from dbupdater.reporting.console import ConsoleReporter
 
 from .conftest import ROOT, Target, Workspace
 

@@ -1,4 +1,4 @@
-"""What happened to each row, as plain data: reports, exit codes and (later) the ledger read only this."""
+"""What happened to each row, as plain data: reports, the environment state and exit codes read only this."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ class Status(Enum):
     REFUSED = "refused"
     INTERRUPTED = "interrupted"
     NOT_RUN = "not run"
+
+
+class InterruptStep(Enum):
+    """How far a run's interrupts went: stop starting scripts, cancel them on the servers, leave."""
+
+    WAIT = "wait"
+    CANCEL = "cancel"
+    LEAVE = "leave"
 
 
 @dataclass

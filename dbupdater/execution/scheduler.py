@@ -1,4 +1,4 @@
-"""Many targets at once: shards of a fleet, and a scheduler with per-runner caps.
+"""A scheduler for many targets at once: `workers` threads, at most `per_runner` jobs through one runner.
 
 A target is one database. Its rows run in manifest order, one at a time, whichever runner each row names;
 different targets run in parallel. A target counts against the cap of the runner of its first row.
@@ -11,35 +11,9 @@ import math
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from .model.errors import UsageError
-from .model.specs import Manifest, targets
-
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Shard:
-    index: int  # 1-based, as CI matrices count
-    count: int
-
-    @classmethod
-    def parse(cls, text: str) -> Shard:
-        left, sep, right = text.partition("/")
-        if not sep or not left.isdigit() or not right.isdigit() or not 1 <= int(left) <= int(right):
-            raise UsageError(f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. 2/8")
-        return cls(int(left), int(right))
-
-    def select(self, manifest: Manifest) -> Manifest:
-        """Targets sorted by (engine, host, port, database) dealt round-robin: disjoint, covering, balanced,
-        and the same on every machine whatever order the manifest lists them in."""
-        keys = sorted(targets(manifest.rows))
-        mine = {key for position, key in enumerate(keys) if position % self.count == self.index - 1}
-        rows = [row for row in manifest.rows if row.db.key in mine]
-        note = f"shard {self.index}/{self.count}: {len(mine)} of {len(keys)} target(s), {len(rows)} script(s)"
-        return replace(manifest, rows=rows, notes=[*manifest.notes, note])
 
 
 class Scheduler:

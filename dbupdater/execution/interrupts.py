@@ -19,20 +19,15 @@ import math
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from enum import Enum
 from types import FrameType
+
+from ..model.outcome import InterruptStep
 
 TERM_GRACE = 3.0  # seconds a SIGTERM waits for cancelled clients before leaving
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread the way Python raises KeyboardInterrupt for SIGINT."""
-
-
-class Step(Enum):
-    WAIT = "wait"
-    CANCEL = "cancel"
-    LEAVE = "leave"
 
 
 @contextlib.contextmanager
@@ -56,12 +51,12 @@ def sigterm_as_interrupt() -> Iterator[None]:
 class Escalation:
     """One run's interrupts: each call says how long to keep waiting for running scripts (None: leave)."""
 
-    def __init__(self, cancel: Callable[[], None], announce: Callable[[Step, int], None],
+    def __init__(self, cancel: Callable[[], None], announce: Callable[[InterruptStep, int], None],
                  leave: Callable[[], None]) -> None:
         self._cancel = cancel
         self._announce = announce
         self._leave = leave
-        self.step: Step | None = None
+        self.step: InterruptStep | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -70,16 +65,17 @@ class Escalation:
     def __call__(self, running: int, cause: BaseException | None) -> float | None:
         """cause: the KeyboardInterrupt (or Terminated) received, None when a grace period ran out."""
         if cause is None:
-            step = Step.LEAVE
+            step = InterruptStep.LEAVE
         elif isinstance(cause, Terminated):
-            step = Step.CANCEL if self.step in (None, Step.WAIT) else Step.LEAVE
+            step = InterruptStep.CANCEL if self.step in (None, InterruptStep.WAIT) else InterruptStep.LEAVE
         else:
-            step = {None: Step.WAIT, Step.WAIT: Step.CANCEL}.get(self.step, Step.LEAVE)
+            step = {None: InterruptStep.WAIT, InterruptStep.WAIT: InterruptStep.CANCEL}.get(self.step,
+                                                                                  InterruptStep.LEAVE)
         self.step = step
         self._announce(step, running)
-        if step is Step.WAIT:
+        if step is InterruptStep.WAIT:
             return math.inf
-        if step is Step.CANCEL:
+        if step is InterruptStep.CANCEL:
             self._cancel()
             return TERM_GRACE if isinstance(cause, Terminated) else math.inf
         self._leave()

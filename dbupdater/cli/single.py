@@ -11,18 +11,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cli import (
+from ..manifest import columns, is_reference
+from ..model.errors import ManifestError, Problem, UsageError
+from . import apply
+from .common import (
     EPILOG,
     add_connection_options,
     add_ledger_options,
     add_output_options,
-    dispatch,
     guarded,
     references,
     setup_logging,
 )
-from .manifest import columns, is_reference
-from .model.errors import ManifestError, Problem, UsageError
 
 PASSWORD_FIELDS = ("sql_runner_password", "database_password")
 HELP = {
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
 
     def body() -> int:
-        from . import manifest as manifest_module
+        from .. import manifest as manifest_module
 
         for field in PASSWORD_FIELDS:
             value = getattr(args, field)
@@ -85,6 +85,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ManifestError as exc:
             renamed = [Problem(p.message, None, option(p.column) if p.column else None) for p in exc.problems]
             raise ManifestError("options", renamed) from None
-        return dispatch(manifest, args)
+        return apply.run(manifest, args)
 
     return guarded(body)

@@ -13,16 +13,27 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .interrupts import Step
-from .model.outcome import Outcome, RunResult, Status
-from .model.secret import redact
-from .model.specs import DatabaseSpec, Manifest
-from .plan import PlannedRow, RowState
+from ..model.outcome import InterruptStep, Outcome, RunResult, Status
+from ..model.secret import redact
+from ..model.specs import DatabaseSpec, Manifest
+from ..plan import PlannedRow, RowState
+from .events import (
+    Event,
+    Interrupted,
+    Level,
+    Notice,
+    PlanMade,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+    WaitingForLock,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .ledger import Holder
+    from ..ledger import Holder
 
 STYLES = {
     Status.APPLIED: "green",
@@ -46,13 +57,38 @@ SUMMARY_ROWS = 50
 PROBLEMS = {Status.FAILED, Status.UNREACHABLE, Status.REFUSED, Status.INTERRUPTED}
 
 
+NOTICE_STYLES = {Level.INFO: "", Level.SUCCESS: "green", Level.NOTE: "cyan", Level.WARNING: "yellow",
+                 Level.ERROR: "bold red", Level.DETAIL: "dim"}
+
+
 class ConsoleReporter:
+    """Lines as rows start and end, then tables; every string redacted, manifest values never parsed as markup."""
+
     def __init__(self, stream: TextIO | None = None, *, color: bool | None = None) -> None:
         stream = stream or sys.stdout
         # Logs (CI, files) get wide lines rather than rich's 80-column default, which truncates paths.
         width = None if stream.isatty() else int(os.environ.get("COLUMNS", "200"))
         self.console = Console(file=stream, highlight=False, soft_wrap=True, width=width,
                                no_color=color is False, force_terminal=color or None)
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, StepStarted):
+            self.step_started(event.outcome, event.total)
+        elif isinstance(event, StepFinished):
+            self.step_finished(event.outcome, event.total)
+        elif isinstance(event, RunStarted):
+            self.run_started(event.manifest)
+        elif isinstance(event, RunFinished):
+            self.run_finished(event.result)
+        elif isinstance(event, WaitingForLock):
+            self.waiting_for_lock(event.db, event.holder)
+        elif isinstance(event, Interrupted):
+            self.interrupted(event.step, event.running)
+        elif isinstance(event, PlanMade):
+            self.plan_table(event.planned)
+        elif isinstance(event, Notice):
+            prefix = {Level.NOTE: "note: ", Level.WARNING: "warning: "}.get(event.level, "")
+            self.say(prefix + event.text, NOTICE_STYLES[event.level])
 
     def say(self, text: str, style: str = "") -> None:
         self.console.print(Text(redact(text), style=style))
@@ -84,11 +120,11 @@ class ConsoleReporter:
     def waiting_for_lock(self, db: DatabaseSpec, holder: Holder) -> None:
         self.say(f"waiting for the lock on {db.target_label}: held by {holder.describe()}", "yellow")
 
-    def interrupted(self, step: Step, running: int) -> None:
-        if step is Step.WAIT:
+    def interrupted(self, step: InterruptStep, running: int) -> None:
+        if step is InterruptStep.WAIT:
             text = (f"interrupted: starting nothing new; waiting for {running} running script(s) to finish. "
                     "Ctrl-C again to cancel them on the servers")
-        elif step is Step.CANCEL:
+        elif step is InterruptStep.CANCEL:
             text = (f"cancelling {running} running script(s): their clients stop the statement on the server; "
                     "waiting for them to exit. Ctrl-C again to leave without waiting (they may go on running "
                     "and will be in doubt)")

@@ -1,0 +1,76 @@
+"""`remote_database_updater`: one module per command (each a `Command`: its options and its body); this
+module only builds the parser from them and runs the chosen one. A bare `-f FILE` means `apply -f FILE`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..model.errors import ExitCode
+from . import apply, baseline, environment, plan, resolve, status, validate, wait_ready
+from .common import (
+    EPILOG,
+    Command,
+    add_connection_options,
+    add_ledger_options,
+    add_manifest_options,
+    add_output_options,
+    guarded,
+    references,
+    setup_logging,
+)
+
+COMMANDS: tuple[Command, ...] = tuple(module.COMMAND for module in (
+    apply, validate, plan, status, resolve, baseline, environment, wait_ready))
+SUBCOMMANDS = tuple(command.name for command in COMMANDS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # a CI script's typo must fail, not match a longer option
+        prog="remote_database_updater",
+        description="Apply the SQL scripts of a manifest CSV, in order and each exactly once, through runner hosts.",
+        epilog="A bare `-f FILE` means `apply -f FILE`.\n\n" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help, epilog=EPILOG,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+        add_manifest_options(sub)
+        add_connection_options(sub)  # validate accepts them unused: scripts pass the same flags everywhere
+        if command.connects:
+            add_ledger_options(sub, locking=command.locking)
+        add_output_options(sub)
+        command.add_arguments(sub)
+    return parser
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    if argv and (argv[0] in SUBCOMMANDS or argv[0] in ("-h", "--help", "--version")):
+        return argv
+    return ["apply", *argv] if argv else argv
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(_with_default_command(list(sys.argv[1:] if argv is None else argv)))
+    if args.command is None:
+        build_parser().print_help()
+        return int(ExitCode.USAGE)
+    setup_logging(args.verbose)
+    chosen = next(command for command in COMMANDS if command.name == args.command)
+
+    def body() -> int:
+        from .. import manifest as manifest_module
+
+        manifest = manifest_module.load(args.file, args.script_encoding, references())
+        if args.shard:
+            from ..model.shards import Shard
+
+            manifest = Shard.parse(args.shard).select(manifest)
+        return chosen.run(manifest, args)
+
+    return guarded(body)

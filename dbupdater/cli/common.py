@@ -1,0 +1,181 @@
+"""What every command shares: option groups, logging, the mapping of errors to exit codes, and building the
+run's options, reporter, references and environment from parsed arguments (the CLI is where these meet)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..execution import defaults
+from ..execution.interrupts import sigterm_as_interrupt
+from ..model.errors import DbUpdaterError, ExitCode
+from ..model.secret import redact
+
+if TYPE_CHECKING:
+    from ..environments import Environment
+    from ..execution.options import RunOptions
+    from ..manifest import References
+    from ..model.secret import Secret
+    from ..model.specs import Manifest
+    from ..reporting.console import ConsoleReporter
+
+DEFAULT_STATE_PATH = "secret/ENVIRONMENTS/{environment}/{database}"
+EPILOG = """\
+Credential cells may hold references: vault:MOUNT/PATH#KEY (Vault or OpenBao, KV 1 or 2; configured by
+VAULT_ADDR, VAULT_TOKEN or VAULT_TOKEN_FILE or ~/.vault-token, VAULT_NAMESPACE, VAULT_CACERT, or AppRole via
+VAULT_ROLE_ID and VAULT_SECRET_ID), env:VAR or file:PATH.
+
+exit codes: 0 success (all applied or already applied); 1 a script failed; 2 manifest or usage error
+(nothing ran); 3 a runner or database could not be used (unreachable, host key refused, authentication
+failed, client missing); 4 internal error; 5 refused by the ledger (drift, a script in doubt, or the lock
+held by another run; nothing ran); 130 interrupted (Ctrl-C or SIGTERM).
+
+Ctrl-C once: start nothing new, let running scripts finish. Twice: cancel them on the servers. Three
+times: leave at once. SIGTERM cancels running scripts and leaves after a few seconds.
+"""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its parser's extras and its body. `connects`: it reaches runners and ledgers;
+    `locking`: it takes the databases' locks."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[Manifest, argparse.Namespace], int]
+    connects: bool = True
+    locking: bool = True
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter("%(levelname)s: %(message)s"))
+    logger = logging.getLogger("dbupdater")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """Each registered transport's options (SSH: known_hosts, host-key trust, connect timeout)."""
+    from ..transports import registry
+
+    registry.add_arguments(parser)
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                        help="colour output (default: auto, on a terminal)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+
+
+def add_ledger_options(parser: argparse.ArgumentParser, *, locking: bool = True) -> None:
+    group = parser.add_argument_group("history and locking")
+    group.add_argument("--history-schema", metavar="NAME",
+                       help="keep the history and lock tables in this database (MySQL) or schema (PostgreSQL) "
+                            "instead of the target database itself / its default schema")
+    if locking:
+        group.add_argument("--lock-timeout", type=float, default=defaults.LOCK_TIMEOUT, metavar="SECONDS",
+                           help="wait this long for another run's lock on a database (default: %(default)s)")
+        group.add_argument("--lock-lease", type=int, default=defaults.LOCK_LEASE, metavar="SECONDS",
+                           help="a lock not renewed for this long is free again, e.g. after a killed run "
+                                "(default: %(default)s)")
+
+
+def add_manifest_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--file", type=Path, required=True, metavar="MANIFEST", help="manifest CSV")
+    parser.add_argument("--shard", metavar="I/N",
+                        help="only the I-th of N deterministic slices of the manifest's databases (CI matrix "
+                             "jobs: 1/4 .. 4/4 together cover every database exactly once)")
+    parser.add_argument("--script-encoding", default="utf-8", metavar="ENCODING",
+                        help="encoding of scripts whose manifest row leaves the encoding column empty (default: "
+                             "%(default)s; e.g. cp1252, latin1, utf-16): they are checked, and converted to UTF-8 "
+                             "on the way to the runner")
+
+
+def add_environment_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    group = parser.add_argument_group("environment state (in Vault)")
+    group.add_argument("--environment", metavar="NAME", required=required,
+                       help="record this environment's state in Vault (created, running, updating, updated, failed)")
+    group.add_argument("--state-path", metavar="TEMPLATE",
+                       default=os.environ.get("DBUPDATER_STATE_PATH", DEFAULT_STATE_PATH),
+                       help="Vault KV path of each database's state; placeholders {environment} {database} {engine} "
+                            "{host} {port} {name} (default: %(default)s, or $DBUPDATER_STATE_PATH)")
+
+
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def guarded(body: Callable[[], int]) -> int:
+    """Map errors to exit codes; everything that reaches the terminal is redacted."""
+    try:
+        with sigterm_as_interrupt():
+            return body()
+    except DbUpdaterError as exc:
+        print(redact(f"error: {exc}"), file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except Exception:  # last line of defence: never print an unredacted traceback
+        print(redact("internal error (a bug; please report it):\n" + traceback.format_exc()), file=sys.stderr)
+        return int(ExitCode.INTERNAL)
+
+
+def reporter_for(args: argparse.Namespace) -> ConsoleReporter:
+    from ..reporting.console import ConsoleReporter
+
+    color = {"auto": None, "always": True, "never": False}[args.color]
+    return ConsoleReporter(color=color)
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    from ..execution.options import RunOptions
+    from ..transports import registry
+
+    return RunOptions(
+        transports=registry.options(args),
+        history_schema=getattr(args, "history_schema", None),
+        lock_timeout=getattr(args, "lock_timeout", defaults.LOCK_TIMEOUT),
+        lock_lease=getattr(args, "lock_lease", defaults.LOCK_LEASE),
+        single_transaction=getattr(args, "all_single_transaction", False),
+        parallel=getattr(args, "parallel", defaults.PARALLEL),
+        per_runner=getattr(args, "per_runner", defaults.PER_RUNNER),
+        keep_going=getattr(args, "keep_going", False),
+    )
+
+
+def references() -> References:
+    """Credential references, with vault: resolved by the process's Vault client (made on first use)."""
+    from ..manifest import References
+
+    def vault_lookup(cell: str) -> Secret:
+        from .. import vault
+
+        return vault.shared().resolve(cell)
+
+    return References(vault=vault_lookup)
+
+
+def environment_for(args: argparse.Namespace) -> Environment | None:
+    if not getattr(args, "environment", None):
+        return None
+    from .. import vault
+    from ..environments import Environment
+
+    return Environment(vault.shared(), args.environment, args.state_path)

@@ -1,0 +1,26 @@
+"""`validate`: the manifest and every script checked (references resolved), nothing connected to."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..model.errors import ExitCode
+from ..model.specs import Manifest
+from .common import Command, reporter_for
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(manifest: Manifest, args: argparse.Namespace) -> int:
+    from ..reporting.events import Level, Notice, RunStarted
+
+    reporter = reporter_for(args)
+    reporter.handle(RunStarted(manifest))
+    reporter.handle(Notice("manifest is valid", Level.SUCCESS))
+    return int(ExitCode.OK)
+
+
+COMMAND = Command("validate", "check the manifest and script files without connecting", add_arguments, run,
+                  connects=False)

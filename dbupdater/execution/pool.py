@@ -1,0 +1,154 @@
+"""The connections and ledgers one command uses: a session per runner, a ledger per (runner, database), the
+locks held; closing releases the locks and removes the runners' private directories."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from ..engines import registry as engines
+from ..ledger import Entry, Holder, Ledger, RunIdentity, SqlChannel
+from ..model.errors import DbUpdaterError
+from ..model.specs import DatabaseSpec, DbKey, Manifest, ManifestRow, RunnerSpec, first_row_per_database
+from ..plan import PlannedRow
+from ..transports import open_transport
+from .options import RunOptions
+from .scheduler import parallel_map
+from .sessions import RunnerSession
+
+
+class Deployment:
+    """Sessions and ledgers for one command; closing releases locks and removes the private directories."""
+
+    def __init__(self, manifest: Manifest, options: RunOptions, identity: RunIdentity | None = None) -> None:
+        self.manifest = manifest
+        self.options = options
+        self.identity = identity or RunIdentity()
+        self._sessions: dict[RunnerSpec, RunnerSession] = {}
+        self._ledgers: dict[tuple[RunnerSpec, DatabaseSpec], Ledger] = {}
+        self.locked: dict[DbKey, Ledger] = {}
+        self._lock = threading.Lock()
+        self._connecting: dict[RunnerSpec, threading.Lock] = {}
+        self.cancelled = False
+
+    def __enter__(self) -> Deployment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def session(self, spec: RunnerSpec) -> RunnerSession:
+        with self._lock:
+            session = self._sessions.get(spec)
+            if session is not None:
+                return session
+            connecting = self._connecting.setdefault(spec, threading.Lock())
+        with connecting:  # one connection per runner, while other runners connect in parallel
+            with self._lock:
+                session = self._sessions.get(spec)
+            if session is None:
+                transport = open_transport(spec, self.options.transports)
+                try:
+                    session = RunnerSession(transport, transport.make_private_dir())
+                except BaseException:
+                    transport.close()
+                    raise
+                with self._lock:
+                    self._sessions[spec] = session
+        return session
+
+    def forget(self, spec: RunnerSpec) -> None:
+        """Drop a runner's connection (it failed), so the next use connects afresh."""
+        with self._lock:
+            session = self._sessions.pop(spec, None)
+            for key in [key for key in self._ledgers if key[0] == spec]:
+                del self._ledgers[key]
+        if session is not None:
+            session.close()
+
+    def channel(self, row: ManifestRow) -> SqlChannel:
+        """SQL through the row's database's own client on the row's runner."""
+        session = self.session(row.runner)
+        return SqlChannel(session.transport, engines.get(row.db.engine), row.db, session.credentials(row.db))
+
+    def ledger(self, row: ManifestRow) -> Ledger:
+        key = (row.runner, row.db)
+        with self._lock:
+            ledger = self._ledgers.get(key)
+        if ledger is None:
+            ledger = Ledger(self.channel(row), self.options.history_schema, self.identity, row.runner.label)
+            with self._lock:
+                ledger = self._ledgers.setdefault(key, ledger)
+        return ledger
+
+    def open(self, *, lock: bool, on_wait: Callable[[DatabaseSpec, Holder], None] | None = None,
+             ) -> dict[DbKey, dict[str, Entry]]:
+        """Read every database's history; with lock, create the ledger first and hold each database's lock.
+
+        Runners connect in parallel, then databases are opened in parallel; the first error ends the phase
+        (and the command) after the others finished, and closing releases whatever was locked.
+        """
+        histories: dict[DbKey, dict[str, Entry]] = {}
+        first_rows = first_row_per_database(self.manifest.rows)
+        workers = max(1, self.options.parallel)
+        parallel_map(self.session, list(dict.fromkeys(row.runner for row in first_rows)), workers)
+
+        def open_one(row: ManifestRow) -> None:
+            ledger = self.ledger(row)
+            if lock:
+                notify = functools.partial(on_wait, row.db) if on_wait else None
+                try:
+                    history = ledger.open_locked(self.options.lock_lease, self.options.lock_timeout, notify)
+                finally:  # whether or not this thread saw the answer, the lock may be ours: close releases it
+                    with self._lock:
+                        self.locked[row.db.key] = ledger
+            else:
+                history = ledger.read(missing_ok=True)
+            with self._lock:
+                histories[row.db.key] = history
+
+        parallel_map(open_one, first_rows, workers)
+        return {row.db.key: histories[row.db.key] for row in first_rows}
+
+    def unlock(self, key: DbKey) -> Ledger | None:
+        """Take a database out of the locked set (its caller releases it)."""
+        with self._lock:
+            return self.locked.pop(key, None)
+
+    def close(self) -> None:
+        for ledger in self.locked.values():
+            with contextlib.suppress(DbUpdaterError):
+                ledger.release()  # if this fails, the lease expires by itself
+        self.locked.clear()
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        parallel_map(RunnerSession.close, sessions, max(1, self.options.parallel))
+
+    def cancel(self) -> None:
+        """Interrupt every client still running on any runner (they cancel their statement on the server)."""
+        self.cancelled = True
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for session in sessions:
+            session.transport.interrupt()
+
+    def stop_copies(self) -> None:
+        """The run stops early: copy nothing more ahead (a copy under way ends by itself)."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for session in sessions:
+            session.stop_prefetch()
+
+    def prefetch(self, planned: list[PlannedRow]) -> None:
+        """Start copying, per connected runner, the scripts that will run, in the order they will."""
+        wanted: dict[RunnerSpec, dict[tuple[Path, str], None]] = {}
+        for p in planned:
+            if p.state.runs:
+                wanted.setdefault(p.row.runner, {})[(p.row.script, p.row.encoding)] = None
+        with self._lock:
+            sessions = {spec: self._sessions[spec] for spec in wanted if spec in self._sessions}
+        for spec, session in sessions.items():
+            session.prefetch(list(wanted[spec]))

@@ -1,0 +1,104 @@
+"""One runner for the whole run: its connection, its private directory, its credentials files, and each
+distinct script copied there once, ahead of its turn."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import scriptfile
+from ..engines import registry as engines
+from ..model.specs import DatabaseSpec
+from ..transports import Transport, TransportError
+
+log = logging.getLogger("dbupdater")
+SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass
+class _Upload:
+    remote: str
+    done: threading.Event = field(default_factory=threading.Event)
+    error: TransportError | None = None
+
+
+@dataclass
+class RunnerSession:
+    """One runner for the whole run: its connection, its private directory, one credentials file per login,
+    and each distinct script uploaded once however many targets run it. Shared by worker threads."""
+
+    transport: Transport
+    workdir: str
+    _credentials: dict[tuple[DatabaseSpec, str], str] = field(default_factory=dict)
+    _uploads: dict[tuple[Path, str], _Upload] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _prefetching: threading.Thread | None = None
+    _stop_prefetch: threading.Event = field(default_factory=threading.Event)
+
+    def credentials(self, db: DatabaseSpec) -> str:
+        # DatabaseSpec equality ignores the password; two rows may log in as one user with different ones.
+        key = (db, db.password.reveal() if db.password else "")
+        with self._lock:
+            path = self._credentials.get(key)
+            if path is None:
+                path = f"{self.workdir}/login{len(self._credentials) + 1}.cred"
+                self.transport.put_bytes(engines.get(db.engine).credentials(db), path)
+                self._credentials[key] = path
+        return path
+
+    def upload(self, script: Path, encoding: str) -> str:
+        """The script's path on the runner, copying it (streamed, as UTF-8) the first time any target needs it."""
+        with self._lock:
+            upload = self._uploads.get((script, encoding))
+            owner = upload is None
+            if upload is None:
+                name = f"{len(self._uploads) + 1:05d}-{SAFE_NAME.sub('_', script.name)}"
+                upload = self._uploads[(script, encoding)] = _Upload(f"{self.workdir}/{name}")
+        if owner:
+            log.debug("uploading %s (%s) to %s", script.name, encoding, self.transport.label)
+            try:
+                with scriptfile.utf8(script, encoding) as (source, size):
+                    self.transport.put_stream(source, size, upload.remote, script.name)
+            except (OSError, ValueError) as exc:  # the file changed since it was validated
+                upload.error = TransportError(f"{script.name} cannot be read as {encoding}: {exc}")
+            except TransportError as exc:
+                upload.error = exc
+            finally:
+                upload.done.set()
+        else:
+            upload.done.wait()
+        if upload.error is not None:
+            raise upload.error
+        return upload.remote
+
+    def prefetch(self, scripts: list[tuple[Path, str]]) -> None:
+        """Copy the scripts the run will need, in order, in the background: each later copy overlaps the
+        scripts running before it (one connection carries both)."""
+        def work() -> None:
+            for script, encoding in scripts:
+                if self._stop_prefetch.is_set():
+                    return
+                try:
+                    self.upload(script, encoding)
+                except TransportError:
+                    return  # the step that needs the script reports it
+        self._prefetching = threading.Thread(target=work, name=f"dbupdater-copy {self.transport.label}", daemon=True)
+        self._prefetching.start()
+
+    def stop_prefetch(self) -> None:
+        self._stop_prefetch.set()
+
+    def close(self) -> None:
+        """Stop copying, remove the private directory and disconnect."""
+        self._stop_prefetch.set()
+        if self._prefetching is not None:  # a copy under way: let a small one end; a big one fails at the rm
+            self._prefetching.join(timeout=5)
+        try:
+            self.transport.remove(self.workdir)
+        except TransportError:
+            pass  # the runner is gone; its private directory goes with its /tmp policy
+        finally:
+            self.transport.close()

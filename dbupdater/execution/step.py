@@ -1,0 +1,104 @@
+"""One row's script on its runner: copy, record `running`, run the client, judge it, record the outcome.
+
+The order is what keeps the history truthful: the copy first (a failed copy leaves no trace), then the
+`running` row (in the script's own client session when the engine can), the script, and its end; a success
+rides with the database's next ledger call, a failure is written at once.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..checksum import VERSION
+from ..engines import OutputLog, Verdict
+from ..engines import registry as engines
+from ..ledger import FAILED, ROLLED_BACK, SUCCESS
+from ..model.errors import DbUpdaterError
+from ..model.outcome import Outcome, Status
+from ..model.secret import redact
+from ..model.specs import ManifestRow
+from ..plan import PlannedRow
+from ..transports import Transport, TransportError
+from .options import RunOptions
+from .pool import Deployment
+
+
+def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: RunOptions) -> None:
+    row = p.row
+    engine = engines.get(row.db.engine)
+    single = row.single_transaction or (options.single_transaction and engine.transactional_ddl)
+    started = time.monotonic()
+    before = ""
+    try:
+        ledger = deployment.ledger(row)
+        session = deployment.session(row.runner)
+        script = session.upload(row.script, row.encoding)  # before anything is recorded: a failed copy leaves no trace
+        credentials = session.credentials(row.db)
+        if engine.shares_session(single):
+            before = ledger.running_before_script(row.script_id, p.checksum, VERSION)
+        else:
+            ledger.mark_running(row.script_id, p.checksum, VERSION)
+    except DbUpdaterError as exc:
+        outcome.status, outcome.reason = Status.UNREACHABLE, f"not started: {exc}"
+        return
+    try:
+        began = run_script(session.transport, row, outcome, single, script, credentials, before)
+    finally:
+        outcome.seconds = time.monotonic() - started
+    cancelled = deployment.cancelled and outcome.status is Status.FAILED
+    if before and began:
+        ledger.running_recorded(all_checked=engine.before_checked)
+    if began is False:  # the `running` row was never written, nor the script run
+        outcome.status, outcome.reason = Status.UNREACHABLE, f"not started: {outcome.reason}"
+        return
+    status = {Status.APPLIED: SUCCESS}.get(outcome.status, FAILED)
+    if outcome.status is Status.FAILED and single:
+        status = ROLLED_BACK
+        outcome.reason += "; rolled back (single transaction): nothing of it remains"
+    if cancelled:
+        outcome.status = Status.INTERRUPTED
+        outcome.reason = f"cancelled on the server (interrupted): {outcome.reason}"
+    if status == SUCCESS:
+        ledger.finish_later(row.script_id, status)
+        return
+    try:
+        ledger.mark_finished(row.script_id, status, None if status == SUCCESS else redact(outcome.reason)[:900])
+    except DbUpdaterError as exc:
+        outcome.status = Status.UNREACHABLE
+        outcome.reason = (f"{outcome.reason}; recording the result failed ({exc}): the history shows it as running, "
+                          "and the next run will ask you to resolve it")
+
+
+def run_script(transport: Transport, row: ManifestRow, outcome: Outcome, single_transaction: bool, script: str,
+                credentials: str, before: str) -> bool | None:
+    """Run the client on the runner and judge it; returns whether the `running` row went in with it (always
+    True when it was written beforehand, None when the runner went away and nobody can tell)."""
+    engine = engines.get(row.db.engine)
+    log = OutputLog(engine)
+    command = engine.command(row.db, script, credentials, single_transaction=single_transaction, before=before)
+    marker_seen = False
+
+    def feed(stream: str, line: str) -> None:
+        nonlocal marker_seen
+        if not marker_seen and stream == "stdout" and line == command.started_marker:
+            marker_seen = True
+        else:
+            log.feed(stream, line)
+
+    try:
+        try:
+            result = transport.run(command, feed)
+            outcome.exit_code = result.exit_code()
+        finally:
+            outcome.warnings, outcome.errors = log.warnings, log.errors
+            outcome.stdout_tail = list(log.stdout_tail)
+    except TransportError as exc:
+        outcome.status, outcome.reason = Status.UNREACHABLE, f"{exc}; the script may be partially applied"
+        return None if before else True
+    verdict, reason = engine.verdict(result, log)
+    outcome.status = {Verdict.APPLIED: Status.APPLIED, Verdict.FAILED: Status.FAILED,
+                      Verdict.UNREACHABLE: Status.UNREACHABLE}[verdict]
+    outcome.reason = reason
+    if log.dropped:
+        outcome.reason += f" ({log.dropped} more warning/error lines not kept)"
+    return engine.started(result, log, marker_seen) if before else True

@@ -1,0 +1,1 @@
+"""Reports of a run, behind one event protocol (`events`); the console is one of them."""
