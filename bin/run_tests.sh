@@ -7,6 +7,7 @@ bin/setup.sh
 .venv/bin/python -m environment_creators.banner "tests"
 echo "== ruff"; .venv/bin/ruff check dbupdater environment_creators bench tests ./*.py
 echo "== mypy"; .venv/bin/mypy && .venv/bin/mypy --strict bench
+echo "== import rules (docs/architecture.md)"; .venv/bin/lint-imports --no-cache
 echo "== pytest"
 set +e
 .venv/bin/pytest "$@"

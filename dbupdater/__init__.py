@@ -1,3 +1,3 @@
 """Apply SQL scripts to databases through runner hosts, the same way in every environment tier."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
