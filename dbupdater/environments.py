@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
+from . import defaults
 from .execution.hooks import StopRun
 from .ledger import RunIdentity
 from .model.errors import UsageError
@@ -26,7 +27,6 @@ from .vault import TokenRejected, Vault, VaultUnavailable
 
 CREATED, RUNNING, UPDATING, UPDATED, FAILED = "created", "running", "updating", "updated", "failed"
 STATUSES = (CREATED, RUNNING, UPDATING, UPDATED, FAILED)
-DEFAULT_PATH = "secret/ENVIRONMENTS/{environment}/{database}"
 SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -41,7 +41,7 @@ def database_id(db: DatabaseSpec) -> str:
 
 
 class Environment:
-    def __init__(self, vault: Vault, name: str, template: str = DEFAULT_PATH) -> None:
+    def __init__(self, vault: Vault, name: str, template: str = defaults.STATE_PATH) -> None:
         if not NAME.match(name):
             raise UsageError(f"environment name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
         if "{database}" not in template:

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-DEFAULT = "utf-8"
+from . import defaults
+
+DEFAULT = defaults.SCRIPT_ENCODING
 CHUNK = 1 << 20
 # Encodings whose byte-order mark says which byte order follows (the BOM itself is not text).
 _BOMS: dict[str, tuple[tuple[bytes, str], ...]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..execution import defaults
+from .. import defaults
 from ..model.errors import DbUpdaterError, ExitCode
 from ..model.specs import Manifest
 from .common import Command, add_environment_options, environment_for, positive, reporter_for, run_options

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..execution import defaults
+from .. import defaults
 from ..execution.interrupts import sigterm_as_interrupt
 from ..model.errors import DbUpdaterError, ExitCode
 from ..model.secret import redact
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from ..model.specs import Manifest
     from ..reporting.console import ConsoleReporter
 
-DEFAULT_STATE_PATH = "secret/ENVIRONMENTS/{environment}/{database}"
 EPILOG = """\
 Credential cells may hold references: vault:MOUNT/PATH#KEY (Vault or OpenBao, KV 1 or 2; configured by
 VAULT_ADDR, VAULT_TOKEN or VAULT_TOKEN_FILE or ~/.vault-token, VAULT_NAMESPACE, VAULT_CACERT, or AppRole via
@@ -99,7 +98,7 @@ def add_manifest_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", metavar="I/N",
                         help="only the I-th of N deterministic slices of the manifest's databases (CI matrix "
                              "jobs: 1/4 .. 4/4 together cover every database exactly once)")
-    parser.add_argument("--script-encoding", default="utf-8", metavar="ENCODING",
+    parser.add_argument("--script-encoding", default=defaults.SCRIPT_ENCODING, metavar="ENCODING",
                         help="encoding of scripts whose manifest row leaves the encoding column empty (default: "
                              "%(default)s; e.g. cp1252, latin1, utf-16): they are checked, and converted to UTF-8 "
                              "on the way to the runner")
@@ -110,7 +109,7 @@ def add_environment_options(parser: argparse.ArgumentParser, *, required: bool =
     group.add_argument("--environment", metavar="NAME", required=required,
                        help="record this environment's state in Vault (created, running, updating, updated, failed)")
     group.add_argument("--state-path", metavar="TEMPLATE",
-                       default=os.environ.get("DBUPDATER_STATE_PATH", DEFAULT_STATE_PATH),
+                       default=os.environ.get("DBUPDATER_STATE_PATH", defaults.STATE_PATH),
                        help="Vault KV path of each database's state; placeholders {environment} {database} {engine} "
                             "{host} {port} {name} (default: %(default)s, or $DBUPDATER_STATE_PATH)")
 

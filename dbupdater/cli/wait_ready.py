@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ..execution import defaults
+from .. import defaults
 from ..model.errors import ExitCode, UsageError
 from ..model.specs import Manifest
 from .common import Command, add_environment_options, environment_for, reporter_for, run_options

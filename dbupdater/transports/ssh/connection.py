@@ -13,6 +13,7 @@ import logging
 import os
 import select
 import shlex
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -27,7 +28,7 @@ with without_module("invoke"):
     # paramiko imports invoke (30 ms of every run's start) only to run `Match exec` lines of ssh_config files,
     # which we never read.
     import paramiko
-    from paramiko.common import cMSG_CHANNEL_REQUEST
+    from paramiko.common import MSG_CHANNEL_REQUEST, cMSG_CHANNEL_REQUEST
     from scp import SCPClient, SCPException
 
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
@@ -82,6 +83,22 @@ def _load_key(text: str, passphrase: str | None) -> paramiko.PKey:
             continue
     raise TransportError("the private key from the manifest's sql_runner_key_file reference cannot be read "
                          "(not an Ed25519, ECDSA or RSA key, or a wrong passphrase)")
+
+
+def _handle_channel_request(channel: paramiko.Channel, message: paramiko.Message) -> None:
+    """RFC 4254 6.10 "exit-signal": the command died of a signal. Recorded as a POSIX shell reports it,
+    128 + the signal's number, so the shell object reads it as SIGNALLED; every other request as paramiko
+    handles it."""
+    start = message.packet.tell()
+    if message.get_text() != "exit-signal":
+        message.packet.seek(start)
+        paramiko.Channel._handle_request(channel, message)  # type: ignore[attr-defined]
+        return
+    message.get_boolean()  # want reply: never for exit-signal
+    name = message.get_text()
+    number = getattr(signal.Signals, f"SIG{name}", None)
+    channel.exit_status = 128 + int(number) if number is not None else 128
+    channel.status_event.set()
 
 
 class _QuickAckSocket:
@@ -174,6 +191,12 @@ class SSHTransport(Transport):
         transport = self._client.get_transport()
         assert transport is not None
         transport.set_keepalive(15)
+        # paramiko ignores the "exit-signal" a server sends for a command killed by a signal, and reports no
+        # exit status at all: read as "runner lost". This transport's own handler table reads it.
+        transport._channel_handler_table = {  # type: ignore[attr-defined]
+            **transport._channel_handler_table,  # type: ignore[attr-defined]
+            MSG_CHANNEL_REQUEST: _handle_channel_request,
+        }
         self._transport = transport
         self._running: set[paramiko.Channel] = set()
         self._running_lock = threading.Lock()
