@@ -61,8 +61,14 @@ class Executor:
                 for positions in targets([p.row for p in self.planned]).values()]
 
     def run(self, escalation: Escalation) -> None:
-        self.scheduler.run([(runner, functools.partial(self.walk, positions)) for runner, positions in self.jobs()],
-                           escalation)
+        try:
+            self.scheduler.run([(runner, functools.partial(self.walk, positions))
+                                for runner, positions in self.jobs()], escalation)
+        except KeyboardInterrupt:
+            if escalation.step is not InterruptStep.LEAVE:
+                raise
+            # Left: the outcomes say what was abandoned; the run still ends with a result (exit 130), so its
+            # report and hooks (the environment state) are written.
         for key in list(self.deployment.locked):
             self.release(key)
 

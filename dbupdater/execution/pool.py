@@ -110,7 +110,7 @@ class Deployment:
             with self._lock:
                 histories[row.db.key] = history
 
-        parallel_map(open_one, first_rows, workers)
+        parallel_map(open_one, first_rows, workers, group=lambda row: row.runner, per_group=self.options.per_runner)
         return {row.db.key: histories[row.db.key] for row in first_rows}
 
     def unlock(self, key: DbKey) -> Ledger | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import signal
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -46,38 +47,62 @@ class Scheduler:
             on_interrupt: Callable[[int, BaseException | None], float | None]) -> None:
         """Run every job. On Ctrl-C (or SIGTERM) nothing new starts and on_interrupt(running jobs, the
         exception) says how many seconds more to wait for them, None meaning not at all; when that time runs
-        out it is asked again with None in place of the exception."""
+        out it is asked again with None in place of the exception. An interrupt arriving while the workers
+        start or while on_interrupt runs is handled as the next one, never lost."""
         self._pending = list(jobs)
-        threads = [threading.Thread(target=self._work, name=f"dbupdater-worker-{n}", daemon=True)
-                   for n in range(min(self.workers, len(jobs)))]
-        self._workers = len(threads)
-        for thread in threads:
-            thread.start()
         deadline = math.inf
-        while True:
+        cause: BaseException | None = None
+        interrupted = False  # an interrupt, or the end of a grace period, waiting to be handled
+        leaving: BaseException | None = None
+        try:
+            self._start(min(self.workers, len(jobs)))
+        except KeyboardInterrupt as exc:
+            cause, interrupted = exc, True
+        while leaving is None:
             # Waiting on our own condition, not Thread.join: in Python 3.11 a Ctrl-C inside join() marks a
             # thread that is still running as stopped (the bpo-45274 cleanup), and the run would end under it.
             try:
+                if interrupted:
+                    interrupted = False
+                    self.stop()
+                    with self._cond:
+                        running = sum(self._active.values())
+                    wait = on_interrupt(running, cause)
+                    if wait is None:
+                        leaving = cause or KeyboardInterrupt()
+                        continue
+                    deadline = time.monotonic() + wait
                 with self._cond:
                     if self._workers == 0:
                         break
                     self._cond.wait(min(1.0, max(0.0, deadline - time.monotonic())))
                     if self._workers == 0:
                         break
-                if time.monotonic() < deadline:
-                    continue
-                cause: BaseException | None = None
+                if time.monotonic() >= deadline:
+                    cause, interrupted = None, True
             except KeyboardInterrupt as exc:
-                cause = exc
-            self.stop()
-            with self._cond:
-                running = sum(self._active.values())
-            wait = on_interrupt(running, cause)
-            if wait is None:
-                raise cause or KeyboardInterrupt()
-            deadline = time.monotonic() + wait
+                cause, interrupted = exc, True
+        if leaving is not None:
+            raise leaving
         if self.errors:
             raise self.errors[0]
+
+    def _start(self, count: int) -> None:
+        """Start the workers with SIGINT and SIGTERM held back: an interrupt in the middle would leave the
+        count of workers wrong (and the wait for them endless). A held-back signal arrives at the unblock,
+        in the caller's try; the workers keep the mask, so signals always reach the main thread."""
+        held = {signal.SIGINT, signal.SIGTERM}
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if hasattr(signal, "pthread_sigmask") else None
+        try:
+            threads = [threading.Thread(target=self._work, name=f"dbupdater-worker-{n}", daemon=True)
+                       for n in range(count)]
+            with self._cond:
+                self._workers = len(threads)
+            for thread in threads:
+                thread.start()
+        finally:
+            if previous is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def _take(self) -> tuple[Hashable, Callable[[], object]] | None:
         with self._cond:
@@ -117,9 +142,11 @@ class Scheduler:
                     self._cond.notify_all()
 
 
-def parallel_map(function: Callable[[T], object], items: list[T], workers: int) -> None:
-    """Call function on every item with a few threads. After an exception nothing new starts; it is raised
-    once the calls already running have finished."""
-    scheduler = Scheduler(workers, workers)
-    scheduler.run([(index, functools.partial(function, item)) for index, item in enumerate(items)],
-                  lambda running, cause: None)
+def parallel_map(function: Callable[[T], object], items: list[T], workers: int,
+                 group: Callable[[T], Hashable] | None = None, per_group: int | None = None) -> None:
+    """Call function on every item with a few threads, at most `per_group` at once for items of one group
+    (e.g. one runner). After an exception nothing new starts; it is raised once the calls already running
+    have finished."""
+    scheduler = Scheduler(workers, per_group or workers)
+    scheduler.run([(group(item) if group else index, functools.partial(function, item))
+                   for index, item in enumerate(items)], lambda running, cause: None)

@@ -170,7 +170,7 @@ def _encoding(values: dict[str, str], default: str, line: int, problems: list[Pr
 
 
 def _transport(values: dict[str, str], line: int, problems: list[Problem]) -> transports.TransportKind | None:
-    name = values.get("transport", "").lower() or "ssh"
+    name = values.get("transport", "").lower() or transports.default().name
     kind = transports.find(name)
     if kind is not None and not kind.supported:
         problems.append(Problem(f"the {kind.display} transport is not supported yet", line, "transport"))
@@ -242,8 +242,9 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
     if len(problems) > before or engine is None or db_port is None or encoding is None or kind is None:
         return None
     runner_options = tuple((column, values[column]) for column in kind.columns if values.get(column))
-    runner = RunnerSpec(kind.name, runner_host if kind.needs_host else "localhost", runner_port,
-                        values.get("sql_runner_userid", ""), runner_password, key_file, key_data, runner_options)
+    runner = RunnerSpec(kind.name, runner_host if kind.needs_host else "", runner_port if kind.needs_host else 0,
+                        values.get("sql_runner_userid", "") if kind.needs_host else "", runner_password, key_file,
+                        key_data, runner_options)
     db = DatabaseSpec(engine, db_host, db_port, values["database_userid"], values["database"], db_password,
                       db_options)
     script_id = Path(os.path.relpath(script, base_dir)).as_posix()

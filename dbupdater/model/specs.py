@@ -45,10 +45,11 @@ class RunnerSpec:
 
     @property
     def label(self) -> str:
-        if self.transport == "local":
-            return "local"
-        port = "" if self.port == DEFAULT_SSH_PORT else f":{self.port}"
-        return f"{self.user}@{self.host}{port}"
+        """user@host[:port]; a runner without a host (this machine) is called by its transport's name."""
+        if not self.host:
+            return self.transport
+        port = "" if self.port in (0, DEFAULT_SSH_PORT) else f":{self.port}"
+        return f"{self.user}@{self.host}{port}" if self.user else f"{self.host}{port}"
 
     def option(self, name: str, default: str = "") -> str:
         return option(self.options, name, default)

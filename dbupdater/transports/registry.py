@@ -25,6 +25,7 @@ class TransportKind(ABC):
     name: str  # the manifest's transport cell
     display: str
     supported: bool = True
+    default: bool = False  # the kind of rows whose transport cell is empty
     # Whether rows need sql_runner_host / sql_runner_userid (a local runner needs neither).
     needs_host: bool = True
     default_port: int = 0
@@ -48,6 +49,16 @@ def register(kind: TransportKind) -> TransportKind:
         raise ValueError(f"transport {kind.name!r} is registered twice")
     _kinds[kind.name] = kind
     return kind
+
+
+def unregister(name: str) -> None:
+    """For tests that register a kind of their own."""
+    _kinds.pop(name, None)
+
+
+def default() -> TransportKind:
+    _load()
+    return next(kind for kind in _kinds.values() if kind.default)
 
 
 def _load() -> None:

@@ -32,6 +32,7 @@ class SSHOptions:
 class SSH(TransportKind):
     name = "ssh"
     display = "SSH"
+    default = True
     default_port = DEFAULT_SSH_PORT
 
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
