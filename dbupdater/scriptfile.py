@@ -85,6 +85,7 @@ def check(path: Path, declared: str) -> str | None:
     decoder = codecs.getincrementaldecoder(found.body)(errors="strict")
     offset = found.skip  # file offset of the next byte to feed
     lines = 1
+    blank = True  # nothing but white space so far
     with path.open("rb") as handle:
         handle.seek(found.skip)
         while True:
@@ -105,8 +106,10 @@ def check(path: Path, declared: str) -> str | None:
                         f"{start + len(before.encode(found.body))}: a binary file, or a wrong encoding declared")
             lines += text.count("\n")
             offset += len(chunk)
+            blank = blank and not text.strip()
             if not chunk:
-                return None
+                return ("is empty: nothing to run (if it is meant to do nothing, put a comment in it)" if blank
+                        else None)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ the whole manifest as one job, strictly in order. Whether to stop is decided fro
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import time
@@ -45,6 +46,9 @@ class Executor:
     reporter: Reporter
     hooks: Hooks
     running: set[int] = field(default_factory=set)
+    # After the third Ctrl-C: the outcomes as they were when the run left. Abandoned workers may still end
+    # their scripts and change the live ones; the result and the reports are of the moment of leaving.
+    left: list[Outcome] | None = None
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -122,6 +126,8 @@ class Executor:
             return StepEnd.STOP_RUN
         self.reporter.handle(StepStarted(outcome, total))
         apply_one(self.deployment, p, outcome, self.options)
+        if self.left is not None:
+            return StepEnd.STOP_RUN  # abandoned: the run has ended without this row
         self.reporter.handle(StepFinished(outcome, total))
         if outcome.status is Status.APPLIED:
             return StepEnd.CONTINUE
@@ -152,6 +158,10 @@ class Executor:
             self.outcomes[position].status = Status.INTERRUPTED
             self.outcomes[position].reason = ("interrupted: the script may be partially applied, and may still run "
                                               "on the runner")
+        self.left = [dataclasses.replace(outcome) for outcome in self.outcomes]
+
+    def result(self, seconds: float, interrupted: bool) -> RunResult:
+        return RunResult(self.left if self.left is not None else self.outcomes, seconds, interrupted=interrupted)
 
 
 def apply(manifest: Manifest, options: RunOptions, reporter: Reporter, hooks: Hooks | None = None,
@@ -182,4 +192,4 @@ def apply(manifest: Manifest, options: RunOptions, reporter: Reporter, hooks: Ho
             executor.run(escalation)
         finally:
             heartbeat.stop()
-    return planned, RunResult(outcomes, time.monotonic() - started, interrupted=escalation.interrupted)
+    return planned, executor.result(time.monotonic() - started, escalation.interrupted)

@@ -7,6 +7,7 @@ manifest reader knows the syntax, not the service, so reading a manifest never i
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ..model.errors import UnresolvedReference
 from ..model.secret import Secret
 
 PREFIXES = ("env:", "file:", "vault:")
+MAX_FILE = 64 * 1024  # a password or a private key; anything bigger is not what the cell meant
 VaultLookup = Callable[[str], Secret]
 
 
@@ -36,16 +38,37 @@ class References:
                 raise UnresolvedReference(f"environment variable {name} (from {cell}) is not set")
             return Secret(os.environ[name])
         if cell.startswith("file:"):
-            path = Path(cell[5:]).expanduser()
-            if not path.is_absolute():
-                path = base_dir / path
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise UnresolvedReference(f"cannot read {cell}: {exc.strerror}") from None
-            return Secret(text.splitlines()[0] if text else "")
+            return Secret(_first_line(cell, base_dir))
         if cell.startswith("vault:"):
             if self._vault is None:
                 raise UnresolvedReference(f"{cell}: vault: references cannot be resolved here (no Vault client)")
             return self._vault(cell)
         return Secret(cell)
+
+
+def _first_line(cell: str, base_dir: Path) -> str:
+    """The first line of a `file:` reference's file: a regular file, at most MAX_FILE bytes, UTF-8. Checked
+    before it is opened, so /dev/zero, a FIFO or /dev/stdin is refused instead of exhausting memory or
+    blocking the run."""
+    try:
+        path = Path(cell[5:]).expanduser()
+    except RuntimeError:
+        path = Path(cell[5:])
+    if not path.is_absolute():
+        path = base_dir / path
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise UnresolvedReference(f"{cell}: not a regular file")
+        if info.st_size > MAX_FILE:
+            raise UnresolvedReference(f"{cell}: {info.st_size} bytes; a secret file holds at most {MAX_FILE}")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE + 1)
+        text = data.decode("utf-8")
+    except UnresolvedReference:
+        raise
+    except UnicodeDecodeError as exc:
+        raise UnresolvedReference(f"{cell}: not UTF-8 text (byte {exc.start})") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise UnresolvedReference(f"cannot read {cell}: {getattr(exc, 'strerror', None) or exc}") from None
+    return text.splitlines()[0] if text else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -91,7 +92,9 @@ def _closest(name: str, known: set[str]) -> str | None:
 
 
 def _port(value: str, line: int, column: str, problems: list[Problem]) -> int | None:
-    if not value.isdigit() or not 1 <= int(value) <= 65535:
+    # ASCII digits only: str.isdigit() also takes superscripts (int() then fails) and full-width digits (int()
+    # reads them as 3306).
+    if not (value.isascii() and value.isdigit() and len(value) <= 5) or not 1 <= int(value) <= 65535:
         problems.append(Problem(f"{value!r} is not a port number (1-65535)", line, column))
         return None
     return int(value)
@@ -148,14 +151,46 @@ def _key(cell: str, base_dir: Path, line: int, problems: list[Problem],
             return None, value
         cell = value.reveal()
     path = _path(cell, base_dir)
-    if not os.access(path, os.R_OK) or not path.is_file():
-        problems.append(Problem(f"key file {path} does not exist or is not readable", line, "sql_runner_key_file"))
+    wrong = _regular_file(path)
+    if wrong or not os.access(path, os.R_OK):
+        problems.append(Problem(f"key file {path} {wrong or 'is not readable'}", line, "sql_runner_key_file"))
     return path, None
 
 
 def _path(cell: str, base_dir: Path) -> Path:
-    path = Path(cell).expanduser()
+    try:
+        path = Path(cell).expanduser()
+    except RuntimeError:  # ~someone without a home directory: the name as it is
+        path = Path(cell)
     return path if path.is_absolute() else base_dir / path
+
+
+def _regular_file(path: Path) -> str | None:
+    """Why the path is not a readable regular file (following symlinks), or None. Never blocks: a FIFO or
+    a device is refused by its type, before anything opens it."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except (OSError, ValueError) as exc:  # ENAMETOOLONG, ELOOP, ENOTDIR, EACCES; a NUL in the path
+        return f"cannot be used: {getattr(exc, 'strerror', None) or exc}"
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO, socket or device"
+        return f"is not a regular file but {kind}"
+    return None
+
+
+def _outside(script: Path, cell: str, base_dir: Path) -> str | None:
+    """A script reached through a symlink must stay inside the folder its cell names (the manifest's folder
+    for a relative cell): a link to /etc/shadow would otherwise be uploaded and echoed in error output."""
+    try:
+        resolved = script.resolve()
+        folder = (base_dir if not Path(cell).is_absolute() else script.parent).resolve()
+    except (OSError, RuntimeError):
+        return "cannot be resolved"
+    if resolved != script.absolute() and not resolved.is_relative_to(folder):
+        return f"is a symbolic link to {resolved}, outside {folder}: copy the script in instead"
+    return None
 
 
 def _encoding(values: dict[str, str], default: str, line: int, problems: list[Problem]) -> str | None:
@@ -213,9 +248,12 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
     script_cell = values.get("sql_script_to_run", "")
     script = _path(script_cell, base_dir)
     if script_cell:
-        if not script.is_file():
+        wrong = _regular_file(script)
+        if wrong == "does not exist":
             problems.append(Problem(f"script {script_cell} not found (looked at {script})", line,
                                     "sql_script_to_run"))
+        elif wrong or (wrong := _outside(script, script_cell, base_dir)):
+            problems.append(Problem(f"script {script_cell} {wrong}", line, "sql_script_to_run"))
         elif not os.access(script, os.R_OK):
             problems.append(Problem(f"script {script_cell} is not readable", line, "sql_script_to_run"))
         elif encoding is not None:
