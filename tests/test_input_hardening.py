@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,25 @@ def test_validate_never_hangs_on_a_fifo_and_exits_2(tmp_path: Path) -> None:
                           timeout=30, stdin=subprocess.PIPE)
     assert proc.returncode == 2, proc.stderr
     assert "not a regular file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_control_characters_are_shown_escaped(tmp_path: Path) -> None:
+    name = "\x1b[2J\x1b[1;1Hall good\u202e.sql"
+    (tmp_path / "m.csv").write_text(f"{HEADER}\nr,u,file:x,MySQL,db,app,pw,3306,shop,{name}\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(ROOT / "remote_database_updater.py"), "validate", "-f",
+                           str(tmp_path / "m.csv"), "--color", "never"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "\x1b" not in proc.stderr and "\u202e" not in proc.stderr
+    assert "\\x1b[2J\\x1b[1;1Hall good\\u202e.sql not found" in proc.stderr
+
+
+def test_every_form_a_secret_is_written_in_is_masked() -> None:
+    from dbupdater.engines import registry
+    from dbupdater.model.secret import redact
+
+    secret = f'q:u\\o"te/{os.getpid()}&x=1'
+    redact.add(secret, *registry.get("mysql").secret_forms(secret), *registry.get("postgresql").secret_forms(secret))
+    for form in (secret, secret.replace("\\", "\\\\"), secret.replace("\\", "\\\\").replace('"', '\\"'),
+                 secret.replace("\\", "\\\\").replace(":", "\\:"), '"' + secret.replace("\\", "\\\\")
+                 .replace('"', '\\"') + '"', urllib.parse.quote(secret, safe="")):
+        assert form.strip('"') not in redact(f"before {form} after").replace("***", ""), form

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .. import defaults
 from ..execution.interrupts import sigterm_as_interrupt
 from ..model.errors import DbUpdaterError, ExitCode
-from ..model.secret import redact
+from ..model.secret import shown
 
 if TYPE_CHECKING:
     from ..environments import Environment
@@ -56,7 +56,7 @@ class Command:
 
 class _RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return shown(super().format(record))
 
 
 def setup_logging(verbose: bool) -> None:
@@ -126,13 +126,13 @@ def guarded(body: Callable[[], int]) -> int:
         with sigterm_as_interrupt():
             return body()
     except DbUpdaterError as exc:
-        print(redact(f"error: {exc}"), file=sys.stderr)
+        print(shown(f"error: {exc}"), file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
     except Exception:  # last line of defence: never print an unredacted traceback
-        print(redact("internal error (a bug; please report it):\n" + traceback.format_exc()), file=sys.stderr)
+        print(shown("internal error (a bug; please report it):\n" + traceback.format_exc()), file=sys.stderr)
         return int(ExitCode.INTERNAL)
 
 

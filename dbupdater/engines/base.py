@@ -117,6 +117,11 @@ class Engine(ABC):
     def credentials(self, db: DatabaseSpec) -> bytes:
         """Content of the 0600 credentials file; the only place a password goes."""
 
+    def secret_forms(self, secret: str) -> tuple[str, ...]:
+        """The forms `credentials()` writes a secret in (escaped for the client's file format): a script
+        that prints the file echoes those, and they are masked like the secret itself."""
+        return ()
+
     @abstractmethod
     def command(self, db: DatabaseSpec, script_path: str, credentials_path: str, *,
                 single_transaction: bool = False, before: str = "") -> Command:

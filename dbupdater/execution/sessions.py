@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .. import scriptfile
 from ..engines import registry as engines
+from ..model.secret import redact
 from ..model.specs import DatabaseSpec
 from ..transports import Transport, TransportError
 
@@ -44,8 +45,11 @@ class RunnerSession:
         with self._lock:
             path = self._credentials.get(key)
             if path is None:
-                path = f"{self.workdir}/login{len(self._credentials) + 1}.cred"
-                self.transport.put_bytes(engines.get(db.engine).credentials(db), path)
+                path = self.transport.shell.join(self.workdir, f"login{len(self._credentials) + 1}.cred")
+                engine = engines.get(db.engine)
+                if db.password:
+                    redact.add(db.password.reveal(), *engine.secret_forms(db.password.reveal()))
+                self.transport.put_bytes(engine.credentials(db), path)
                 self._credentials[key] = path
         return path
 

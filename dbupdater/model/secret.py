@@ -7,9 +7,14 @@ be masked wherever it surfaces, including in a traceback the CLI prints as a las
 
 from __future__ import annotations
 
+import json
 import threading
+import unicodedata
+import urllib.parse
 
 MASK = "***"
+# Bidirectional overrides and isolates reorder what a person reads (CVE-2021-42574, "Trojan Source").
+BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 class Redactor:
@@ -18,12 +23,16 @@ class Redactor:
         self._lock = threading.Lock()
         self._ordered: list[str] = []
 
-    def add(self, value: str) -> None:
+    def add(self, value: str, *forms: str) -> None:
+        """Mask the value and the forms it is written or echoed in: the ones given (a client's escaped file
+        format), and the common ones any tool might print (JSON, backslash-escaped, URL-encoded)."""
         # Very short values would mask ordinary words; such passwords are weak anyway.
         if len(value) < 3:
             return
+        common = (json.dumps(value)[1:-1], value.replace("\\", "\\\\"), urllib.parse.quote(value, safe=""))
         # A multi-line secret (a private key) is masked line by line too, as output splits it into lines.
-        parts = [value, *(line.strip() for line in value.splitlines() if len(line.strip()) >= 16)]
+        lines = (line.strip() for line in value.splitlines() if len(line.strip()) >= 16)
+        parts = [value, *lines, *(form for form in (*forms, *common) if len(form) >= 3)]
         with self._lock:
             fresh = [part for part in parts if part not in self._values]
             if fresh:
@@ -38,6 +47,25 @@ class Redactor:
 
 
 redact = Redactor()
+
+
+def printable(text: str) -> str:
+    """Text as it may reach a terminal or a log: control characters (an escape sequence that would rewrite
+    what a person reads) and bidirectional overrides shown as escapes; newlines and tabs kept."""
+    if text.isprintable():
+        return text
+    return "".join(_escaped(ch) for ch in text)
+
+
+def _escaped(ch: str) -> str:
+    if (unicodedata.category(ch) == "Cc" and ch not in "\n\t") or ch in BIDI:
+        return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+    return ch
+
+
+def shown(text: str) -> str:
+    """What the tool writes: secrets masked, then control characters escaped."""
+    return printable(redact(text))
 
 
 class Secret:

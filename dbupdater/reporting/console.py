@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..model.outcome import InterruptStep, Outcome, RunResult, Status
-from ..model.secret import redact
+from ..model.secret import shown
 from ..model.specs import DatabaseSpec, Manifest
 from ..plan import PlannedRow, RowState
 from .events import (
@@ -91,7 +91,7 @@ class ConsoleReporter:
             self.say(prefix + event.text, NOTICE_STYLES[event.level])
 
     def say(self, text: str, style: str = "") -> None:
-        self.console.print(Text(redact(text), style=style))
+        self.console.print(Text(shown(text), style=style))
 
     def note(self, text: str) -> None:
         self.say(f"note: {text}", "cyan")
@@ -100,7 +100,7 @@ class ConsoleReporter:
         self.say(f"warning: {text}", "yellow")
 
     def error(self, text: str) -> None:
-        self.console.print(Text(redact(text), style="bold red"))
+        self.console.print(Text(shown(text), style="bold red"))
 
     def run_started(self, manifest: Manifest) -> None:
         runners = {row.runner for row in manifest.rows}
@@ -160,19 +160,19 @@ class ConsoleReporter:
             table.add_column(name, overflow="fold")
         for p in planned:
             style = PLAN_STYLES[p.state]
-            table.add_row(str(p.index), redact(p.row.script_label), redact(p.row.db.target_label),
-                          Text(p.state.value, style=style), redact(p.detail))
+            table.add_row(str(p.index), shown(p.row.script_label), shown(p.row.db.target_label),
+                          Text(p.state.value, style=style), shown(p.detail))
         self.console.print(table)
 
     def status_table(self, matrix: pd.DataFrame) -> None:
         table = Table(title="Status (latest entry per script and target, UTC)", title_justify="left")
         table.add_column("script", overflow="fold")
         for target in matrix.columns:
-            table.add_column(redact(str(target)), overflow="fold")
+            table.add_column(shown(str(target)), overflow="fold")
         for script, row in matrix.iterrows():
             cells = [Text("-", style="dim") if not isinstance(v, str) else
                      Text(v, style="green" if v.startswith("success") else "bold red") for v in row]
-            table.add_row(redact(str(script)), *cells)
+            table.add_row(shown(str(script)), *cells)
         self.console.print(table)
 
     def environment_table(self, name: str, records: dict[str, dict[str, Any] | None]) -> None:
@@ -181,13 +181,13 @@ class ConsoleReporter:
             table.add_column(column, overflow="fold")
         for path, record in records.items():
             if record is None:
-                table.add_row(redact(path), Text("not registered", style="dim"), "", "", "", "")
+                table.add_row(shown(path), Text("not registered", style="dim"), "", "", "", "")
                 continue
             status = str(record.get("status", "?"))
             style = {"failed": "bold red", "updated": "green", "running": "green"}.get(status, "cyan")
-            table.add_row(redact(path), Text(status, style=style), str(record.get("status_since", "")),
-                          str(record.get("last_run_id", ""))[:8], redact(str(record.get("last_run_result", ""))),
-                          redact(str(record.get("updated_by", ""))))
+            table.add_row(shown(path), Text(status, style=style), str(record.get("status_since", "")),
+                          str(record.get("last_run_id", ""))[:8], shown(str(record.get("last_run_result", ""))),
+                          shown(str(record.get("updated_by", ""))))
         self.console.print(table)
 
     def targets_table(self, result: RunResult) -> None:
@@ -211,7 +211,7 @@ class ConsoleReporter:
                              style="yellow")
             else:
                 where = Text("complete", style="green")
-            table.add_row(redact(target), f"{len(done)}/{len(outcomes)}", str(len(bad)), str(waiting), where)
+            table.add_row(shown(target), f"{len(done)}/{len(outcomes)}", str(len(bad)), str(waiting), where)
         self.console.print(table)
 
     def run_finished(self, result: RunResult) -> None:
@@ -235,6 +235,6 @@ class ConsoleReporter:
         for outcome in outcomes:
             row = outcome.row
             seconds = f"{outcome.seconds:.2f}" if outcome.status is not Status.NOT_RUN else ""
-            table.add_row(str(outcome.index), redact(row.script_label), redact(row.runner.label),
-                          redact(row.db.label), Text(outcome.status.value, style=STYLES[outcome.status]), seconds)
+            table.add_row(str(outcome.index), shown(row.script_label), shown(row.runner.label),
+                          shown(row.db.label), Text(outcome.status.value, style=STYLES[outcome.status]), seconds)
         self.console.print(table)

@@ -56,6 +56,9 @@ class MySQL(Engine):
             lines.append(f"password={option_value(db.password.reveal())}")
         return ("\n".join(lines) + "\n").encode("utf-8")
 
+    def secret_forms(self, secret: str) -> tuple[str, ...]:
+        return (option_value(secret)[1:-1],)
+
     def _argv(self, db: DatabaseSpec, credentials_path: str, *options: str) -> list[str]:
         return [
             self.client,

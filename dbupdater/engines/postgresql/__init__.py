@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 # "psql:/path/file.sql:12: ERROR:  ..." or "ERROR:  ..." or "psql: error: connection ..."
 MESSAGE = re.compile(r"^(?:psql:(?:[^:]*:\d+:)? ?)?(?P<level>[A-Z]+|error|warning|fatal|notice):")
 ERRORS = {"ERROR", "FATAL", "PANIC", "error", "fatal"}
+# psql's words when a session it had is gone (server stopped, backend terminated, network cut); a failed login
+# says "connection to server at ... failed" instead.
+CONNECTION_LOST = re.compile(r"connection to server was lost|server closed the connection unexpectedly|"
+                             r"terminating connection due to")
 WARNINGS = {"WARNING", "NOTICE", "INFO", "LOG", "DEBUG", "warning", "notice"}
 
 
@@ -46,6 +50,9 @@ class PostgreSQL(Engine):
         # The file serves one invocation, so wildcards avoid host-name spelling mismatches.
         password = db.password.reveal() if db.password else ""
         return f"*:*:*:{passfile_field(db.user)}:{passfile_field(password)}\n".encode()
+
+    def secret_forms(self, secret: str) -> tuple[str, ...]:
+        return (passfile_field(secret),)
 
     def _env(self, credentials_path: str) -> tuple[tuple[str, str], ...]:
         # No secret here: the password file's path, and settings.
@@ -114,7 +121,10 @@ class PostgreSQL(Engine):
         return previous or Severity.ERROR
 
     def judge(self, result: Result, log: OutputLog) -> tuple[Verdict, str]:
-        if result.exit_code() == 2:
+        if result.exit_code() == 2:  # the connection failed: at login, or under a running script
+            if any(CONNECTION_LOST.search(line) for line in log.errors):
+                return Verdict.UNREACHABLE, ("the database connection was lost mid-script; the script may be "
+                                            "partially applied")
             return Verdict.UNREACHABLE, "cannot connect to or log in to the database"
         if result.exit_code() == 3:
             return Verdict.FAILED, "the script failed (psql exit 3)"

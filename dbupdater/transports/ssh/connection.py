@@ -157,10 +157,14 @@ class SSHTransport(Transport):
         self._client.set_missing_host_key_policy(policy)
         # Password or key given: use exactly that. Neither: agent and ~/.ssh keys, as OpenSSH would.
         explicit = bool(password) or key_file is not None or key_data is not None
+        # With a key, the password cell is the key's passphrase: never offered to the runner as a password
+        # (paramiko would fall back to password authentication when the key is refused).
+        with_key = key_file is not None or key_data is not None
         pkey = _load_key(key_data, password) if key_data else None
         kwargs: dict[str, Any] = dict(
-            username=user, password=password or None, key_filename=str(key_file) if key_file else None, pkey=pkey,
-            passphrase=password or None, allow_agent=not explicit, look_for_keys=not explicit,
+            username=user, password=None if with_key else password or None,
+            key_filename=str(key_file) if key_file else None, pkey=pkey,
+            passphrase=password or None if with_key else None, allow_agent=not explicit, look_for_keys=not explicit,
             timeout=options.connect_timeout, banner_timeout=options.connect_timeout,
             auth_timeout=options.connect_timeout,
         )
@@ -182,8 +186,8 @@ class SSHTransport(Transport):
             ) from None
         except paramiko.AuthenticationException:
             sock.close()
-            method = ("password" if password else "key file" if key_file else "private key from the manifest's "
-                      "reference" if key_data else "ssh-agent / ~/.ssh keys")
+            method = ("key file" if key_file else "private key from the manifest's reference" if key_data
+                      else "password" if password else "ssh-agent / ~/.ssh keys")
             raise TransportError(f"authentication failed for {self.label} ({method})") from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
             sock.close()
