@@ -8,10 +8,12 @@ import secrets
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from .conftest import Target, Workspace
+from .test_ledger import start, wait_for
 
 
 @pytest.mark.parametrize("target", ["mysql"], indirect=True)
@@ -89,3 +91,65 @@ def test_a_password_echoed_in_its_escaped_form_is_masked(workspace: Workspace, t
         else:
             target.query(f"DROP OWNED BY {user}")
             target.rig.psql_exec(f"DROP ROLE {user}")  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def pair(rig, info) -> Iterator[tuple[Target, Target]]:  # type: ignore[no-untyped-def]
+    """One fresh database on each server: the manifest two overlapping runs lock each other out with."""
+    name = f"t_{secrets.token_hex(4)}"
+    rig.create_mysql_database(name)
+    rig.create_postgres_database(name)
+    my, pg = info.mysql, info.postgres
+    yield (Target(rig, "mysql", name, info.db_host_for_runners, my.port, my.app_user, my.app_password,
+                  my.admin_user, my.admin_password),
+           Target(rig, "postgresql", name, info.db_host_for_runners, pg.port, pg.app_user, pg.app_password,
+                  pg.admin_user, pg.admin_password))
+    rig.drop_mysql_database(name)
+    rig.drop_postgres_database(name)
+
+
+def test_overlapping_runs_never_lock_each_other_out(workspace: Workspace, pair: tuple[Target, Target],
+                                                    info) -> None:  # type: ignore[no-untyped-def]
+    for target in pair:
+        workspace.row(target, workspace.script(f"{target.engine}.sql", target.sleep(0.5)
+                                               + "\nCREATE TABLE applied_once (id INT);\n"))
+    workspace.write()
+    for attempt in range(3):  # the lock-out needed two runs to split the locks: start three at once, thrice
+        runs = [start(workspace, info, "--lock-timeout", "60") for _ in range(3)]
+        outputs = [run.communicate(timeout=120)[0] for run in runs]
+        assert [run.returncode for run in runs] == [0, 0, 0], outputs
+        for target in pair:
+            assert target.rows("SELECT script, status FROM dbupdater_history") == [
+                [f"{target.engine}.sql", "success"]], (attempt, outputs)
+
+
+def test_a_run_waiting_for_a_lock_holds_none_after_it(workspace: Workspace, pair: tuple[Target, Target],
+                                                      info) -> None:  # type: ignore[no-untyped-def]
+    """Locks are waited for in a fixed order (by database): while this run waits for the MySQL database,
+    which another run holds, it holds no lock that comes after it (the PostgreSQL one it could take at once),
+    so the other run can never be waiting for this one."""
+    mysql_target, pg_target = pair
+    for target in pair:
+        workspace.row(target, workspace.script(f"{target.engine}.sql", "CREATE TABLE after_wait (id INT);\n"))
+    workspace.write()
+    first = start(workspace, info, "--lock-timeout", "60")  # creates the ledgers
+    assert first.wait(timeout=60) == 0
+    for target in pair:
+        target.query("DROP TABLE after_wait; DELETE FROM dbupdater_history")
+    mysql_target.query("INSERT INTO dbupdater_lock (name, run_id, host, pid, os_user, expires_at) VALUES "
+                       "('deploy', 'another-run', 'elsewhere', 1, 'someone', NOW() + INTERVAL 1 MINUTE)")
+    waiting = start(workspace, info, "--lock-timeout", "60")
+    try:
+        wait_for(lambda: waiting.poll() is not None or pg_target.rows("SELECT COUNT(*) FROM dbupdater_history")
+                 == [["0"]], what="the run to start")
+        time.sleep(2)  # it is waiting now, for MySQL
+        assert waiting.poll() is None
+        assert pg_target.rows("SELECT COUNT(*) FROM dbupdater_lock") == [["0"]]
+        mysql_target.query("DELETE FROM dbupdater_lock")  # the other run ends
+        out, _ = waiting.communicate(timeout=60)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+    assert waiting.returncode == 0, out
+    assert "waiting for the lock" in out and "another-" in out
+    assert "after_wait" in mysql_target.tables() and "after_wait" in pg_target.tables()

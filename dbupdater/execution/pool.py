@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -88,20 +89,25 @@ class Deployment:
              ) -> dict[DbKey, dict[str, Entry]]:
         """Read every database's history; with lock, create the ledger first and hold each database's lock.
 
-        Runners connect in parallel, then databases are opened in parallel; the first error ends the phase
-        (and the command) after the others finished, and closing releases whatever was locked.
+        Runners connect in parallel, then databases are opened in parallel, each lock taken only if it is
+        free. When another run holds one, this run lets go of every lock it took and then takes them one by
+        one in a fixed order (by database), waiting where needed: a run never waits while holding a lock out
+        of order, so overlapping runs cannot lock each other out. The first error ends the phase (and the
+        command) after the others finished, and closing releases whatever was locked.
         """
-        histories: dict[DbKey, dict[str, Entry]] = {}
+        histories: dict[DbKey, dict[str, Entry] | None] = {}
         first_rows = first_row_per_database(self.manifest.rows)
         workers = max(1, self.options.parallel)
+        deadline = time.monotonic() + self.options.lock_timeout
         parallel_map(self.session, list(dict.fromkeys(row.runner for row in first_rows)), workers)
 
-        def open_one(row: ManifestRow) -> None:
+        def open_one(row: ManifestRow, wait: bool = False) -> None:
             ledger = self.ledger(row)
             if lock:
-                notify = functools.partial(on_wait, row.db) if on_wait else None
+                notify = functools.partial(on_wait, row.db) if on_wait and wait else None
                 try:
-                    history = ledger.open_locked(self.options.lock_lease, self.options.lock_timeout, notify)
+                    history = ledger.open_locked(self.options.lock_lease, self.options.lock_timeout, notify,
+                                                 wait=wait, deadline=deadline)
                 finally:  # whether or not this thread saw the answer, the lock may be ours: close releases it
                     with self._lock:
                         self.locked[row.db.key] = ledger
@@ -111,7 +117,19 @@ class Deployment:
                 histories[row.db.key] = history
 
         parallel_map(open_one, first_rows, workers, group=lambda row: row.runner, per_group=self.options.per_runner)
-        return {row.db.key: histories[row.db.key] for row in first_rows}
+        if any(history is None for history in histories.values()):
+            for row in first_rows:  # hold nothing while waiting for what another run holds
+                taken = self.unlock(row.db.key)
+                if taken is not None:
+                    taken.release()
+            for row in sorted(first_rows, key=lambda row: row.db.key):
+                open_one(row, wait=True)
+        opened: dict[DbKey, dict[str, Entry]] = {}
+        for row in first_rows:
+            history = histories[row.db.key]
+            assert history is not None  # waited for, or Refused
+            opened[row.db.key] = history
+        return opened
 
     def unlock(self, key: DbKey) -> Ledger | None:
         """Take a database out of the locked set (its caller releases it)."""

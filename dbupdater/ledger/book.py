@@ -98,17 +98,20 @@ class Ledger:
     def _versioned_read(self) -> str:
         return "\n".join((schema.version_sql(self.d, self.tables), self._charset_sql(), self._history_sql()))
 
-    def open_locked(self, lease: int, timeout: float,
-                    on_wait: Callable[[Holder], None] | None = None) -> dict[str, Entry]:
+    def open_locked(self, lease: int, timeout: float, on_wait: Callable[[Holder], None] | None = None, *,
+                    wait: bool = True, deadline: float | None = None) -> dict[str, Entry] | None:
         """Create the tables, take the lock, read the ledger's version and the history: one client call when
-        the lock is free and the ledger current."""
+        the lock is free and the ledger current. Without `wait`, a lock held by another run returns None at
+        once instead of waiting (until `deadline`, a monotonic time, or `timeout` from now)."""
         fresh = schema.created_sql(self.d, self.tables, self.schema, HISTORY_TABLE)
         create = (self.d.create_tables(self.schema, self.history, self.lock, self.tables.versions, fresh) + "\n"
                   + schema.record(self.d, self.tables, 1))  # tables without a version row are version 1
         rows = self._exec(create + "\n" + self._lock_sql(lease) + "\n" + self._versioned_read())
         holders = [Holder(**row) for row in rows if "since" in row]
         if not (holders and holders[0].run_id == self.identity.run_id):
-            self.acquire(lease, timeout, on_wait)
+            if not wait:
+                return None
+            self.acquire(lease, timeout, on_wait, deadline)
             rows = self._exec(self._versioned_read())
         found = next((row["ledger_version"] for row in rows if "ledger_version" in row), None) or 1
         history = self._latest(rows)  # refuses a newer ledger before anything is changed
@@ -212,8 +215,9 @@ class Ledger:
             raise LedgerError(f"{self.db.label}: the lock row vanished while being taken")
         return Holder(**rows[0])
 
-    def acquire(self, lease: int, timeout: float, on_wait: Callable[[Holder], None] | None = None) -> None:
-        deadline = time.monotonic() + timeout
+    def acquire(self, lease: int, timeout: float, on_wait: Callable[[Holder], None] | None = None,
+                deadline: float | None = None) -> None:
+        deadline = time.monotonic() + timeout if deadline is None else deadline
         announced = False
         while True:
             holder = self.try_lock(lease)
