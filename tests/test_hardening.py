@@ -4,7 +4,10 @@ as a failed login, and passwords echoed back in the escaped form the tool itself
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import signal
 import subprocess
 import threading
 import time
@@ -13,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from .conftest import Target, Workspace
-from .test_ledger import start, wait_for
+from .test_ledger import client_pids, start, wait_for
 
 
 @pytest.mark.parametrize("target", ["mysql"], indirect=True)
@@ -153,3 +156,46 @@ def test_a_run_waiting_for_a_lock_holds_none_after_it(workspace: Workspace, pair
     assert waiting.returncode == 0, out
     assert "waiting for the lock" in out and "another-" in out
     assert "after_wait" in mysql_target.tables() and "after_wait" in pg_target.tables()
+
+
+def _freeze_runner_sessions(sig: int) -> list[int]:
+    """SIGSTOP (or SIGCONT) the runner's per-connection sshd processes: a frozen host whose kernel still
+    acknowledges TCP. The listening sshd is left alone, so the rig's runner stays usable afterwards."""
+    out = subprocess.run(["pgrep", "-f", "^sshd: dbt_runner"], capture_output=True, text=True).stdout
+    pids = [int(pid) for pid in out.split()]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+    return pids
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+@pytest.mark.parametrize("how", ["keepalive", "sigterm"])
+def test_a_frozen_runner_ends_the_run(workspace: Workspace, target: Target, info, how: str) -> None:
+    """Detected by unanswered keepalives (paramiko's own are never answered, so a frozen runner hung the run
+    for ever), and SIGTERM leaves within its bound even then (it used to block in the release for an hour)."""
+    workspace.row(target, workspace.script("slow.sql", target.sleep(40) + "\n"))
+    workspace.write()
+    interval = "1" if how == "keepalive" else "60"
+    run = start(workspace, info, "--ssh-alive-interval", interval, "--lock-lease", "5")
+    try:
+        wait_for(lambda: client_pids(target.name), what="the client to start")
+        assert _freeze_runner_sessions(signal.SIGSTOP)
+        began = time.monotonic()
+        if how == "sigterm":
+            time.sleep(0.5)
+            run.send_signal(signal.SIGTERM)
+        out, _ = run.communicate(timeout=35)  # the script alone would take 40 s, a frozen runner for ever
+        took = time.monotonic() - began
+    finally:
+        _freeze_runner_sessions(signal.SIGCONT)
+        if run.poll() is None:
+            run.kill()
+        for pid in client_pids(target.name):
+            os.kill(pid, signal.SIGKILL)
+    if how == "keepalive":
+        assert run.returncode == 3, out
+        assert "did not answer for 3s (frozen or cut off)" in out and "may be partially applied" in out
+    else:
+        assert run.returncode == 130, out
+        assert took < 3.0 + 2.0 + 5.0, (took, out)  # TERM_GRACE + LEAVE_GRACE + start-up slack

@@ -23,7 +23,7 @@ from ..plan import PlannedRow, plan_rows
 from ..reporting.events import Interrupted, Reporter, StepFinished, StepStarted, WaitingForLock
 from .heartbeat import Heartbeat
 from .hooks import Hooks, StopRun
-from .interrupts import Escalation
+from .interrupts import LEAVE_GRACE, Escalation
 from .options import RunOptions
 from .pool import Deployment
 from .scheduler import Scheduler
@@ -72,7 +72,10 @@ class Executor:
             if escalation.step is not InterruptStep.LEAVE:
                 raise
             # Left: the outcomes say what was abandoned; the run still ends with a result (exit 130), so its
-            # report and hooks (the environment state) are written.
+            # report and hooks (the environment state) are written. Locks are released on the way out, in a
+            # bounded time (a runner may be frozen: that is often why someone pressed Ctrl-C three times).
+            self.deployment.close(within=LEAVE_GRACE)
+            return
         for key in list(self.deployment.locked):
             self.release(key)
 
@@ -190,6 +193,6 @@ def apply(manifest: Manifest, options: RunOptions, reporter: Reporter, hooks: Ho
         escalation = Escalation(deployment.cancel, announce, executor.leave)
         try:
             executor.run(escalation)
-        finally:
-            heartbeat.stop()
+        finally:  # leaving after interrupts: a renewal stuck on a frozen runner must not hold the exit
+            heartbeat.stop(wait=LEAVE_GRACE / 4 if escalation.step is InterruptStep.LEAVE else 30.0)
     return planned, executor.result(time.monotonic() - started, escalation.interrupted)

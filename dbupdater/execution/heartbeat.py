@@ -42,6 +42,8 @@ class Heartbeat(threading.Thread):
             if ledger in self.ledgers:
                 self.ledgers.remove(ledger)
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 30.0) -> None:
+        """Stop renewing; wait for a renewal under way (it only ever extends our own lease, so one that lands
+        after the release changes nothing)."""
         self._stop_event.set()
-        self.join(timeout=30)
+        self.join(timeout=wait)

@@ -24,6 +24,7 @@ from types import FrameType
 from ..model.outcome import InterruptStep
 
 TERM_GRACE = 3.0  # seconds a SIGTERM waits for cancelled clients before leaving
+LEAVE_GRACE = 2.0  # seconds leaving spends releasing locks and removing private directories, at most
 
 
 class Terminated(KeyboardInterrupt):

@@ -136,14 +136,28 @@ class Deployment:
         with self._lock:
             return self.locked.pop(key, None)
 
-    def close(self) -> None:
-        for ledger in self.locked.values():
-            with contextlib.suppress(DbUpdaterError):
-                ledger.release()  # if this fails, the lease expires by itself
-        self.locked.clear()
-        sessions = list(self._sessions.values())
-        self._sessions.clear()
-        parallel_map(RunnerSession.close, sessions, max(1, self.options.parallel))
+    def close(self, within: float | None = None) -> None:
+        """Release the locks, remove the private directories, disconnect. With `within`, give up after that
+        many seconds (leaving after an interrupt: a frozen runner must not hold the exit; its locks end with
+        their leases)."""
+        with self._lock:
+            locked, self.locked = list(self.locked.values()), {}
+            sessions, self._sessions = list(self._sessions.values()), {}
+
+        def work() -> None:
+            def release(ledger: Ledger) -> None:
+                with contextlib.suppress(DbUpdaterError):
+                    ledger.release()  # if this fails, the lease expires by itself
+
+            parallel_map(release, locked, max(1, self.options.parallel))
+            parallel_map(RunnerSession.close, sessions, max(1, self.options.parallel))
+
+        if within is None:
+            work()
+            return
+        closing = threading.Thread(target=work, name="dbupdater-close", daemon=True)
+        closing.start()
+        closing.join(within)
 
     def cancel(self) -> None:
         """Interrupt every client still running on any runner (they cancel their statement on the server)."""

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 DEFAULT_CONNECT_TIMEOUT = 15.0
+DEFAULT_ALIVE_INTERVAL = 15.0
+ALIVE_COUNT = 3  # unanswered keepalives in a row that mean the runner is gone (OpenSSH's ServerAliveCountMax)
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class SSHOptions:
     known_hosts: Path
     accept_new_host_keys: bool = False
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    alive_interval: float = DEFAULT_ALIVE_INTERVAL
 
 
 class SSH(TransportKind):
@@ -43,11 +46,16 @@ class SSH(TransportKind):
                                 "use); a changed key is still refused")
         group.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS",
                            help="SSH connect and authentication timeout (default: %(default)s)")
+        group.add_argument("--ssh-alive-interval", type=float, default=DEFAULT_ALIVE_INTERVAL, metavar="SECONDS",
+                           help="ask each runner to answer this often; after 3 unanswered, it counts as gone, "
+                                "even when its kernel still acknowledges TCP (a frozen host) (default: "
+                                "%(default)s)")
 
     def options(self, args: argparse.Namespace) -> SSHOptions:
         known_hosts = getattr(args, "known_hosts", None) or Path(DEFAULT_KNOWN_HOSTS)
         return SSHOptions(Path(known_hosts).expanduser(), getattr(args, "accept_new_host_keys", False),
-                          getattr(args, "connect_timeout", DEFAULT_CONNECT_TIMEOUT))
+                          getattr(args, "connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+                          getattr(args, "ssh_alive_interval", DEFAULT_ALIVE_INTERVAL))
 
     def open(self, spec: RunnerSpec, options: Any) -> Transport:
         from .connection import SSHTransport

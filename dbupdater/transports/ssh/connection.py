@@ -19,16 +19,16 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-from ...model.command import Command, Result
+from ...model.command import Command, Ending, Result
 from ..base import HostKeyRefused, LineSplitter, OutputHandler, Transport, TransportError, without_module
 from ..shells import PosixShell
-from . import SSHOptions
+from . import ALIVE_COUNT, SSHOptions
 
 with without_module("invoke"):
     # paramiko imports invoke (30 ms of every run's start) only to run `Match exec` lines of ssh_config files,
     # which we never read.
     import paramiko
-    from paramiko.common import MSG_CHANNEL_REQUEST, cMSG_CHANNEL_REQUEST
+    from paramiko.common import MSG_CHANNEL_REQUEST, cMSG_CHANNEL_REQUEST, cMSG_GLOBAL_REQUEST
     from scp import SCPClient, SCPException
 
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
@@ -194,7 +194,6 @@ class SSHTransport(Transport):
             raise TransportError(f"runner {self.label} unreachable: {exc}") from None
         transport = self._client.get_transport()
         assert transport is not None
-        transport.set_keepalive(15)
         # paramiko ignores the "exit-signal" a server sends for a command killed by a signal, and reports no
         # exit status at all: read as "runner lost". This transport's own handler table reads it.
         transport._channel_handler_table = {  # type: ignore[attr-defined]
@@ -204,13 +203,45 @@ class SSHTransport(Transport):
         self._transport = transport
         self._running: set[paramiko.Channel] = set()
         self._running_lock = threading.Lock()
+        self._timeout = options.connect_timeout
+        self._gone: str | None = None  # why the runner counts as gone
+        self._closing = threading.Event()
+        threading.Thread(target=self._keep_alive, args=(options.alive_interval,), daemon=True,
+                         name=f"dbupdater-alive {self.label}").start()
+
+    def _keep_alive(self, interval: float) -> None:
+        """OpenSSH's ServerAlive: a request the server must answer, every `interval`. TCP keepalives cannot
+        tell a frozen runner (its kernel still acknowledges) from a busy one; this can. After ALIVE_COUNT
+        unanswered in a row the connection is closed, so every command on it ends as LOST at once."""
+        missed = 0
+        while not self._closing.wait(interval):
+            answered = threading.Event()
+            self._transport.completion_event = answered  # set by any reply to a global request
+            message = paramiko.Message()
+            message.add_byte(cMSG_GLOBAL_REQUEST)
+            message.add_string("keepalive@openssh.com")
+            message.add_boolean(True)  # want a reply: OpenSSH answers "failure", which is an answer
+            threading.Thread(target=self._send, args=(message,), daemon=True).start()  # may block: frozen peer
+            if answered.wait(interval):
+                missed = 0
+                continue
+            missed += 1
+            if missed >= ALIVE_COUNT and not self._closing.is_set():
+                self._gone = f"runner {self.label} did not answer for {missed * interval:g}s (frozen or cut off)"
+                logging.getLogger("dbupdater").warning("%s; closing its connection", self._gone)
+                self._transport.close()
+                return
+
+    def _send(self, message: paramiko.Message) -> None:
+        with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
+            self._transport._send_user_message(message)  # type: ignore[attr-defined]
 
     def run(self, command: Command, on_output: OutputHandler) -> Result:
         line, stdin_data = self.shell.render(command)
         try:
-            channel = self._transport.open_session()
+            channel = self._transport.open_session(timeout=self._timeout)  # paramiko's default: an hour
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise TransportError(f"runner {self.label} went away: {exc}") from None
+            raise TransportError(f"runner {self.label} went away: {self._gone or exc}") from None
         with self._running_lock:
             self._running.add(channel)
         try:
@@ -224,7 +255,10 @@ class SSHTransport(Transport):
                     raise TransportError(f"runner {self.label} went away: {exc}") from None
                 _drain(channel, LineSplitter("stdout", on_output), LineSplitter("stderr", on_output))
                 # -1 when the connection ended without an exit status: the shell reads that as "runner lost".
-                return self.shell.interpret(channel.recv_exit_status() if channel.exit_status_ready() else -1)
+                result = self.shell.interpret(channel.recv_exit_status() if channel.exit_status_ready() else -1)
+                if result.ending is Ending.LOST and self._gone:
+                    raise TransportError(self._gone)
+                return result
         finally:
             with self._running_lock:
                 self._running.discard(channel)
@@ -274,6 +308,7 @@ class SSHTransport(Transport):
             raise TransportError(f"writing a file on {self.label} failed: {exc}") from None
 
     def close(self) -> None:
+        self._closing.set()
         self._client.close()
 
 
