@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -199,3 +200,31 @@ def test_a_frozen_runner_ends_the_run(workspace: Workspace, target: Target, info
     else:
         assert run.returncode == 130, out
         assert took < 3.0 + 2.0 + 5.0, (took, out)  # TERM_GRACE + LEAVE_GRACE + start-up slack
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_known_hosts_read_as_openssh_reads_it(workspace: Workspace, target: Target, run_tool, tmp_path,
+                                              info) -> None:
+    """paramiko's loader crashed (exit 4) on an @revoked or @cert-authority line, a malformed line or a byte
+    that is not UTF-8; now odd lines are skipped with a warning and a revoked key is refused."""
+    workspace.row(target, workspace.script("001.sql", "SELECT 1;\n"))
+    path = workspace.write()
+    entries = Path(info.known_hosts).read_bytes()
+    runner = info.runners[0]
+    host_id = runner.host if runner.port == 22 else f"[{runner.host}]:{runner.port}"
+    line = next(raw for raw in entries.splitlines() if raw.split(b" ")[0].decode() == host_id)
+    key = b" ".join(line.split(b" ")[1:3])
+    odd = tmp_path / "odd_known_hosts"
+    odd.write_bytes(b"@cert-authority *.example.com " + key + b"\nthis is not a host key line\n\xff\xfe\n" + entries)
+    result = run_tool("-f", str(path), "--known-hosts", str(odd), known_hosts=False)
+    assert result.code == 0, result.text
+    assert "line 1: @cert-authority (host certificates) is not supported" in result.err
+    assert "line 2: cannot be read" in result.err or "line 2: not a host key line" in result.err
+    assert "line 3: not UTF-8 text; ignored" in result.err
+
+    revoked = tmp_path / "revoked_known_hosts"
+    revoked.write_bytes(entries + b"@revoked " + line + b"\n")
+    for extra in ([], ["--accept-new-host-keys"]):
+        refused = run_tool("-f", str(path), "--known-hosts", str(revoked), *extra, known_hosts=False)
+        assert refused.code == 3, refused.text
+        assert f"REVOKED HOST KEY for {host_id}" in refused.err

@@ -22,7 +22,8 @@ from typing import IO, Any
 from ...model.command import Command, Ending, Result
 from ..base import HostKeyRefused, LineSplitter, OutputHandler, Transport, TransportError, without_module
 from ..shells import PosixShell
-from . import ALIVE_COUNT, SSHOptions
+from . import ALIVE_COUNT, SSHOptions, known_hosts
+from .known_hosts import KnownHosts
 
 with without_module("invoke"):
     # paramiko imports invoke (30 ms of every run's start) only to run `Match exec` lines of ssh_config files,
@@ -43,12 +44,35 @@ def _host_id(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
 
-class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
-    def __init__(self, options: SSHOptions, port: int) -> None:
+class _Verify(paramiko.MissingHostKeyPolicy):
+    """Every host key is checked here, against known_hosts as OpenSSH reads it (the client's own table is
+    left empty, so paramiko asks this policy each time): revoked keys first, then a known key must match,
+    then an unknown one is refused or, with trust on first use, recorded."""
+
+    def __init__(self, options: SSHOptions, port: int, known: KnownHosts) -> None:
         self.options = options
         self.port = port
+        self.known = known
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        if self.known.is_revoked(hostname, key):
+            raise HostKeyRefused(f"REVOKED HOST KEY for {hostname} ({_fingerprint(key)}): {self.options.known_hosts} "
+                                 "marks this key @revoked. Ask the runner's administrator which key it should present")
+        expected: dict[str, paramiko.PKey] = dict(self.known.trusted.lookup(hostname) or {})
+        if key.get_name() in expected:
+            if expected[key.get_name()].asbytes() == key.asbytes():
+                return
+            raise HostKeyRefused(
+                f"HOST KEY MISMATCH for {hostname}: known_hosts has {_fingerprint(expected[key.get_name()])} but "
+                f"the runner offered {_fingerprint(key)}. This may be an attack; if the runner was rebuilt, remove "
+                f"the old entry (ssh-keygen -R) from {self.options.known_hosts} and verify the new key")
+        if expected:
+            raise HostKeyRefused(
+                f"HOST KEY MISMATCH for {hostname}: known_hosts has {', '.join(expected)} keys but the runner "
+                f"offered {_fingerprint(key)}. Verify it with the runner's administrator")
+        if self.options.accept_new_host_keys:
+            self._record(hostname, key)
+            return
         host = hostname.split("]")[0].lstrip("[")
         keyscan = f"ssh-keyscan -p {self.port} {shlex.quote(host)} >> {shlex.quote(str(self.options.known_hosts))}"
         raise HostKeyRefused(
@@ -57,19 +81,14 @@ class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
             "`ssh -o StrictHostKeyChecking=accept-new ...`, or rerun with --accept-new-host-keys"
         )
 
-
-class _TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
-    def __init__(self, options: SSHOptions) -> None:
-        self.options = options
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+    def _record(self, hostname: str, key: paramiko.PKey) -> None:
         path = self.options.known_hosts
         with _known_hosts_lock:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             with path.open("a", encoding="ascii") as handle:
                 handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
             path.chmod(0o600)
-        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.known.trusted.add(hostname, key.get_name(), key)
         logging.getLogger("dbupdater").warning("trusted new host key of %s (%s), recorded in %s", hostname,
                                                _fingerprint(key), path)
 
@@ -146,15 +165,13 @@ class SSHTransport(Transport):
                  options: SSHOptions, key_data: str | None = None) -> None:
         self.label = f"{user}@{_host_id(host, port)}"
         self._client = paramiko.SSHClient()
-        if options.known_hosts.exists():
-            try:
-                self._client.load_host_keys(str(options.known_hosts))
-            except (OSError, paramiko.SSHException) as exc:
-                raise TransportError(f"cannot read known_hosts {options.known_hosts}: {exc}") from None
-        policy: paramiko.MissingHostKeyPolicy = (
-            _TrustOnFirstUse(options) if options.accept_new_host_keys else _RefuseUnknown(options, port)
-        )
-        self._client.set_missing_host_key_policy(policy)
+        try:
+            known = known_hosts.read(options.known_hosts)
+        except OSError as exc:
+            raise TransportError(f"cannot read known_hosts {options.known_hosts}: {exc.strerror}") from None
+        for warning in known.warnings:
+            logging.getLogger("dbupdater").warning("%s", warning)
+        self._client.set_missing_host_key_policy(_Verify(options, port, known))
         # Password or key given: use exactly that. Neither: agent and ~/.ssh keys, as OpenSSH would.
         explicit = bool(password) or key_file is not None or key_data is not None
         # With a key, the password cell is the key's passphrase: never offered to the runner as a password
