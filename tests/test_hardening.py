@@ -9,6 +9,7 @@ import os
 import secrets
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Target, Workspace
+from .conftest import ROOT, Target, Workspace
 from .test_ledger import client_pids, start, wait_for
 
 
@@ -228,3 +229,28 @@ def test_known_hosts_read_as_openssh_reads_it(workspace: Workspace, target: Targ
         refused = run_tool("-f", str(path), "--known-hosts", str(revoked), *extra, known_hosts=False)
         assert refused.code == 3, refused.text
         assert f"REVOKED HOST KEY for {host_id}" in refused.err
+
+
+@pytest.mark.parametrize("target", ["postgresql"], indirect=True)
+def test_one_giant_output_line_is_bounded(workspace: Workspace, target: Target, info) -> None:  # type: ignore[no-untyped-def]
+    """A client printing 50 MB without a newline took the controller to 480 MB and printed it whole; a line
+    is now kept up to 64 KiB (and shown up to 2000 characters), saying what was cut."""
+    def run(script: str) -> tuple[int, int, str]:
+        workspace.rows.clear()
+        size = 50_000_000 if "big" in script else 10  # on stdout (a result), then on stderr (an error line)
+        workspace.row(target, workspace.script(script, f"SELECT repeat('x', {size}) AS line;\n"
+                                                       f"\\! head -c {size} /dev/zero | tr '\\0' y 1>&2\n"))
+        argv = [sys.executable, str(ROOT / "remote_database_updater.py"), "-f", str(workspace.write()),
+                "--known-hosts", info.known_hosts, "--color", "never"]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        return os.waitstatus_to_exitcode(status), usage.ru_maxrss, out
+
+    small_code, small_peak, _ = run("small.sql")
+    big_code, big_peak, out = run("big.sql")
+    # The unexpected stderr line fails both rows, and is shown.
+    assert small_code == big_code == 1, out
+    assert big_peak - small_peak < 40 * 1024, f"peak RSS grew from {small_peak} KiB to {big_peak} KiB"
+    assert "more characters]" in out and len(out) < 200_000  # 64 KiB kept, 2000 characters shown

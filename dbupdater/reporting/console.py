@@ -57,6 +57,13 @@ SUMMARY_ROWS = 50
 PROBLEMS = {Status.FAILED, Status.UNREACHABLE, Status.REFUSED, Status.INTERRUPTED}
 
 
+SHOWN_LINE = 2000  # characters of one client output line on screen
+
+
+def _short(line: str) -> str:
+    return line if len(line) <= SHOWN_LINE else f"{line[:SHOWN_LINE]} [... {len(line) - SHOWN_LINE} more characters]"
+
+
 NOTICE_STYLES = {Level.INFO: "", Level.SUCCESS: "green", Level.NOTE: "cyan", Level.WARNING: "yellow",
                  Level.ERROR: "bold red", Level.DETAIL: "dim"}
 
@@ -143,16 +150,16 @@ class ConsoleReporter:
             head += f"  {outcome.reason}"
         self.say(head, style)
         for line in outcome.warnings[:MAX_SHOWN_LINES]:
-            self.say(f"    warning: {line}", "yellow")
+            self.say(f"    warning: {_short(line)}", "yellow")
         for line in outcome.errors[:MAX_SHOWN_LINES]:
-            self.say(f"    {line}", "red")
+            self.say(f"    {_short(line)}", "red")
         hidden = max(0, len(outcome.warnings) - MAX_SHOWN_LINES) + max(0, len(outcome.errors) - MAX_SHOWN_LINES)
         if hidden:
             self.say(f"    ... {hidden} more lines", "dim")
         if outcome.status is Status.FAILED and not outcome.errors and outcome.stdout_tail:
             self.say("    last output lines:", "dim")
             for line in outcome.stdout_tail[-5:]:
-                self.say(f"    | {line}", "dim")
+                self.say(f"    | {_short(line)}", "dim")
 
     def plan_table(self, planned: list[PlannedRow]) -> None:
         table = Table(title="Plan", title_justify="left")

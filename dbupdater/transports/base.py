@@ -42,26 +42,43 @@ class HostKeyRefused(TransportError):
     """Unknown or changed host key: permanent until a person acts, so never retried."""
 
 
+MAX_LINE = 64 * 1024  # characters of one output line kept; the rest is cut, and the cut says so
+
+
 class LineSplitter:
-    """Incremental UTF-8 decoding and line splitting, so output is judged while it streams."""
+    """Incremental UTF-8 decoding and line splitting, so output is judged while it streams. A line is kept up
+    to MAX_LINE characters: a client printing 50 MB without a newline must not hold 50 MB (or print it)."""
 
     def __init__(self, stream: str, handler: OutputHandler) -> None:
         self.stream = stream
         self.handler = handler
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._pending = ""
+        self._cut = 0  # characters of the current line dropped so far
 
     def feed(self, data: bytes) -> None:
         text = self._pending + self._decoder.decode(data)
         *lines, self._pending = text.split("\n")
         for line in lines:
-            self.handler(self.stream, line.rstrip("\r"))
+            self._emit(line)
+        if len(self._pending) > MAX_LINE:
+            self._cut += len(self._pending) - MAX_LINE
+            self._pending = self._pending[:MAX_LINE]
+
+    def _emit(self, line: str) -> None:
+        if len(line) > MAX_LINE:
+            self._cut += len(line) - MAX_LINE
+            line = line[:MAX_LINE]
+        if self._cut:
+            line = f"{line} [... {self._cut} more characters of this line cut]"
+            self._cut = 0
+        self.handler(self.stream, line.rstrip("\r"))
 
     def close(self) -> None:
         text = self._pending + self._decoder.decode(b"", final=True)
         self._pending = ""
-        if text:
-            self.handler(self.stream, text.rstrip("\r"))
+        if text or self._cut:
+            self._emit(text)
 
 
 class Transport(ABC):

@@ -441,3 +441,17 @@ def test_the_stub_engine_keeps_the_rules_every_engine_keeps(harness: Harness) ->
         assert not any(PASSWORD in arg for arg in command.argv)
         assert not any(PASSWORD in value for _, value in command.env)
     assert registry.find("Stub") is engine and registry.for_port(engine.default_port) is engine
+
+
+def test_a_line_without_end_is_kept_to_its_bound() -> None:
+    from dbupdater.transports.base import MAX_LINE, LineSplitter
+
+    lines: list[str] = []
+    splitter = LineSplitter("stdout", lambda stream, line: lines.append(line))
+    for _ in range(200):  # 12.8 MB in 64 KiB reads, no newline until the end
+        splitter.feed(b"x" * 65536)
+    splitter.feed(b"\nnext\n")
+    splitter.close()
+    assert len(lines) == 2 and lines[1] == "next"
+    assert lines[0].startswith("x" * MAX_LINE) and lines[0].endswith(f"[... {200 * 65536 - MAX_LINE} more characters "
+                                                                      "of this line cut]")
