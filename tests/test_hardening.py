@@ -254,3 +254,37 @@ def test_one_giant_output_line_is_bounded(workspace: Workspace, target: Target, 
     assert small_code == big_code == 1, out
     assert big_peak - small_peak < 40 * 1024, f"peak RSS grew from {small_peak} KiB to {big_peak} KiB"
     assert "more characters]" in out and len(out) < 200_000  # 64 KiB kept, 2000 characters shown
+
+
+def test_sigterm_leaves_within_its_bound_when_the_database_froze(workspace: Workspace, rig, info) -> None:  # type: ignore[no-untyped-def]
+    """A frozen database server (SIGSTOP: TCP still accepted by its kernel) made SIGTERM take 18.6 s: the
+    cancel and the release waited on it. Frozen here: the rig's second MariaDB, so nothing else is touched."""
+    server = rig.latin1_mariadb()
+    name = f"t_fz_{secrets.token_hex(4)}"
+    server.create_database(name, charset="utf8mb4")
+    target = Target(rig, "mysql", name, server.host, server.port, info.mysql.app_user, info.mysql.app_password,
+                    info.mysql.admin_user, info.mysql.admin_password)
+    workspace.row(target, workspace.script("slow.sql", "SELECT SLEEP(40);\n"))
+    workspace.write()
+    pids = server._server.leftover_pids()
+    run = start(workspace, info, "--lock-lease", "5")
+    try:
+        wait_for(lambda: client_pids(name), what="the client to start")
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        time.sleep(0.5)
+        began = time.monotonic()
+        run.send_signal(signal.SIGTERM)
+        out, _ = run.communicate(timeout=30)
+        took = time.monotonic() - began
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+        if run.poll() is None:
+            run.kill()
+        for pid in client_pids(name):
+            os.kill(pid, signal.SIGKILL)
+    assert run.returncode == 130, out
+    assert took < 3.0 + 2.0 + 2.0, (took, out)  # TERM_GRACE + LEAVE_GRACE + slack
+    wait_for(lambda: not client_pids(name), what="the killed client to go")
+    server.drop_database(name)
