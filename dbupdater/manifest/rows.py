@@ -180,15 +180,15 @@ def _regular_file(path: Path) -> str | None:
     return None
 
 
-def _outside(script: Path, cell: str, base_dir: Path) -> str | None:
-    """A script reached through a symlink must stay inside the folder its cell names (the manifest's folder
-    for a relative cell): a link to /etc/shadow would otherwise be uploaded and echoed in error output."""
+def _outside(script: Path) -> str | None:
+    """A script that is a symbolic link must point into the folder it sits in (that folder's own links
+    followed): a link to /etc/shadow would otherwise be uploaded, and echoed in error output."""
     try:
-        resolved = script.resolve()
-        folder = (base_dir if not Path(cell).is_absolute() else script.parent).resolve()
+        written = Path(os.path.normpath(script.absolute()))  # '..' taken as written, links not followed
+        resolved, folder = written.resolve(), written.parent.resolve()
     except (OSError, RuntimeError):
         return "cannot be resolved"
-    if resolved != script.absolute() and not resolved.is_relative_to(folder):
+    if not resolved.is_relative_to(folder):
         return f"is a symbolic link to {resolved}, outside {folder}: copy the script in instead"
     return None
 
@@ -252,7 +252,7 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
         if wrong == "does not exist":
             problems.append(Problem(f"script {script_cell} not found (looked at {script})", line,
                                     "sql_script_to_run"))
-        elif wrong or (wrong := _outside(script, script_cell, base_dir)):
+        elif wrong or (wrong := _outside(script)):
             problems.append(Problem(f"script {script_cell} {wrong}", line, "sql_script_to_run"))
         elif not os.access(script, os.R_OK):
             problems.append(Problem(f"script {script_cell} is not readable", line, "sql_script_to_run"))
