@@ -288,3 +288,35 @@ def test_sigterm_leaves_within_its_bound_when_the_database_froze(workspace: Work
     assert took < 3.0 + 2.0 + 2.0, (took, out)  # TERM_GRACE + LEAVE_GRACE + slack
     wait_for(lambda: not client_pids(name), what="the killed client to go")
     server.drop_database(name)
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_stale_private_directories_of_dead_runs_are_removed(workspace: Workspace, target: Target, run_tool,
+                                                            info) -> None:  # type: ignore[no-untyped-def]
+    """A run that died (lost connection, kill -9) left its private directory with a credentials file on the
+    runner for ever; the next run through that runner removes the runner user's own over a day old."""
+    from dbupdater.model.command import Command
+    from dbupdater.model.secret import Secret
+    from dbupdater.model.specs import RunnerSpec
+    from dbupdater.transports import registry
+    from dbupdater.transports.ssh import SSHOptions
+
+    runner = info.runners[0]
+    spec = RunnerSpec("ssh", runner.host, runner.port, info.runner_user, Secret(info.runner_password))
+    transport = registry.get("ssh").open(spec, SSHOptions(Path(info.known_hosts)))
+    listing: list[str] = []
+
+    def sh(script: str) -> None:
+        listing.clear()
+        transport.run(Command(("sh", "-c", script)), lambda stream, line: listing.append(line))
+
+    try:
+        sh('cd "${TMPDIR:-/tmp}" && mkdir -m 700 dbupdater.oldrun1 dbupdater.newrun1 && '
+           "echo secret > dbupdater.oldrun1/login1.cred && touch -d '2 days ago' dbupdater.oldrun1")
+        workspace.row(target, workspace.script("001.sql", "SELECT 1;\n"))
+        assert run_tool("-f", str(workspace.write())).code == 0
+        sh('cd "${TMPDIR:-/tmp}" && ls -d dbupdater.oldrun1 dbupdater.newrun1 2>/dev/null; true')
+        assert listing == ["dbupdater.newrun1"]
+    finally:
+        sh('rm -rf "${TMPDIR:-/tmp}/dbupdater.oldrun1" "${TMPDIR:-/tmp}/dbupdater.newrun1"')
+        transport.close()

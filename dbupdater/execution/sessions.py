@@ -17,6 +17,7 @@ from ..transports import Transport, TransportError
 
 log = logging.getLogger("dbupdater")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+FRESH_EVERY = 3600.0  # seconds between touches of a runner's private directory (stale: a day untouched)
 
 
 @dataclass
@@ -38,6 +39,20 @@ class RunnerSession:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _prefetching: threading.Thread | None = None
     _stop_prefetch: threading.Event = field(default_factory=threading.Event)
+    _closed: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        threading.Thread(target=self._keep_fresh, name=f"dbupdater-fresh {self.transport.label}",
+                         daemon=True).start()
+
+    def _keep_fresh(self) -> None:
+        """Touch the private directory every FRESH_EVERY seconds: runs that connect later remove directories
+        of dead runs by their age (shells.STALE_MINUTES), and a run with one very long script is not dead."""
+        while not self._closed.wait(FRESH_EVERY):
+            try:
+                self.transport.run(self.transport.shell.touch(self.workdir), lambda stream, line: None)
+            except TransportError:
+                return
 
     def credentials(self, db: DatabaseSpec) -> str:
         # DatabaseSpec equality ignores the password; two rows may log in as one user with different ones.
@@ -97,6 +112,7 @@ class RunnerSession:
 
     def close(self) -> None:
         """Stop copying, remove the private directory and disconnect."""
+        self._closed.set()
         self._stop_prefetch.set()
         if self._prefetching is not None:  # a copy under way: let a small one end; a big one fails at the rm
             self._prefetching.join(timeout=5)

@@ -36,7 +36,14 @@ class Shell(ABC):
     def remove(self, paths: Sequence[str]) -> Command: ...
 
     @abstractmethod
+    def touch(self, path: str) -> Command:
+        """Mark a private directory as in use, so another run's clean-up of stale ones leaves it alone."""
+
+    @abstractmethod
     def join(self, directory: str, name: str) -> str: ...
+
+
+STALE_MINUTES = 24 * 60  # a private directory left this long by a dead run is removed at the next connect
 
 
 class PosixShell(Shell):
@@ -66,8 +73,12 @@ class PosixShell(Shell):
         return Result(Ending.EXITED, status, status)
 
     def make_private_dir(self) -> Command:
-        # mktemp -d creates the directory 0700.
-        return Command(("sh", "-c", 'umask 077 && mktemp -d "${TMPDIR:-/tmp}/dbupdater.XXXXXXXXXX"'))
+        # mktemp -d creates the directory 0700. Private directories of runs that died without removing theirs
+        # (a lost connection, kill -9) hold credentials files: the runner user's own that are over a day old
+        # are removed first. A live run's directory is never that old: its copies and logins touch it.
+        return Command(("sh", "-c", f'find "${{TMPDIR:-/tmp}}" -maxdepth 1 -type d -name "dbupdater.*" -user '
+                                    f'"$(id -u)" -mmin +{STALE_MINUTES} -exec rm -rf -- {{}} + 2>/dev/null; '
+                                    'umask 077 && mktemp -d "${TMPDIR:-/tmp}/dbupdater.XXXXXXXXXX"'))
 
     def private_dir_path(self, output: Sequence[str]) -> str | None:
         path = output[-1].strip() if output else ""
@@ -75,6 +86,9 @@ class PosixShell(Shell):
 
     def remove(self, paths: Sequence[str]) -> Command:
         return Command(("rm", "-rf", "--", *paths))
+
+    def touch(self, path: str) -> Command:
+        return Command(("touch", "-c", "--", path))
 
     def join(self, directory: str, name: str) -> str:
         return f"{directory.rstrip('/')}/{name}"

@@ -230,7 +230,10 @@ def test_the_shell_really_gives_those_statuses(tmp_path: Path) -> None:
 
 def test_private_dir_and_remove_commands_hold_no_manifest_value() -> None:
     made = shell.make_private_dir()
-    assert made.argv == ("sh", "-c", 'umask 077 && mktemp -d "${TMPDIR:-/tmp}/dbupdater.XXXXXXXXXX"')
+    assert made.argv == ("sh", "-c", 'find "${TMPDIR:-/tmp}" -maxdepth 1 -type d -name "dbupdater.*" -user '
+                         '"$(id -u)" -mmin +1440 -exec rm -rf -- {} + 2>/dev/null; '
+                         'umask 077 && mktemp -d "${TMPDIR:-/tmp}/dbupdater.XXXXXXXXXX"')
+    assert shell.touch(DIR).argv == ("touch", "-c", "--", DIR)
     assert shell.private_dir_path(["noise", "/tmp/dbupdater.abc\n"]) == "/tmp/dbupdater.abc"
     assert shell.private_dir_path(["mktemp: failed"]) is None and shell.private_dir_path([]) is None
     assert shell.remove([DIR, "-rf"]).argv == ("rm", "-rf", "--", DIR, "-rf")
