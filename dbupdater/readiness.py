@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .engines import registry as engines
-from .execution import Deployment, RunOptions
+from .execution.options import RunOptions
+from .execution.pool import Deployment
 from .model.secret import redact
 from .model.specs import DatabaseSpec, Manifest, ManifestRow, first_row_per_database
 from .transports import HostKeyRefused

@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(manifest: Manifest, args: argparse.Namespace) -> int:
     from .. import vault
     from ..environments import EnvironmentState, VaultHealth
-    from ..execution import Hooks, RunHook, apply
+    from ..execution.executor import apply
+    from ..execution.hooks import Hooks, RunHook
     from ..ledger import RunIdentity
     from ..reporting.events import Level, Notice, PlanMade, RunFinished, RunStarted
 

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(manifest: Manifest, args: argparse.Namespace) -> int:
-    from ..execution import Deployment
+    from ..execution.pool import Deployment
     from ..plan import plan_rows
 
     reporter = reporter_for(args)

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(manifest: Manifest, args: argparse.Namespace) -> int:
-    from ..execution import Deployment
+    from ..execution.pool import Deployment
     from ..ledger import RERUN, SUCCESS
     from ..plan import RowState, plan_rows
 

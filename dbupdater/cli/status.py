@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..ledger import Entry
 from ..model.errors import ExitCode
 from ..model.specs import DbKey, Manifest
 from .common import Command, reporter_for, run_options
+
+if TYPE_CHECKING:
+    from ..ledger import Entry
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +37,7 @@ def status_records(histories: dict[DbKey, dict[str, Entry]]) -> list[dict[str, A
 def run(manifest: Manifest, args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ..execution import Deployment
+    from ..execution.pool import Deployment
 
     with Deployment(manifest, run_options(args)) as deployment:
         histories = deployment.open(lock=False)

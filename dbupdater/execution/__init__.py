@@ -1,11 +1,6 @@
 """Running a plan: sessions and ledgers (`pool`), copies (`sessions`), the lease heartbeat, the scheduler,
-one executor for both walks, one row's step, interrupts and hooks."""
+one executor for both walks (`executor.apply`), one row's step, interrupts and hooks.
 
-from __future__ import annotations
-
-from .executor import apply
-from .hooks import Hooks, RunHook, StopRun
-from .options import RunOptions
-from .pool import Deployment
-
-__all__ = ["Deployment", "Hooks", "RunHook", "RunOptions", "StopRun", "apply"]
+Import from the modules themselves: this package stays empty so that the command line, which needs only
+`interrupts` to start, does not load the whole run machinery (110 ms) for `--help` or `validate`.
+"""

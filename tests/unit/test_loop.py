@@ -14,7 +14,9 @@ import threading
 import pytest
 
 from dbupdater import cli
-from dbupdater.execution import Hooks, RunOptions, StopRun, apply
+from dbupdater.execution.executor import apply
+from dbupdater.execution.hooks import Hooks, StopRun
+from dbupdater.execution.options import RunOptions
 from dbupdater.ledger import Refused
 from dbupdater.model.errors import ExitCode, UnreachableError
 from dbupdater.model.outcome import InterruptStep, RunResult, Status
