@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set everything up (apt packages, .venv) and run the whole suite: lint, types, tests on the real rig.
+# Set everything up (apt packages, .venv) and run the whole suite: lint, types, import rules, tests on the real rig.
 # Extra arguments go to pytest, e.g. bin/run_tests.sh -k security -x
 set -euo pipefail
 cd "$(dirname "$0")/.."

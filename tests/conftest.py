@@ -144,14 +144,17 @@ class Workspace:
         return row
 
     def write(self, name: str = "manifest.csv", header: list[str] | None = None) -> Path:
-        path = self.dir / name
-        columns = header or HEADER
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(columns)
-            for row in self.rows:
-                writer.writerow([row.get(column, "") for column in columns])
-        return path
+        return write_manifest(self.dir / name, header or HEADER, self.rows)
+
+
+def write_manifest(path: Path, columns: list[str], rows: list[dict[str, str]]) -> Path:
+    """A manifest CSV with these columns, a row per dict (missing cells empty)."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([row.get(column, "") for column in columns])
+    return path
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 from .. import scriptfile
 from ..engines import registry as engines
+from ..engines.base import HOST  # a runner's host; a database's host is its engine's to judge (check_host)
 from ..engines.registry import Planned
 from ..model.errors import ManifestError, Problem, UnresolvedReference
 from ..model.secret import Secret
@@ -17,8 +17,6 @@ from ..model.specs import DEFAULT_SSH_PORT, DatabaseSpec, Manifest, ManifestRow,
 from ..transports import registry as transports
 from . import columns as cols
 from .references import References, is_reference
-
-HOST = re.compile(r"^(?!-)[A-Za-z0-9._:%\[\]-]+$")  # a runner's host; a database's host is its engine's to judge
 
 
 def parse(source: str, base_dir: Path, header: list[str], rows: Iterable[tuple[int, list[str]]],

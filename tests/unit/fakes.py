@@ -43,7 +43,6 @@ after the test, with no edit anywhere under `dbupdater/`:
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import os
 import re
@@ -71,6 +70,8 @@ from dbupdater.transports import registry as transport_registry
 from dbupdater.transports.base import LineSplitter, OutputHandler, Transport, TransportError
 from dbupdater.transports.registry import TransportKind
 from dbupdater.transports.shells import PosixShell
+
+from ..conftest import write_manifest
 
 DB_HOST = "db1"
 DB_PORT = 7000
@@ -776,14 +777,7 @@ class Repo:
         })
 
     def write(self, name: str = "manifest.csv", header: list[str] | None = None) -> Path:
-        columns = header or HEADER
-        path = self.dir / name
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(columns)
-            for row in self.rows:
-                writer.writerow([row.get(column, "") for column in columns])
-        return path
+        return write_manifest(self.dir / name, header or HEADER, self.rows)
 
     def load(self) -> Manifest:
         from dbupdater.manifest import load

@@ -293,8 +293,7 @@ class SSHTransport(Transport):
             message.add_string("signal")
             message.add_boolean(False)
             message.add_string("INT")
-            with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
-                self._transport._send_user_message(message)  # type: ignore[attr-defined]
+            self._send(message)
 
     def _scp(self) -> SCPClient:
         # 128 KiB reads (scp's default is 16 KiB): fewer, fuller SSH packets; a 3.4 MB copy on a new connection
