@@ -6,7 +6,8 @@ set -euo pipefail
 PROJECT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$PROJECT_DIR/.venv"
 STAMP="$VENV/.dbu-setup-stamp"
-PACKAGES=(mariadb-server mariadb-client openssh-server openssh-client postgresql iproute2 python3-venv procps)
+PACKAGES=(mariadb-server mariadb-client openssh-server openssh-client postgresql iproute2 python3-venv procps
+          chromium chromium-driver)  # chromium: the HTML report's browser test
 
 say() { printf 'setup: %s\n' "$*"; }
 

@@ -91,6 +91,7 @@ class RigInfo:
     vault_prefix: str = ""
     vault_kv2_mount: str = ""
     vault_kv1_mount: str = ""
+    replay_bin: str = ""  # first on the runners' PATH: replay clients (sqlplus, sqlcmd) go here in tests
 
     __repr__ = _masked_repr
 

@@ -113,6 +113,12 @@ class Layout:
     def runner_dir(self, index: int) -> Path:
         return self.ssh / f"runner{index}"
 
+    @property
+    def replay_bin(self) -> Path:
+        """First on every runner's PATH (sshd's SetEnv): tests put replay clients here (sqlplus, sqlcmd) for
+        servers that cannot run on the rig. Empty otherwise, so the real clients are found as usual."""
+        return self.ssh / "replay-bin"
+
     def sshd_config(self, index: int) -> Path:
         return self.runner_dir(index) / "sshd_config"
 

@@ -213,6 +213,7 @@ class Rig:
             runner_user=self.runner_user,
             runner_password=previous.runner_password if previous else _secret(),
             runner_key_file=str(self.layout.client_key), runners=runners, db_host_for_runners=db_host,
+            replay_bin=str(self.layout.replay_bin),
             mysql=db(self.mysql_port, "root", previous.mysql if previous else None),
             postgres=db(self.postgres_port, "postgres", previous.postgres if previous else None),
             vault_addr=f"http://127.0.0.1:{self.vault_port}",

@@ -120,6 +120,7 @@ def write_sshd_config(layout: Layout, index: int, runner: RunnerInfo, user: str)
     # StrictModes checks every directory above authorized_keys; a rig under /tmp (1777) can never pass,
     # so it is relaxed only there. The files themselves are root-owned 0644 either way.
     strict = "yes" if sshd_strict_path_ok(layout.authorized_keys) else "no"
+    make_dir(layout.replay_bin)
     config = f"""\
 # written by environment_creators for runner {index}; private to this rig
 ListenAddress {runner.host}:{runner.port}
@@ -139,6 +140,7 @@ LogLevel VERBOSE
 PrintMotd no
 X11Forwarding no
 Subsystem sftp internal-sftp
+SetEnv PATH={layout.replay_bin}:/usr/local/bin:/usr/bin:/bin
 """
     write_file(layout.sshd_config(index), config, mode=0o644)
 

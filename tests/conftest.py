@@ -30,8 +30,11 @@ def rig():  # type: ignore[no-untyped-def]
         pytest.skip("the rig needs root (runner users, network namespaces, private servers)")
     from environment_creators.rig import Rig
 
-    root = Path(os.environ.get("DBU_TEST_RIG_ROOT", "/tmp/dbupdater-test-rig"))
-    handle = Rig(name="dbt", root=root, runners=2, subnet_index=1, base_port=47400)
+    # Overridable so that two suites (or two people) on one machine can each have their own rig.
+    name = os.environ.get("DBU_TEST_RIG_NAME", "dbt")
+    root = Path(os.environ.get("DBU_TEST_RIG_ROOT", "/tmp/dbupdater-test-rig" + ("" if name == "dbt" else "-" + name)))
+    handle = Rig(name=name, root=root, runners=2, subnet_index=int(os.environ.get("DBU_TEST_RIG_SUBNET", "1")),
+                 base_port=int(os.environ.get("DBU_TEST_RIG_PORT", "47400")))
     handle.up()
     yield handle
     if os.environ.get("DBU_KEEP_RIG") != "1":

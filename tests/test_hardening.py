@@ -163,7 +163,8 @@ def test_a_run_waiting_for_a_lock_holds_none_after_it(workspace: Workspace, pair
 def _freeze_runner_sessions(sig: int) -> list[int]:
     """SIGSTOP (or SIGCONT) the runner's per-connection sshd processes: a frozen host whose kernel still
     acknowledges TCP. The listening sshd is left alone, so the rig's runner stays usable afterwards."""
-    out = subprocess.run(["pgrep", "-f", "^sshd: dbt_runner"], capture_output=True, text=True).stdout
+    user = os.environ.get("DBU_TEST_RIG_NAME", "dbt") + "_runner"
+    out = subprocess.run(["pgrep", "-f", f"^sshd: {user}"], capture_output=True, text=True).stdout
     pids = [int(pid) for pid in out.split()]
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):

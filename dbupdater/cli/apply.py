@@ -38,8 +38,9 @@ def run(manifest: Manifest, args: argparse.Namespace) -> int:
 
     reporter = reporter_for(args)
     environment = environment_for(args)
-    reporter.handle(RunStarted(manifest))
     identity = RunIdentity()
+    reporter.handle(RunStarted(manifest, "apply", identity.run_id, environment=environment and environment.name,
+                               shard=args.shard or None))
     chosen: list[RunHook] = []
     if environment is not None or vault.used():
         chosen.append(VaultHealth(vault.shared()))

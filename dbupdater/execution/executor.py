@@ -20,7 +20,15 @@ from ..model.errors import DbUpdaterError
 from ..model.outcome import InterruptStep, Outcome, RunResult, Status
 from ..model.specs import DbKey, Manifest, targets
 from ..plan import PlannedRow, plan_rows
-from ..reporting.events import Interrupted, Reporter, StepFinished, StepStarted, WaitingForLock
+from ..reporting.events import (
+    Interrupted,
+    OutputLine,
+    Reporter,
+    RunPlanned,
+    StepFinished,
+    StepStarted,
+    WaitingForLock,
+)
 from .heartbeat import Heartbeat
 from .hooks import Hooks, StopRun
 from .interrupts import LEAVE_GRACE, Escalation
@@ -128,7 +136,8 @@ class Executor:
             self.reporter.handle(StepFinished(outcome, total))
             return StepEnd.STOP_RUN
         self.reporter.handle(StepStarted(outcome, total))
-        apply_one(self.deployment, p, outcome, self.options)
+        apply_one(self.deployment, p, outcome, self.options,
+                  lambda stream, line: self.reporter.handle(OutputLine(outcome, stream, line)))
         if self.left is not None:
             return StepEnd.STOP_RUN  # abandoned: the run has ended without this row
         self.reporter.handle(StepFinished(outcome, total))
@@ -174,6 +183,7 @@ def apply(manifest: Manifest, options: RunOptions, reporter: Reporter, hooks: Ho
     with Deployment(manifest, options, identity) as deployment:
         histories = deployment.open(lock=True, on_wait=lambda db, holder: reporter.handle(WaitingForLock(db, holder)))
         planned = plan_rows(manifest.rows, histories)
+        reporter.handle(RunPlanned(planned, options.parallel, options.per_runner))
         outcomes = [Outcome(p.index, p.row) for p in planned]
         if any(p.state.blocks for p in planned):
             for p, outcome in zip(planned, outcomes, strict=True):

@@ -8,6 +8,7 @@ rides with the database's next ledger call, a failure is written at once.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from ..checksum import VERSION
 from ..engines import OutputLog, Verdict
@@ -22,8 +23,11 @@ from ..transports import Transport, TransportError
 from .options import RunOptions
 from .pool import Deployment
 
+LineSink = Callable[[str, str], None]
 
-def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: RunOptions) -> None:
+
+def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: RunOptions,
+              on_line: LineSink | None = None) -> None:
     row = p.row
     engine = engines.get(row.db.engine)
     single = row.single_transaction or (options.single_transaction and engine.transactional_ddl)
@@ -42,7 +46,7 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
         outcome.status, outcome.reason = Status.UNREACHABLE, f"not started: {exc}"
         return
     try:
-        began = run_script(session.transport, row, outcome, single, script, credentials, before)
+        began = run_script(session.transport, row, outcome, single, script, credentials, before, on_line)
     finally:
         outcome.seconds = time.monotonic() - started
     cancelled = deployment.cancelled and outcome.status is Status.FAILED
@@ -70,7 +74,7 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
 
 
 def run_script(transport: Transport, row: ManifestRow, outcome: Outcome, single_transaction: bool, script: str,
-                credentials: str, before: str) -> bool | None:
+               credentials: str, before: str, on_line: LineSink | None = None) -> bool | None:
     """Run the client on the runner and judge it; returns whether the `running` row went in with it (always
     True when it was written beforehand, None when the runner went away and nobody can tell)."""
     engine = engines.get(row.db.engine)
@@ -84,6 +88,8 @@ def run_script(transport: Transport, row: ManifestRow, outcome: Outcome, single_
             marker_seen = True
         else:
             log.feed(stream, line)
+            if on_line is not None:
+                on_line(stream, line)
 
     try:
         try:

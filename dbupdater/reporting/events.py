@@ -4,8 +4,9 @@ notifications next) implements, so the run knows no report and a new one changes
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Protocol
 
 from ..ledger import Holder
@@ -25,7 +26,16 @@ class Level(Enum):
 
 @dataclass(frozen=True)
 class RunStarted:
+    """The run's identity as reports need it; the CLI fills what it knows (the command line already redacted)."""
+
     manifest: Manifest
+    command: str = "apply"
+    run_id: str = ""
+    argv: tuple[str, ...] = ()
+    environment: str | None = None
+    shard: str | None = None
+    report_dir: Path | None = None  # the run folder, when one is written
+    history: bool = True  # False for `exec`: nothing is read from or written to the history tables
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,27 @@ class PlanMade:
     """The plan of every row (shown when a run is refused, and by `plan`)."""
 
     planned: list[PlannedRow]
+
+
+@dataclass(frozen=True)
+class RunPlanned:
+    """Every row's plan, with the history it came from (`PlannedRow.entry`: durations for estimates), and the
+    caps on parallelism that apply. Sent once, before anything runs, whether or not the run goes ahead."""
+
+    planned: list[PlannedRow]
+    parallel: int = 1
+    per_runner: int = 1
+    caps: dict[str, str] = field(default_factory=dict)  # which cap applied where, said in words
+
+
+@dataclass(frozen=True)
+class OutputLine:
+    """One line of a client's output while its script runs (for `-v` and output excerpts); already bounded
+    (transports cut lines at 64 KiB) but not yet redacted: a reporter shows it through `shown()`."""
+
+    outcome: Outcome
+    stream: str
+    line: str
 
 
 @dataclass(frozen=True)
@@ -70,7 +101,8 @@ class Notice:
     level: Level = Level.INFO
 
 
-Event = RunStarted | WaitingForLock | PlanMade | StepStarted | StepFinished | Interrupted | RunFinished | Notice
+Event = (RunStarted | WaitingForLock | RunPlanned | PlanMade | StepStarted | OutputLine | StepFinished | Interrupted
+         | RunFinished | Notice)
 
 
 class Reporter(Protocol):
