@@ -39,8 +39,8 @@ def run(manifest: Manifest, args: argparse.Namespace) -> int:
     reporter = reporter_for(args)
     environment = environment_for(args)
     identity = RunIdentity()
-    reporter.handle(RunStarted(manifest, "apply", identity.run_id, environment=environment.name if environment else None,
-                               shard=args.shard or None))
+    reporter.handle(RunStarted(manifest, "apply", identity.run_id, shard=args.shard or None,
+                               environment=environment.name if environment else None))
     chosen: list[RunHook] = []
     if environment is not None or vault.used():
         chosen.append(VaultHealth(vault.shared()))
