@@ -54,6 +54,14 @@ def plan_rows(rows: list[ManifestRow], histories: dict[DbKey, dict[str, Entry]])
     return planned
 
 
+def every_row(rows: list[ManifestRow]) -> list[PlannedRow]:
+    """`exec`'s plan: every row runs, as listed (no history says otherwise)."""
+    digests: dict[Path, str] = {}
+    return [PlannedRow(index, row, digests.get(row.script) or digests.setdefault(row.script, checksum(row.script)),
+                       RowState.PENDING, "exec: no history")
+            for index, row in enumerate(rows, start=1)]
+
+
 def _state(row: ManifestRow, digest: str, entry: Entry | None) -> tuple[RowState, str]:
     if entry is None or entry.status in NOT_APPLIED:
         return RowState.PENDING, "" if entry is None else f"last attempt {entry.describe()}"

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..model.errors import ExitCode
-from . import apply, baseline, environment, plan, resolve, status, validate, wait_ready
+from . import apply, baseline, environment, execute, plan, resolve, status, validate, wait_ready
 from .common import (
     EPILOG,
     Command,
@@ -23,7 +23,7 @@ from .common import (
 )
 
 COMMANDS: tuple[Command, ...] = tuple(module.COMMAND for module in (
-    apply, validate, plan, status, resolve, baseline, environment, wait_ready))
+    apply, execute, validate, plan, status, resolve, baseline, environment, wait_ready))
 SUBCOMMANDS = tuple(command.name for command in COMMANDS)
 
 
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
         add_manifest_options(sub)
         add_connection_options(sub)  # validate accepts them unused: scripts pass the same flags everywhere
-        if command.connects:
+        if command.connects and command.history:
             add_ledger_options(sub, locking=command.locking)
         add_output_options(sub)
         command.add_arguments(sub)

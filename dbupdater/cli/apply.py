@@ -11,6 +11,12 @@ from .common import Command, add_environment_options, environment_for, positive,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_run_arguments(parser)
+    add_environment_options(parser)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `apply` and `exec` share: how the manifest is walked and how each script runs."""
     fanout = parser.add_argument_group("parallelism")
     fanout.add_argument("--parallel", type=positive, default=defaults.PARALLEL, metavar="N",
                         help="run up to N databases at once, each database's scripts in manifest order "
@@ -25,7 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run each PostgreSQL script in one transaction (psql --single-transaction): a failed "
                              "script leaves nothing behind; MySQL DDL cannot be rolled back, so MySQL rows are "
                              "unaffected")
-    add_environment_options(parser)
 
 
 def run(manifest: Manifest, args: argparse.Namespace) -> int:

@@ -43,8 +43,8 @@ times: leave at once. SIGTERM cancels running scripts and leaves after a few sec
 
 @dataclass(frozen=True)
 class Command:
-    """One subcommand: its parser's extras and its body. `connects`: it reaches runners and ledgers;
-    `locking`: it takes the databases' locks."""
+    """One subcommand: its parser's extras and its body. `connects`: it reaches runners; `history`: it reads or
+    writes the history tables; `locking`: it takes the databases' locks."""
 
     name: str
     help: str
@@ -52,6 +52,7 @@ class Command:
     run: Callable[[Manifest, argparse.Namespace], int]
     connects: bool = True
     locking: bool = True
+    history: bool = True
 
 
 class _RedactingFormatter(logging.Formatter):

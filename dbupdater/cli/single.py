@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..manifest import columns, is_reference
 from ..model.errors import ManifestError, Problem, UsageError
-from . import apply
+from . import apply, execute
 from .common import (
     EPILOG,
     add_connection_options,
@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         # Manifest spelling accepted too, so shell scripts can reuse the CSV column names.
         parser.add_argument(option(field), "--" + field, dest=field, default="", metavar="VALUE",
                             help=HELP.get(field) or columns.plugin_columns().get(field, ""))
+    parser.add_argument("--no-history", action="store_true",
+                        help="run the script without the history tables (like `exec`): nothing recorded, no lock, "
+                             "it runs every time; judged and exit codes as usual")
     add_connection_options(parser)
     add_ledger_options(parser)
     add_output_options(parser)
@@ -85,6 +88,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ManifestError as exc:
             renamed = [Problem(p.message, None, option(p.column) if p.column else None) for p in exc.problems]
             raise ManifestError("options", renamed) from None
-        return apply.run(manifest, args)
+        return (execute.run if args.no_history else apply.run)(manifest, args)
 
     return guarded(body)

@@ -19,7 +19,7 @@ from ..ledger import RunIdentity
 from ..model.errors import DbUpdaterError
 from ..model.outcome import InterruptStep, Outcome, RunResult, Status
 from ..model.specs import DbKey, Manifest, targets
-from ..plan import PlannedRow, plan_rows
+from ..plan import PlannedRow, every_row, plan_rows
 from ..reporting.events import (
     Interrupted,
     OutputLine,
@@ -35,7 +35,7 @@ from .interrupts import LEAVE_GRACE, Escalation
 from .options import RunOptions
 from .pool import Deployment
 from .scheduler import Scheduler
-from .step import apply_one
+from .step import apply_one, exec_one
 
 
 class StepEnd(Enum):
@@ -136,8 +136,9 @@ class Executor:
             self.reporter.handle(StepFinished(outcome, total))
             return StepEnd.STOP_RUN
         self.reporter.handle(StepStarted(outcome, total))
-        apply_one(self.deployment, p, outcome, self.options,
-                  lambda stream, line: self.reporter.handle(OutputLine(outcome, stream, line)))
+        run_row = apply_one if self.options.history else exec_one
+        run_row(self.deployment, p, outcome, self.options,
+                lambda stream, line: self.reporter.handle(OutputLine(outcome, stream, line)))
         if self.left is not None:
             return StepEnd.STOP_RUN  # abandoned: the run has ended without this row
         self.reporter.handle(StepFinished(outcome, total))
@@ -181,8 +182,13 @@ def apply(manifest: Manifest, options: RunOptions, reporter: Reporter, hooks: Ho
     started = time.monotonic()
     hooks = hooks or Hooks()
     with Deployment(manifest, options, identity) as deployment:
-        histories = deployment.open(lock=True, on_wait=lambda db, holder: reporter.handle(WaitingForLock(db, holder)))
-        planned = plan_rows(manifest.rows, histories)
+        if options.history:
+            histories = deployment.open(lock=True,
+                                        on_wait=lambda db, holder: reporter.handle(WaitingForLock(db, holder)))
+            planned = plan_rows(manifest.rows, histories)
+        else:
+            deployment.connect()
+            planned = every_row(manifest.rows)
         reporter.handle(RunPlanned(planned, options.parallel, options.per_runner))
         outcomes = [Outcome(p.index, p.row) for p in planned]
         if any(p.state.blocks for p in planned):

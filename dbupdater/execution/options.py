@@ -18,3 +18,4 @@ class RunOptions:
     parallel: int = defaults.PARALLEL
     per_runner: int = defaults.PER_RUNNER
     keep_going: bool = False
+    history: bool = True  # False (`exec`): no history tables, no locks; every row runs, judged as `apply` judges

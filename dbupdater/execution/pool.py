@@ -85,6 +85,12 @@ class Deployment:
                 ledger = self._ledgers.setdefault(key, ledger)
         return ledger
 
+    def connect(self) -> None:
+        """Connect to every runner of the manifest (in parallel), for commands that use no ledger (`exec`); the
+        first error ends the phase after the others finished."""
+        runners = list(dict.fromkeys(row.runner for row in self.manifest.rows))
+        parallel_map(self.session, runners, max(1, self.options.parallel))
+
     def open(self, *, lock: bool, on_wait: Callable[[DatabaseSpec, Holder], None] | None = None,
              ) -> dict[DbKey, dict[str, Entry]]:
         """Read every database's history; with lock, create the ledger first and hold each database's lock.

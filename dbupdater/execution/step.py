@@ -73,6 +73,30 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
                           "and the next run will ask you to resolve it")
 
 
+def exec_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: RunOptions,
+             on_line: LineSink | None = None) -> None:
+    """`exec`: copy and run the script, judged exactly as `apply` judges it, with nothing read from or written to
+    the history (ad-hoc checks and reports; the way every engine is tested end to end where no server runs)."""
+    row = p.row
+    engine = engines.get(row.db.engine)
+    single = row.single_transaction or (options.single_transaction and engine.transactional_ddl)
+    started = time.monotonic()
+    try:
+        session = deployment.session(row.runner)
+        script = session.upload(row.script, row.encoding)
+        credentials = session.credentials(row.db)
+    except DbUpdaterError as exc:
+        outcome.status, outcome.reason = Status.UNREACHABLE, f"not started: {exc}"
+        return
+    try:
+        run_script(session.transport, row, outcome, single, script, credentials, "", on_line)
+    finally:
+        outcome.seconds = time.monotonic() - started
+    if deployment.cancelled and outcome.status is Status.FAILED:
+        outcome.status = Status.INTERRUPTED
+        outcome.reason = f"cancelled on the server (interrupted): {outcome.reason}"
+
+
 def run_script(transport: Transport, row: ManifestRow, outcome: Outcome, single_transaction: bool, script: str,
                credentials: str, before: str, on_line: LineSink | None = None) -> bool | None:
     """Run the client on the runner and judge it; returns whether the `running` row went in with it (always

@@ -1,0 +1,38 @@
+"""`exec`: run every row's script on its target without the history (ad-hoc checks, reports, Meteor's test mode).
+
+Judged exactly as `apply` judges, with the same exit codes; nothing is read from or written to the history
+tables and no lock is taken, so every row runs each time and two `exec` runs may overlap. It is also how an engine is tested end to end where no server of it can run (replay clients).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from ..model.specs import Manifest
+from . import apply
+from .common import Command, reporter_for, run_options
+
+
+def run(manifest: Manifest, args: argparse.Namespace) -> int:
+    from .. import vault
+    from ..environments import VaultHealth
+    from ..execution.executor import apply as walk
+    from ..execution.hooks import Hooks
+    from ..ledger import RunIdentity
+    from ..reporting.events import RunFinished, RunStarted
+
+    reporter = reporter_for(args)
+    identity = RunIdentity()
+    reporter.handle(RunStarted(manifest, "exec", identity.run_id, shard=getattr(args, "shard", None) or None,
+                               history=False))
+    hooks = Hooks([VaultHealth(vault.shared())] if vault.used() else [])
+    options = dataclasses.replace(run_options(args), history=False)
+    _, result = walk(manifest, options, reporter, hooks, identity)
+    reporter.handle(RunFinished(result))
+    hooks.finished(result)
+    return int(result.exit_code)
+
+
+COMMAND = Command("exec", "run every row's script on its target without the history: nothing recorded, no lock, "
+                  "judged as apply judges", apply.add_run_arguments, run, locking=False, history=False)
