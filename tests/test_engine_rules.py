@@ -49,3 +49,15 @@ def test_no_password_in_any_argv_or_environment(engine: Engine) -> None:
     for command in invocations(engine):
         assert not any(PASSWORD in arg for arg in command.argv), command
         assert not any(PASSWORD in value for _, value in command.env), command
+
+
+def test_a_password_from_the_environment_comes_from_the_credentials_file(engine: Engine) -> None:
+    """An engine whose client reads its password from a variable (sqlcmd's SQLCMDPASSWORD) sets it on the
+    runner from the 0600 file, for the script's and the ledger's invocation alike, never as an `env` value."""
+    from dbupdater.engines.base import Delivery
+
+    if engine.credentials_via is not Delivery.ENV_FROM_FILE:
+        pytest.skip(f"{engine.display} reads its credentials another way")
+    for command in invocations(engine):
+        assert [path for _, path in command.env_files] == ["/tmp/x/login1.cred"], command
+        assert not {name for name, _ in command.env} & {name for name, _ in command.env_files}, command

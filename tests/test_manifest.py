@@ -70,8 +70,8 @@ def test_legacy_unknown_port_is_an_error(tmp_path: Path) -> None:
         ("runner1,deploy,pw,MySQL,db1,app,dbpw,0,shop,s1.sql", "port", "not a port number"),
         ("runner1,deploy,pw,MySQL,db1,app,dbpw,70000,shop,s1.sql", "port", "not a port number"),
         ("runner1,deploy,pw,Sybase,db1,app,dbpw,3306,shop,s1.sql", "database_type", "unknown engine 'Sybase'"),
-        ("runner1,deploy,pw,Oracle,db1,app,dbpw,1521,shop,s1.sql", "database_type", "Oracle is not supported yet"),
-        ("runner1,deploy,pw,SQLServer,db1,app,dbpw,1433,shop,s1.sql", "database_type", "not supported yet"),
+        ("runner1,deploy,pw,Oracle,db1,app,dbpw,1521,shop,missing.sql", "sql_script_to_run", "not found"),
+        ('runner1,deploy,pw,SQLServer,"db1,1433",app,dbpw,1433,shop,s1.sql', "database_host", "port column"),
         ("runner1,deploy,pw,MySQL,db1,app,dbpw,3306,shop,missing.sql", "sql_script_to_run", "not found"),
         ("runner1,deploy,pw,MySQL,db1,app,dbpw,3306,shop,", "sql_script_to_run", "is empty"),
         (",deploy,pw,MySQL,db1,app,dbpw,3306,shop,s1.sql", "sql_runner_host", "is empty"),
@@ -149,7 +149,7 @@ def test_optional_columns(tmp_path: Path) -> None:
                            "runner1,deploy,,MySQL,db1,app,,3306,shop,s2.sql,22,missing_key,winrm\n")
     found = problems(path)
     assert (4, "sql_runner_key_file") in [(line, col) for line, col, _ in found]
-    assert (4, "transport", "the WinRM transport is not supported yet") in found
+    assert not [problem for problem in found if problem[:2] == (4, "transport")]  # WinRM is a transport now
     good = write(tmp_path, path.read_text().rsplit("\n", 2)[0] + "\n", name="good.csv")
     ssh_row, local_row = manifest.load(good).rows
     assert (ssh_row.runner.port, ssh_row.runner.key_file, ssh_row.runner.password) == (2222, key, None)

@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..model.command import Command, Ending, Result
 
@@ -93,6 +93,16 @@ class OutputLog:
             self.dropped += 1
 
 
+def query_one(connection: Any, sql: str = "SELECT 1") -> None:
+    """`probe_direct`'s question to a DB-API connection from a Python driver; the connection is closed after."""
+    try:
+        cursor = connection.cursor()
+        cursor.execute(sql)
+        cursor.fetchall()
+    finally:
+        connection.close()
+
+
 class Engine(ABC):
     # Identity, as the manifest and messages spell it.
     name: str  # the registry key, also the history's engine field
@@ -112,6 +122,10 @@ class Engine(ABC):
     def check_host(self, host: str) -> str | None:
         """Why a database_host cell is not a host this engine can reach, or None."""
         return None if HOST.match(host) else f"{host!r} is not a host name or address"
+
+    def check_option(self, column: str, value: str) -> str | None:
+        """Why a cell of one of this engine's `options` columns is not a value it can use, or None."""
+        return None
 
     @abstractmethod
     def credentials(self, db: DatabaseSpec) -> bytes:

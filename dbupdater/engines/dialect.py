@@ -14,6 +14,8 @@ from abc import ABC, abstractmethod
 class Dialect(ABC):
     now: str
     preamble: str = ""
+    # What a SELECT of constants needs after its select list: Oracle before 23ai has no FROM-less SELECT.
+    from_dual: str = ""
     # The UTF-8 character set every client session of the engine must run in (the engine's invocations ask
     # for it), and an expression giving the session's actual one, which the ledger checks on opening: a
     # server that overrides the client's choice would convert every script's text wrongly.

@@ -2,8 +2,3 @@
 "not supported yet" (exit 2), not as an unknown engine, and the legacy manifest's port 1521 / 1433 is read."""
 
 from __future__ import annotations
-
-from .registry import Planned, register_planned
-
-register_planned(Planned("oracle", "Oracle", ("oracle",), 1521))
-register_planned(Planned("sqlserver", "SQL Server", ("sqlserver", "mssql"), 1433))

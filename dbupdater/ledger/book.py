@@ -85,7 +85,7 @@ class Ledger:
         return latest
 
     def _charset_sql(self) -> str:
-        return f"SELECT {self.d.json_row({'session_charset': self.d.session_charset_sql})};"
+        return f"SELECT {self.d.json_row({'session_charset': self.d.session_charset_sql})}{self.d.from_dual};"
 
     def read(self, *, missing_ok: bool = False) -> dict[str, Entry]:
         """The latest entry per script (the session's character set checked). With missing_ok, a database

@@ -39,7 +39,7 @@ class SqlChannel:
         def collect(stream: str, line: str) -> None:
             if stream == "stdout" and line.startswith("{"):
                 rows.append(line)
-            elif stream == "stderr":
+            else:  # sqlplus and sqlcmd write their errors on stdout
                 log.feed(stream, line)
 
         command = self.engine.ledger_command(self.db, self.credentials_path)
@@ -55,4 +55,4 @@ class SqlChannel:
 
     def ping(self) -> None:
         """Log in and run a trivial query; raises LedgerError if it cannot."""
-        self.rows("SELECT 1;")
+        self.rows(f"SELECT 1{self.dialect.from_dual};")

@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ...model.command import Command, Ending, RemoteFile, Result
-from ..base import Engine, OutputLog, Severity, Verdict, matches_any
+from ..base import Engine, OutputLog, Severity, Verdict, matches_any, query_one
 from ..registry import register
 from .dialect import MySQLDialect
 
@@ -108,12 +108,7 @@ class MySQL(Engine):
         connection = mysql.connector.connect(host=db.host, port=db.port, user=db.user, database=db.database,
                                              password=db.password.reveal() if db.password else "",
                                              connection_timeout=max(1, int(timeout)))
-        try:
-            cursor = connection.cursor()
-            cursor.execute("SELECT 1")
-            cursor.fetchall()
-        finally:
-            connection.close()
+        query_one(connection)
 
     def classify_stderr(self, line: str, previous: Severity | None) -> Severity:
         if not line.strip():
