@@ -44,7 +44,7 @@ def codec(name: str) -> str:
     cleaned = name.strip()
     try:
         info = codecs.lookup(cleaned)
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
         raise EncodingError(f"unknown encoding {cleaned!r}; e.g. utf-8, cp1252, latin1, utf-16") from None
     if not getattr(info, "_is_text_encoding", True):
         raise EncodingError(f"{cleaned!r} is not a text encoding")

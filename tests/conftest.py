@@ -200,3 +200,14 @@ def run_tool(info):  # type: ignore[no-untyped-def]
         return result
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _redactor_per_test() -> Iterator[None]:
+    """Every secret a test's in-process code registers is masked for the rest of the process (as in a real
+    run): without this, a fuzzer's random password `app` or `3306` would mask ordinary words in later tests."""
+    from dbupdater.model.secret import redact
+
+    saved = redact.values()
+    yield
+    redact.restore(saved)

@@ -84,7 +84,7 @@ def test_a_password_echoed_in_its_escaped_form_is_masked(workspace: Workspace, t
     try:
         workspace.row(target, workspace.script("echo.sql", PRINT_CREDENTIALS[target.engine]),
                       database_userid=user, database_password="env:DBU_ESCAPED_PASSWORD")
-        result = run_tool("-f", str(workspace.write()), "-v", env={"DBU_ESCAPED_PASSWORD": password})
+        result = run_tool("-f", str(workspace.write()), "-vv", env={"DBU_ESCAPED_PASSWORD": password})
         assert result.code == 1, result.text  # the printed line is unexpected stderr: the row fails
         assert "***" in result.text
         for form in (password, escaped):
@@ -321,3 +321,49 @@ def test_stale_private_directories_of_dead_runs_are_removed(workspace: Workspace
     finally:
         sh('rm -rf "${TMPDIR:-/tmp}/dbupdater.oldrun1" "${TMPDIR:-/tmp}/dbupdater.newrun1"')
         transport.close()
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_wait_ready_keeps_its_deadline_when_the_runner_never_answers(workspace: Workspace, target: Target,
+                                                                     run_tool) -> None:
+    """A runner port that accepts TCP and never says a word: SSH waits for a banner, and the probe with it; the
+    command still ends at its --timeout (before, 10 s took 15.4 s: the probe's connect timeout ran on)."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        workspace.row(target, workspace.script("001.sql", "SELECT 1;\n"), sql_runner_host="127.0.0.1",
+                      sql_runner_port=str(silent.getsockname()[1]))
+        began = time.monotonic()
+        result = run_tool("wait-ready", "-f", str(workspace.write()), "--timeout", "3", "--connect-timeout", "20")
+        took = time.monotonic() - began
+    assert result.code == 3, result.text
+    assert "not ready after 3s" in result.text
+    assert took < 3 + 2.5, f"wait-ready --timeout 3 took {took:.1f} s"
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+@pytest.mark.parametrize("greets", [False, True], ids=["silent", "banner-only"])
+def test_a_runner_that_never_completes_the_handshake_is_named_as_such(workspace: Workspace, target: Target,
+                                                                      run_tool, greets: bool) -> None:
+    """Before: "No existing session" (paramiko's words after its banner wait ran out), which says nothing."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        if greets:
+            def greet() -> None:
+                with contextlib.suppress(OSError):
+                    conn, _ = silent.accept()
+                    conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")  # and then nothing more
+                    time.sleep(10)
+                    conn.close()
+            threading.Thread(target=greet, daemon=True).start()
+        workspace.row(target, workspace.script("001.sql", "SELECT 1;\n"), sql_runner_host="127.0.0.1",
+                      sql_runner_port=str(silent.getsockname()[1]))
+        result = run_tool("-f", str(workspace.write()), "--connect-timeout", "2")
+    assert result.code == 3, result.text
+    assert "did not complete the handshake within 2 s" in result.text
+    assert "No existing session" not in result.text

@@ -16,6 +16,7 @@ class RunOptions:
     lock_lease: int = defaults.LOCK_LEASE
     single_transaction: bool = False
     parallel: int = defaults.PARALLEL
-    per_runner: int = defaults.PER_RUNNER
+    per_runner: int | None = defaults.PER_RUNNER  # None: as --parallel, at most defaults.PER_CONNECTION
     keep_going: bool = False
+    script_timeout: float | None = None  # seconds a script may run (a row's script_timeout column wins)
     history: bool = True  # False (`exec`): no history tables, no locks; every row runs, judged as `apply` judges

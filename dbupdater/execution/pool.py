@@ -17,7 +17,7 @@ from ..model.specs import DatabaseSpec, DbKey, Manifest, ManifestRow, RunnerSpec
 from ..plan import PlannedRow
 from ..transports import open_transport
 from .options import RunOptions
-from .scheduler import parallel_map
+from .scheduler import parallel_map, runner_cap
 from .sessions import RunnerSession
 
 
@@ -122,7 +122,8 @@ class Deployment:
             with self._lock:
                 histories[row.db.key] = history
 
-        parallel_map(open_one, first_rows, workers, group=lambda row: row.runner, per_group=self.options.per_runner)
+        parallel_map(open_one, first_rows, workers, group=lambda row: row.runner,
+                     per_group=runner_cap(self.options.parallel, self.options.per_runner))
         if any(history is None for history in histories.values()):
             for row in first_rows:  # hold nothing while waiting for what another run holds
                 taken = self.unlock(row.db.key)
@@ -137,6 +138,13 @@ class Deployment:
             opened[row.db.key] = history
         return opened
 
+    def holds_lock(self, ledger: Ledger, key: DbKey) -> bool:
+        """Whether this ledger is the one holding its database's lock. A database reached through two runners
+        has a ledger per runner; only the lock's ledger is called again at the end (the release), so a success
+        may wait for a later call only there: through the other runner it is written at once."""
+        with self._lock:
+            return self.locked.get(key) is ledger
+
     def unlock(self, key: DbKey) -> Ledger | None:
         """Take a database out of the locked set (its caller releases it)."""
         with self._lock:
@@ -145,25 +153,32 @@ class Deployment:
     def close(self, within: float | None = None) -> None:
         """Release the locks, remove the private directories, disconnect. With `within`, give up after that
         many seconds (leaving after an interrupt: a frozen runner must not hold the exit; its locks end with
-        their leases)."""
+        their leases). Then the releases get half of it and the removals start regardless: a release stuck on
+        a frozen database must not leave credentials files behind on a runner that is fine."""
         with self._lock:
             locked, self.locked = list(self.locked.values()), {}
             sessions, self._sessions = list(self._sessions.values()), {}
+        workers = max(1, self.options.parallel)
 
-        def work() -> None:
-            def release(ledger: Ledger) -> None:
-                with contextlib.suppress(DbUpdaterError):
-                    ledger.release()  # if this fails, the lease expires by itself
+        def release(ledger: Ledger) -> None:
+            with contextlib.suppress(DbUpdaterError):
+                ledger.release()  # if this fails, the lease expires by itself
 
-            parallel_map(release, locked, max(1, self.options.parallel))
-            parallel_map(RunnerSession.close, sessions, max(1, self.options.parallel))
+        def releases() -> None:
+            parallel_map(release, locked, workers)
+
+        def removals() -> None:
+            parallel_map(RunnerSession.close, sessions, workers)
 
         if within is None:
-            work()
+            releases()
+            removals()
             return
-        closing = threading.Thread(target=work, name="dbupdater-close", daemon=True)
-        closing.start()
-        closing.join(within)
+        ends = time.monotonic() + within
+        for work, until in ((releases, time.monotonic() + within / 2), (removals, ends)):
+            thread = threading.Thread(target=work, name="dbupdater-close", daemon=True)
+            thread.start()
+            thread.join(max(0.0, until - time.monotonic()))
 
     def cancel(self) -> None:
         """Interrupt every client still running on any runner (they cancel their statement on the server)."""

@@ -7,6 +7,7 @@ rides with the database's next ledger call, a failure is written at once.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -14,6 +15,7 @@ from ..checksum import VERSION
 from ..engines import OutputLog, Verdict
 from ..engines import registry as engines
 from ..ledger import FAILED, ROLLED_BACK, SUCCESS
+from ..model.command import Command
 from ..model.errors import DbUpdaterError
 from ..model.outcome import Outcome, Status
 from ..model.secret import redact
@@ -46,7 +48,8 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
         outcome.status, outcome.reason = Status.UNREACHABLE, f"not started: {exc}"
         return
     try:
-        began = run_script(session.transport, row, outcome, single, script, credentials, before, on_line)
+        began = run_script(session.transport, row, outcome, single, script, credentials, before, on_line,
+                           row.script_timeout or options.script_timeout)
     finally:
         outcome.seconds = time.monotonic() - started
     cancelled = deployment.cancelled and outcome.status is Status.FAILED
@@ -62,15 +65,38 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
     if cancelled:
         outcome.status = Status.INTERRUPTED
         outcome.reason = f"cancelled on the server (interrupted): {outcome.reason}"
-    if status == SUCCESS:
-        ledger.finish_later(row.script_id, status)
+    if status == SUCCESS and deployment.holds_lock(ledger, row.db.key):
+        ledger.finish_later(row.script_id, status)  # rides with this ledger's next call: the release at the latest
         return
     try:
         ledger.mark_finished(row.script_id, status, None if status == SUCCESS else redact(outcome.reason)[:900])
     except DbUpdaterError as exc:
         outcome.status = Status.UNREACHABLE
-        outcome.reason = (f"{outcome.reason}; recording the result failed ({exc}): the history shows it as running, "
-                          "and the next run will ask you to resolve it")
+        outcome.reason = (f"{outcome.reason}; recording the result failed ({exc}): the script may be partially "
+                          "applied, the history shows it as running, and the next run will ask you to resolve it")
+
+
+class Deadline:
+    """A script's time limit: when it passes, the client gets SIGINT (it cancels the statement on the server and
+    exits non-zero), once more after GRACE seconds if it has not ended; only that command, never the others."""
+
+    GRACE = 10.0
+
+    def __init__(self, transport: Transport, command: Command, seconds: float) -> None:
+        self.fired = False
+        self._transport, self._command = transport, command
+        self._timers = [threading.Timer(seconds, self._fire), threading.Timer(seconds + self.GRACE, self._fire)]
+        for timer in self._timers:
+            timer.daemon = True
+            timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        self._transport.interrupt(self._command)
+
+    def cancel(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
 
 
 def exec_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: RunOptions,
@@ -89,7 +115,8 @@ def exec_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: R
         outcome.status, outcome.reason = Status.UNREACHABLE, f"not started: {exc}"
         return
     try:
-        run_script(session.transport, row, outcome, single, script, credentials, "", on_line)
+        run_script(session.transport, row, outcome, single, script, credentials, "", on_line,
+                   row.script_timeout or options.script_timeout)
     finally:
         outcome.seconds = time.monotonic() - started
     if deployment.cancelled and outcome.status is Status.FAILED:
@@ -98,7 +125,8 @@ def exec_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: R
 
 
 def run_script(transport: Transport, row: ManifestRow, outcome: Outcome, single_transaction: bool, script: str,
-               credentials: str, before: str, on_line: LineSink | None = None) -> bool | None:
+               credentials: str, before: str, on_line: LineSink | None = None,
+               timeout: float | None = None) -> bool | None:
     """Run the client on the runner and judge it; returns whether the `running` row went in with it (always
     True when it was written beforehand, None when the runner went away and nobody can tell)."""
     engine = engines.get(row.db.engine)
@@ -115,11 +143,14 @@ def run_script(transport: Transport, row: ManifestRow, outcome: Outcome, single_
             if on_line is not None:
                 on_line(stream, line)
 
+    deadline = Deadline(transport, command, timeout) if timeout else None
     try:
         try:
             result = transport.run(command, feed)
             outcome.exit_code = result.exit_code()
         finally:
+            if deadline is not None:
+                deadline.cancel()
             outcome.warnings, outcome.errors = log.warnings, log.errors
             outcome.stdout_tail = list(log.stdout_tail)
     except TransportError as exc:
@@ -129,6 +160,11 @@ def run_script(transport: Transport, row: ManifestRow, outcome: Outcome, single_
     outcome.status = {Verdict.APPLIED: Status.APPLIED, Verdict.FAILED: Status.FAILED,
                       Verdict.UNREACHABLE: Status.UNREACHABLE}[verdict]
     outcome.reason = reason
+    if deadline is not None and deadline.fired:
+        # Whatever the client said after the cancel (even "applied": it finished as the signal came), the row
+        # ran out of time; the failure is recorded, and the statement that was running is gone from the server.
+        outcome.status = Status.FAILED
+        outcome.reason = f"timed out after {timeout:g} s (script timeout): cancelled on the server; {reason}"
     if log.dropped:
         outcome.reason += f" ({log.dropped} more warning/error lines not kept)"
     return engine.started(result, log, marker_seen) if before else True

@@ -17,12 +17,13 @@ REQUIRED = (
     "database",
     "sql_script_to_run",
 )
-OPTIONAL = ("sql_runner_port", "sql_runner_key_file", "transport", "repeatable", "single_transaction", "encoding")
+OPTIONAL = ("sql_runner_port", "sql_runner_key_file", "transport", "repeatable", "single_transaction", "encoding",
+            "script_timeout")
 # The legacy form: everything but database_type, which the port then decides.
 LEGACY_OPTIONAL = ("database_type",)
 # Cells that may be empty: authentication falls back to keys/agent, databases may trust the runner.
 MAY_BE_EMPTY = {"sql_runner_password", "database_password", "database_type", "sql_runner_port",
-                "sql_runner_key_file", "transport", "repeatable", "single_transaction", "encoding"}
+                "sql_runner_key_file", "transport", "repeatable", "single_transaction", "encoding", "script_timeout"}
 # Cells a runner that needs no host (a local one) may leave empty.
 HOST_COLUMNS = {"sql_runner_host", "sql_runner_userid"}
 BOOLEANS = {"": False, "no": False, "false": False, "0": False, "n": False,

@@ -11,6 +11,7 @@ from .. import scriptfile
 from ..engines import registry as engines
 from ..engines.base import HOST  # a runner's host; a database's host is its engine's to judge (check_host)
 from ..engines.registry import Planned
+from ..model.durations import parse_duration
 from ..model.errors import ManifestError, Problem, UnresolvedReference
 from ..model.secret import Secret
 from ..model.specs import DEFAULT_SSH_PORT, DatabaseSpec, Manifest, ManifestRow, RunnerSpec
@@ -202,6 +203,17 @@ def _encoding(values: dict[str, str], default: str, line: int, problems: list[Pr
         return None
 
 
+def _timeout(values: dict[str, str], line: int, problems: list[Problem]) -> float | None:
+    cell = values.get("script_timeout", "")
+    if not cell:
+        return None
+    try:
+        return parse_duration(cell)
+    except ValueError as exc:
+        problems.append(Problem(str(exc), line, "script_timeout"))
+        return None
+
+
 def _transport(values: dict[str, str], line: int, problems: list[Problem]) -> transports.TransportKind | None:
     name = values.get("transport", "").lower() or transports.default().name
     kind = transports.find(name)
@@ -218,10 +230,12 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
     before = len(problems)
     kind = _transport(values, line, problems)
     needs_host = kind is None or kind.needs_host
+    optional_plugin_columns = cols.plugin_columns()  # an engine's or transport's own columns may be empty
     for name, value in values.items():
         if "\x00" in value or "\n" in value or "\r" in value:
             problems.append(Problem("contains a NUL or line break", line, name))
-        elif not value and name not in cols.MAY_BE_EMPTY and not (not needs_host and name in cols.HOST_COLUMNS):
+        elif not value and name not in cols.MAY_BE_EMPTY and name not in optional_plugin_columns and not (
+                not needs_host and name in cols.HOST_COLUMNS):
             problems.append(Problem("is empty", line, name))
     runner_host = values.get("sql_runner_host", "")
     if runner_host and not HOST.match(runner_host):
@@ -272,6 +286,7 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
             problems.append(Problem(f"{values[column]!r} is not yes/no/true/false/1/0", line, column))
         flags[column] = cols.BOOLEANS.get(value, False)
     db_options = _engine_options(values, engine, line, problems)
+    script_timeout = _timeout(values, line, problems)
     if flags["single_transaction"] and engine and not engines.get(engine).transactional_ddl:
         problems.append(Problem(f"{engines.get(engine).display} commits DDL implicitly, so a script cannot run as "
                                 "one transaction", line, "single_transaction"))
@@ -285,7 +300,7 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
                       db_options)
     script_id = Path(os.path.relpath(script, base_dir)).as_posix()
     return ManifestRow(line, runner, db, script, script_cell, script_id, flags["repeatable"],
-                       flags["single_transaction"], encoding)
+                       flags["single_transaction"], encoding, script_timeout)
 
 
 def _engine_options(values: dict[str, str], engine: str | None, line: int,
@@ -302,6 +317,8 @@ def _engine_options(values: dict[str, str], engine: str | None, line: int,
             problems.append(Problem(f"{engines.get(engine).display} does not read this column", line, column))
         elif option.choices and value.lower() not in option.choices:
             problems.append(Problem(f"{value!r} is not one of {', '.join(option.choices)}", line, column))
+        elif wrong := engines.get(engine).check_option(column, value):
+            problems.append(Problem(wrong, line, column))
         else:
             found.append((column, value))
     return tuple(found)

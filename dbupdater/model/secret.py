@@ -39,6 +39,17 @@ class Redactor:
                 self._values.update(fresh)
                 self._ordered = sorted(self._values, key=len, reverse=True)
 
+    def values(self) -> frozenset[str]:
+        """What is masked now (for a test to put back afterwards, see `restore`)."""
+        with self._lock:
+            return frozenset(self._values)
+
+    def restore(self, values: frozenset[str]) -> None:
+        """Mask exactly these again: tests isolate each other's secrets; a run never forgets one."""
+        with self._lock:
+            self._values = set(values)
+            self._ordered = sorted(self._values, key=len, reverse=True)
+
     def __call__(self, text: str) -> str:
         for value in self._ordered:
             if value in text:

@@ -95,6 +95,8 @@ class ManifestRow:
     single_transaction: bool = False
     # The script file's encoding (a canonical codec name): it reaches the runner converted to UTF-8.
     encoding: str = "utf-8"
+    # Seconds the script may run before it is cancelled on the server and the row fails (None: --script-timeout).
+    script_timeout: float | None = None
 
 
 @dataclass

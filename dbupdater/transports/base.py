@@ -112,9 +112,10 @@ class Transport(ABC):
     def close(self) -> None: ...
 
     @abstractmethod
-    def interrupt(self) -> None:
-        """SIGINT to every command still running, as Ctrl-C in its terminal: mysql and psql then cancel the
-        statement on the server and exit non-zero. Returns at once; the commands end by themselves."""
+    def interrupt(self, command: Command | None = None) -> None:
+        """SIGINT to every command still running (or only to `command`, the very object given to `run`: a script
+        over its --script-timeout), as Ctrl-C in its terminal: mysql and psql then cancel the statement on the
+        server and exit non-zero. Returns at once; the commands end by themselves."""
 
     def make_private_dir(self) -> str:
         lines: list[str] = []

@@ -27,7 +27,7 @@ class LocalTransport(Transport):
     shell = PosixShell()  # for joining paths and reading exit statuses the way a runner's shell would
 
     def __init__(self) -> None:
-        self._running: set[subprocess.Popen[bytes]] = set()
+        self._running: dict[subprocess.Popen[bytes], Command] = {}
         self._running_lock = threading.Lock()
 
     def run(self, command: Command, on_output: OutputHandler) -> Result:
@@ -49,7 +49,7 @@ class LocalTransport(Transport):
             except OSError as exc:
                 raise TransportError(f"local: cannot start {command.argv[0]}: {exc.strerror}") from None
             with self._running_lock:
-                self._running.add(proc)
+                self._running[proc] = command
             try:
                 assert proc.stdout is not None and proc.stderr is not None
                 feeder = None
@@ -63,15 +63,15 @@ class LocalTransport(Transport):
                     feeder.join()
             finally:
                 with self._running_lock:
-                    self._running.discard(proc)
+                    self._running.pop(proc, None)
         finally:
             if not isinstance(stdin, int):
                 stdin.close()
         return Result(Ending.SIGNALLED, -code, 128 - code) if code < 0 else self.shell.interpret(code)
 
-    def interrupt(self) -> None:
+    def interrupt(self, command: Command | None = None) -> None:
         with self._running_lock:
-            running = list(self._running)
+            running = [proc for proc, started in self._running.items() if command is None or started is command]
         for proc in running:
             with contextlib.suppress(OSError):
                 proc.send_signal(signal.SIGINT)

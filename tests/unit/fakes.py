@@ -240,6 +240,7 @@ def split_statements(sql: str) -> Iterator[str]:
 class _Call:
     """One command running on a fake runner."""
 
+    command: Command | None = None
     interrupted: bool = False
     lost: bool = False
     wake: threading.Event = field(default_factory=threading.Event)
@@ -272,7 +273,7 @@ class FakeTransport(Transport):
         line, _ = self.shell.render(command)  # what the runner's shell would get, for the record
         self.harness.record_command(self.label, line)
         self._usable()
-        call = _Call()
+        call = _Call(command)
         with self._guard:
             self._running.add(call)
         out, err = LineSplitter("stdout", on_output), LineSplitter("stderr", on_output)
@@ -285,9 +286,9 @@ class FakeTransport(Transport):
                 self._running.discard(call)
         return self.shell.interpret(status)
 
-    def interrupt(self) -> None:
+    def interrupt(self, command: Command | None = None) -> None:
         with self._guard:
-            calls = list(self._running)
+            calls = [call for call in self._running if command is None or call.command is command]
         self.harness.count_interrupt(self.label)
         for call in calls:
             call.interrupted = True

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from dbupdater import cli
 from dbupdater.model.errors import ExitCode
 
-from .fakes import Harness, Repo
+from .fakes import HEADER, Harness, Repo
 from .test_loop import main
+
+
+def with_timeouts(repo: Repo, command: str, *args: str) -> int:
+    """The manifest with a script_timeout column."""
+    manifest = repo.write(header=[*HEADER, "script_timeout"])
+    return cli.main([command, "-f", str(manifest), "--color", "never", *args])
 
 
 def test_exec_runs_every_row_each_time_and_keeps_no_history(harness: Harness, repo: Repo) -> None:
@@ -39,3 +46,28 @@ def test_exec_of_an_unreachable_runner_is_exit_3(harness: Harness, repo: Repo) -
     harness.unreachable_runners.add("runner1")
     assert main(repo, "exec") == ExitCode.UNREACHABLE
     assert harness.ran == []
+
+
+# --- script timeout ----------------------------------------------------------------------------------------------
+
+
+def test_a_script_over_its_timeout_is_cancelled_and_recorded_failed(harness: Harness, repo: Repo) -> None:
+    repo.row("a", repo.script("1.sql", "sleep 30"))
+    repo.row("a", repo.script("2.sql", "ok"))
+    assert main(repo, "apply", "--script-timeout", "0.5") == ExitCode.SCRIPT_FAILED
+    assert harness.history("a") == [("1.sql", "failed")]
+    assert harness.ran == [("a", "1.sql")]
+
+
+def test_a_rows_timeout_cancels_only_that_script(harness: Harness, repo: Repo) -> None:
+    repo.row("a", repo.script("slow.sql", "sleep 30"), script_timeout="0.5")
+    repo.row("b", repo.script("other.sql", "sleep 1.5"), runner="runner1")  # same runner, longer, no limit
+    assert with_timeouts(repo, "apply", "--keep-going") == ExitCode.SCRIPT_FAILED
+    assert harness.history("a") == [("slow.sql", "failed")]
+    assert harness.history("b") == [("other.sql", "success")]
+
+
+def test_a_bad_timeout_is_exit_2_naming_the_cell(harness: Harness, repo: Repo, capsys) -> None:  # type: ignore[no-untyped-def]
+    repo.row("a", repo.script("1.sql", "ok"), script_timeout="²")
+    assert with_timeouts(repo, "validate") == ExitCode.USAGE
+    assert "line 2, column script_timeout" in capsys.readouterr().err
