@@ -171,7 +171,7 @@ def test_each_script_is_uploaded_once_per_runner(workspace: Workspace, target: T
     for db in [target, *extra]:
         for name in ("u1.sql", "u2.sql"):
             workspace.row(db, workspace.script(name, f"CREATE TABLE {name[:2]} (id INT);\n"), runner=1)
-    result = run_tool("-v", "-f", str(workspace.write()))
+    result = run_tool("--debug", "-f", str(workspace.write()))
     assert result.code == 0, result.text
     assert result.err.count("uploading u1.sql") == 1 and result.err.count("uploading u2.sql") == 1
 

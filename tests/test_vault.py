@@ -131,7 +131,7 @@ def test_resolved_secrets_are_masked_everywhere(workspace: Workspace, target: Ta
     password = secret["password"]
     referenced_row(workspace, target, info, workspace.script("001.sql", f'SELECT * FROM "{password}";\n'))
     token = Path(info.vault_token_file).read_text(encoding="utf-8").strip()
-    result = run_tool("-v", "-f", str(workspace.write()), env=vault)
+    result = run_tool("-vv", "-f", str(workspace.write()), env=vault)  # client output and debug logs
     assert result.code == 1, result.text
     assert password not in result.text and token not in result.text
     assert '"***"' in result.text  # the error line is there, masked

@@ -4,12 +4,13 @@ module only builds the parser from them and runs the chosen one. A bare `-f FILE
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
 from ..model.errors import ExitCode
-from . import apply, baseline, environment, execute, plan, resolve, status, validate, wait_ready
+from . import apply, baseline, environment, execute, plan, report, resolve, status, validate, wait_ready
 from .common import (
     EPILOG,
     Command,
@@ -23,7 +24,7 @@ from .common import (
 )
 
 COMMANDS: tuple[Command, ...] = tuple(module.COMMAND for module in (
-    apply, execute, validate, plan, status, resolve, baseline, environment, wait_ready))
+    apply, execute, validate, plan, status, resolve, baseline, environment, wait_ready, report))
 SUBCOMMANDS = tuple(command.name for command in COMMANDS)
 
 
@@ -40,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help, epilog=EPILOG,
                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-        add_manifest_options(sub)
-        add_connection_options(sub)  # validate accepts them unused: scripts pass the same flags everywhere
+        if command.standalone is None:
+            add_manifest_options(sub)
+            add_connection_options(sub)  # validate accepts them unused: scripts pass the same flags everywhere
         if command.connects and command.history:
             add_ledger_options(sub, locking=command.locking)
         add_output_options(sub)
@@ -56,12 +58,16 @@ def _with_default_command(argv: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(_with_default_command(list(sys.argv[1:] if argv is None else argv)))
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(_with_default_command(given))
+    args.argv = given  # the command line as typed, for the run's report (redacted there)
     if args.command is None:
         build_parser().print_help()
         return int(ExitCode.USAGE)
     setup_logging(args.verbose)
     chosen = next(command for command in COMMANDS if command.name == args.command)
+    if chosen.standalone is not None:
+        return guarded(functools.partial(chosen.standalone, args))
 
     def body() -> int:
         from .. import manifest as manifest_module

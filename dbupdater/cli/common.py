@@ -4,11 +4,12 @@ run's options, reporter, references and environment from parsed arguments (the C
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +54,8 @@ class Command:
     connects: bool = True
     locking: bool = True
     history: bool = True
+    # A command that reads no manifest (`report`): run instead of `run`, without -f and connection options.
+    standalone: Callable[[argparse.Namespace], int] | None = None
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -60,12 +63,13 @@ class _RedactingFormatter(logging.Formatter):
         return shown(super().format(record))
 
 
-def setup_logging(verbose: bool) -> None:
+def setup_logging(verbose: int) -> None:
+    """Debug logging from -vv (or --debug); a single -v streams the clients' output instead."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_RedactingFormatter("%(levelname)s: %(message)s"))
     logger = logging.getLogger("dbupdater")
     logger.handlers[:] = [handler]
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +82,14 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                         help="colour output (default: auto, on a terminal)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", action="store_true",
+                          help="only problems (failed rows, warnings, errors, interrupts, lock waits) and the summary")
+    loudness.add_argument("-v", "--verbose", action="count", default=0,
+                          help="also stream every line of the clients' output, prefixed by its database; -vv: and "
+                               "debug logging on stderr")
+    parser.add_argument("--debug", dest="verbose", action="store_const", const=2,
+                        help="debug logging on stderr (as -vv)")
 
 
 def add_ledger_options(parser: argparse.ArgumentParser, *, locking: bool = True) -> None:
@@ -115,6 +126,15 @@ def add_environment_options(parser: argparse.ArgumentParser, *, required: bool =
                             "{host} {port} {name} (default: %(default)s, or $DBUPDATER_STATE_PATH)")
 
 
+def duration(text: str) -> float:
+    from ..model.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
@@ -124,7 +144,7 @@ def positive(text: str) -> int:
 def guarded(body: Callable[[], int]) -> int:
     """Map errors to exit codes; everything that reaches the terminal is redacted."""
     try:
-        with sigterm_as_interrupt():
+        with sigterm_as_interrupt(), _closing_consoles():
             return body()
     except DbUpdaterError as exc:
         print(shown(f"error: {exc}"), file=sys.stderr)
@@ -137,11 +157,32 @@ def guarded(body: Callable[[], int]) -> int:
         return int(ExitCode.INTERNAL)
 
 
+_CONSOLES: list[ConsoleReporter] = []
+
+
+@contextlib.contextmanager
+def _closing_consoles() -> Iterator[None]:
+    """A live view ends on every way out, before an error is printed: the terminal is left as it was found."""
+    try:
+        yield
+    finally:
+        while _CONSOLES:
+            _CONSOLES.pop().close()
+
+
 def reporter_for(args: argparse.Namespace) -> ConsoleReporter:
-    from ..reporting.console import ConsoleReporter
+    from ..reporting.console import ConsoleReporter, Verbosity
 
     color = {"auto": None, "always": True, "never": False}[args.color]
-    return ConsoleReporter(color=color)
+    verbose = getattr(args, "verbose", 0)
+    verbosity = (Verbosity.QUIET if getattr(args, "quiet", False) else
+                 Verbosity.VERBOSE if verbose else Verbosity.NORMAL)
+    # `--output json`: the document owns stdout, so people read stderr.
+    stream = sys.stderr if getattr(args, "output", None) == "json" else None
+    # Debug logging writes to stderr on its own, which would tear a live area: plain lines then.
+    console = ConsoleReporter(stream, color=color, verbosity=verbosity, live=False if verbose >= 2 else None)
+    _CONSOLES.append(console)
+    return console
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
@@ -155,8 +196,9 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         lock_lease=getattr(args, "lock_lease", defaults.LOCK_LEASE),
         single_transaction=getattr(args, "all_single_transaction", False),
         parallel=getattr(args, "parallel", defaults.PARALLEL),
-        per_runner=getattr(args, "per_runner", defaults.PER_RUNNER),
+        per_runner=getattr(args, "per_runner", defaults.PER_RUNNER),  # None: as --parallel, bounded
         keep_going=getattr(args, "keep_going", False),
+        script_timeout=getattr(args, "all_script_timeout", None),
     )
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -34,7 +35,7 @@ from .hooks import Hooks, StopRun
 from .interrupts import LEAVE_GRACE, Escalation
 from .options import RunOptions
 from .pool import Deployment
-from .scheduler import Scheduler
+from .scheduler import Scheduler, caps, runner_cap
 from .step import apply_one, exec_one
 
 
@@ -62,7 +63,8 @@ class Executor:
     def __post_init__(self) -> None:
         self.last = {p.row.db.key: position for position, p in enumerate(self.planned)}
         strict = self.options.parallel <= 1
-        self.scheduler = Scheduler(1, 1) if strict else Scheduler(self.options.parallel, self.options.per_runner)
+        self.scheduler = (Scheduler(1, 1) if strict else
+                          Scheduler(self.options.parallel, runner_cap(self.options.parallel, self.options.per_runner)))
         self.strict = strict
 
     def jobs(self) -> list[tuple[object, list[int]]]:
@@ -189,7 +191,10 @@ def apply(manifest: Manifest, options: RunOptions, reporter: Reporter, hooks: Ho
         else:
             deployment.connect()
             planned = every_row(manifest.rows)
-        reporter.handle(RunPlanned(planned, options.parallel, options.per_runner))
+        first = [positions[0] for positions in targets([p.row for p in planned]).values()]
+        counts = Counter(planned[position].row.runner.label for position in first)
+        reporter.handle(RunPlanned(planned, options.parallel, runner_cap(options.parallel, options.per_runner),
+                                   caps(dict(counts), options.parallel, options.per_runner)))
         outcomes = [Outcome(p.index, p.row) for p in planned]
         if any(p.state.blocks for p in planned):
             for p, outcome in zip(planned, outcomes, strict=True):

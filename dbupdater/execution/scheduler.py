@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
 
+from .. import defaults
+
 T = TypeVar("T")
 
 
@@ -150,3 +152,50 @@ def parallel_map(function: Callable[[T], object], items: list[T], workers: int,
     scheduler = Scheduler(workers, per_group or workers)
     scheduler.run([(group(item) if group else index, functools.partial(function, item))
                    for index, item in enumerate(items)], lambda running, cause: None)
+
+
+def runner_cap(parallel: int, per_runner: int | None) -> int:
+    """Databases at once through one runner: `--per-runner` when given, else `--parallel`, bounded by what one
+    SSH connection carries (defaults.PER_CONNECTION): a default that silently ran fewer than `--parallel` on a
+    single runner was the complaint of issue 13."""
+    if per_runner is not None:
+        return max(1, per_runner)
+    return max(1, min(parallel, defaults.PER_CONNECTION))
+
+
+def _databases(count: int) -> str:
+    return f"{count} database{'' if count == 1 else 's'}"
+
+
+def caps(per_runner_counts: dict[str, int], parallel: int, per_runner: int | None) -> dict[str, str]:
+    """Which cap decides how many databases run at once, in words: "run" for the whole run, "runner LABEL" for
+    each runner (its databases counted by the runner of their first row, as the scheduler counts them)."""
+    total = sum(per_runner_counts.values())
+    runners = len(per_runner_counts)
+    where = f"{_databases(total)} on {runners} runner{'' if runners == 1 else 's'}"
+    if parallel <= 1:
+        words = {"run": f"{where}: one script at a time, the whole manifest in order (--parallel 1)"}
+        for label, count in per_runner_counts.items():
+            words[f"runner {label}"] = f"{_databases(count)}, one at a time (--parallel 1)"
+        return words
+    cap = runner_cap(parallel, per_runner)
+    at_once = min(total, parallel, sum(min(count, cap) for count in per_runner_counts.values()))
+    if at_once == total:
+        words = {"run": f"{where}: all {total} at once"}
+    elif at_once == parallel:
+        words = {"run": f"{where}: {parallel} at once (--parallel {parallel})"}
+    else:
+        words = {"run": f"{where}: {at_once} at once (the per-runner cap)"}
+    bound = (f"--per-runner {cap}" if per_runner is not None else
+             f"default: --parallel, at most {defaults.PER_CONNECTION} through one SSH connection; raise it with "
+             "--per-runner")
+    for label, count in per_runner_counts.items():
+        if count <= min(cap, parallel):
+            text = f"{_databases(count)}, all {count} at once" if count > 1 else f"{_databases(count)}"
+        elif cap < parallel:
+            text = f"{_databases(count)}, {cap} at once ({bound})"
+        else:
+            shared = ", workers shared with the other runners" if runners > 1 else ""
+            text = f"{_databases(count)}, {parallel} at once (--parallel {parallel}{shared})"
+        words[f"runner {label}"] = text
+    return words

@@ -1,49 +1,55 @@
-"""Console output: a line per row as it starts and ends, warnings and errors, then a summary table.
+"""Console output: the report a person reads, live on a terminal and as plain lines everywhere else.
 
-Every string passes through the redactor, and manifest values are never parsed as rich markup.
+On a terminal (and unless `-q`), a live area shows what runs now and how long is left (`live`), and finished
+rows scroll above it. Elsewhere (CI logs, pipes, files) every row gives plain lines that name the script,
+the database and the runner (`lines`), with no redraws, so a log reads top to bottom and tests can match it.
+The end of a run is `summary`. Every string passes the redactor, and manifest values are never parsed as
+rich markup.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
+from enum import IntEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..model.outcome import InterruptStep, Outcome, RunResult, Status
+from ..model.outcome import InterruptStep, Outcome, RunResult
 from ..model.secret import shown
-from ..model.specs import DatabaseSpec, Manifest
+from ..model.specs import DatabaseSpec, Manifest, targets
 from ..plan import PlannedRow, RowState
+from . import lines
+from .estimates import Estimates, duration
 from .events import (
     Event,
     Interrupted,
     Level,
     Notice,
+    OutputLine,
     PlanMade,
     RunFinished,
+    RunPlanned,
     RunStarted,
     StepFinished,
     StepStarted,
     WaitingForLock,
 )
+from .live import LiveView
+from .summary import print_summary
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from ..ledger import Holder
 
-STYLES = {
-    Status.APPLIED: "green",
-    Status.SKIPPED: "dim green",
-    Status.REFUSED: "bold red",
-    Status.FAILED: "bold red",
-    Status.UNREACHABLE: "bold red",
-    Status.INTERRUPTED: "bold yellow",
-    Status.NOT_RUN: "dim",
-}
+STYLES = lines.STYLES
+PROBLEMS = lines.PROBLEMS
 PLAN_STYLES = {
     RowState.PENDING: "cyan",
     RowState.CHANGED: "cyan",
@@ -51,40 +57,71 @@ PLAN_STYLES = {
     RowState.DRIFTED: "bold red",
     RowState.IN_DOUBT: "bold red",
 }
-MAX_SHOWN_LINES = 25
-# Above this many rows the summary lists only the rows that went wrong (a table of hundreds helps nobody).
-SUMMARY_ROWS = 50
-PROBLEMS = {Status.FAILED, Status.UNREACHABLE, Status.REFUSED, Status.INTERRUPTED}
-
-
-SHOWN_LINE = 2000  # characters of one client output line on screen
-
-
-def _short(line: str) -> str:
-    return line if len(line) <= SHOWN_LINE else f"{line[:SHOWN_LINE]} [... {len(line) - SHOWN_LINE} more characters]"
-
-
 NOTICE_STYLES = {Level.INFO: "", Level.SUCCESS: "green", Level.NOTE: "cyan", Level.WARNING: "yellow",
                  Level.ERROR: "bold red", Level.DETAIL: "dim"}
 
 
-class ConsoleReporter:
-    """Lines as rows start and end, then tables; every string redacted, manifest values never parsed as markup."""
+class Verbosity(IntEnum):
+    QUIET = 0  # -q: problems (failed rows, warnings, errors, interrupts, lock waits) and the summary
+    NORMAL = 1
+    VERBOSE = 2  # -v: and every line of client output, prefixed by its database
 
-    def __init__(self, stream: TextIO | None = None, *, color: bool | None = None) -> None:
+
+def is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed or not a real file
+        return False
+
+
+class ConsoleReporter:
+    """The console report: one listener of the run's events. Events arrive from every worker thread and are
+    handled one at a time, so a row's lines are never cut by another row's."""
+
+    def __init__(self, stream: TextIO | None = None, *, color: bool | None = None,
+                 verbosity: Verbosity = Verbosity.NORMAL, live: bool | None = None) -> None:
+        """color None: as the terminal and NO_COLOR say; live None: on a terminal, unless quiet."""
         stream = stream or sys.stdout
+        terminal = is_terminal(stream)
         # Logs (CI, files) get wide lines rather than rich's 80-column default, which truncates paths.
-        width = None if stream.isatty() else int(os.environ.get("COLUMNS", "200"))
+        width = None if terminal else int(os.environ.get("COLUMNS", "200"))
+        # `--color always|never` wins over NO_COLOR; auto leaves NO_COLOR (and FORCE_COLOR) to rich.
         self.console = Console(file=stream, highlight=False, soft_wrap=True, width=width,
-                               no_color=color is False, force_terminal=color or None)
+                               no_color=None if color is None else not color, force_terminal=color or None)
+        self.verbosity = verbosity
+        # Decided from the stream itself: `--color always` into a pipe colours lines but never animates them.
+        # TERM=dumb cannot move its cursor: plain lines there too.
+        self.live_wanted = ((terminal and not self.console.is_dumb_terminal and verbosity > Verbosity.QUIET)
+                            if live is None else live)
+        self.view: LiveView | None = None
+        self.estimates: Estimates | None = None
+        self.report_dir: Path | None = None
+        self.caps: dict[str, str] = {}
+        self._lock = threading.RLock()
+
+    # --- events -------------------------------------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
+        with self._lock:
+            try:
+                self._dispatch(event)
+            except BaseException:
+                self.close()  # whatever failed, the terminal is left as it was found
+                raise
+
+    def _dispatch(self, event: Event) -> None:
         if isinstance(event, StepStarted):
             self.step_started(event.outcome, event.total)
+        elif isinstance(event, OutputLine):
+            if self.verbosity >= Verbosity.VERBOSE:
+                self.console.print(lines.output(event.outcome, event.stream, event.line))
         elif isinstance(event, StepFinished):
             self.step_finished(event.outcome, event.total)
         elif isinstance(event, RunStarted):
+            self.report_dir = event.report_dir
             self.run_started(event.manifest)
+        elif isinstance(event, RunPlanned):
+            self.run_planned(event)
         elif isinstance(event, RunFinished):
             self.run_finished(event.result)
         elif isinstance(event, WaitingForLock):
@@ -94,14 +131,28 @@ class ConsoleReporter:
         elif isinstance(event, PlanMade):
             self.plan_table(event.planned)
         elif isinstance(event, Notice):
-            prefix = {Level.NOTE: "note: ", Level.WARNING: "warning: "}.get(event.level, "")
-            self.say(prefix + event.text, NOTICE_STYLES[event.level])
+            self.notice(event)
+
+    def close(self) -> None:
+        """End the live area, if any (idempotent): at the end of a run, and on the way out of any error."""
+        with self._lock:
+            view, self.view = self.view, None
+        if view is not None:
+            view.stop()
+
+    # --- lines --------------------------------------------------------------------------------------------
 
     def say(self, text: str, style: str = "") -> None:
         self.console.print(Text(shown(text), style=style))
 
+    def notice(self, event: Notice) -> None:
+        if self.verbosity > Verbosity.QUIET or event.level in (Level.WARNING, Level.ERROR):
+            prefix = {Level.NOTE: "note: ", Level.WARNING: "warning: "}.get(event.level, "")
+            self.say(prefix + event.text, NOTICE_STYLES[event.level])
+
     def note(self, text: str) -> None:
-        self.say(f"note: {text}", "cyan")
+        if self.verbosity > Verbosity.QUIET:
+            self.say(f"note: {text}", "cyan")
 
     def warn(self, text: str) -> None:
         self.say(f"warning: {text}", "yellow")
@@ -110,21 +161,49 @@ class ConsoleReporter:
         self.console.print(Text(shown(text), style="bold red"))
 
     def run_started(self, manifest: Manifest) -> None:
-        runners = {row.runner for row in manifest.rows}
-        databases = {row.db for row in manifest.rows}
-        self.say(f"{manifest.source}: {len(manifest.rows)} scripts, {len(runners)} runner(s), "
-                 f"{len(databases)} database(s)", "bold")
+        if self.verbosity > Verbosity.QUIET:
+            runners = {row.runner for row in manifest.rows}
+            databases = {row.db for row in manifest.rows}
+            self.say(f"{manifest.source}: {len(manifest.rows)} scripts, {len(runners)} runner(s), "
+                     f"{len(databases)} database(s)", "bold")
         for note in manifest.notes:
             self.note(note)
         for warning in manifest.warnings:
             self.warn(warning)
 
+    def run_planned(self, event: RunPlanned) -> None:
+        planned = event.planned
+        self.caps = dict(event.caps)
+        self.estimates = Estimates(planned, event.parallel, event.per_runner)
+        runs = sum(1 for p in planned if p.state.runs)
+        blocked = sum(1 for p in planned if p.state.blocks)
+        if self.verbosity > Verbosity.QUIET:
+            self.say(plan_line(planned, event.parallel, event.per_runner, self.estimates), "bold")
+            for name, said in self.caps.items():
+                self.say(f"  cap: {name}: {said}", "dim")
+        if self.live_wanted and runs and not blocked and self.view is None:
+            self.view = LiveView(self.console, self.estimates, len(planned), places(planned))
+            self.view.start()
+
     def step_started(self, outcome: Outcome, total: int) -> None:
-        row = outcome.row
-        self.say(f"[{outcome.index}/{total}] start   {row.script_label}  on {row.runner.label}  "
-                 f"-> {row.db.label}")
+        if self.estimates is not None:
+            self.estimates.start(outcome.index)
+        if self.view is not None:
+            self.view.step_started(outcome)
+        elif self.verbosity > Verbosity.QUIET:
+            self.console.print(lines.started(outcome, total))
+
+    def step_finished(self, outcome: Outcome, total: int) -> None:
+        if self.estimates is not None:
+            self.estimates.finish(outcome.index, outcome.status, outcome.seconds)
+        if self.view is not None:
+            self.view.step_finished(outcome)
+        if self.verbosity > Verbosity.QUIET or outcome.status in PROBLEMS:
+            for line in lines.finished(outcome, total):
+                self.console.print(line)
 
     def waiting_for_lock(self, db: DatabaseSpec, holder: Holder) -> None:
+        # Said even with -q: without it a quiet run that waits looks like one that hangs.
         self.say(f"waiting for the lock on {db.target_label}: held by {holder.describe()}", "yellow")
 
     def interrupted(self, step: InterruptStep, running: int) -> None:
@@ -139,27 +218,12 @@ class ConsoleReporter:
             text = f"leaving {running} running script(s) behind: they may go on running and will be in doubt"
         self.say(text, "bold yellow")
 
-    def step_finished(self, outcome: Outcome, total: int) -> None:
-        if outcome.status is Status.SKIPPED:
-            self.say(f"[{outcome.index}/{total}] skipped  {outcome.row.script_label}  ({outcome.reason})", "dim")
-            return
-        style = STYLES[outcome.status]
-        code = "" if outcome.exit_code is None else f", exit {outcome.exit_code}"
-        head = f"[{outcome.index}/{total}] {outcome.status.value:<8}{outcome.seconds:6.2f}s{code}"
-        if outcome.status is not Status.APPLIED:
-            head += f"  {outcome.reason}"
-        self.say(head, style)
-        for line in outcome.warnings[:MAX_SHOWN_LINES]:
-            self.say(f"    warning: {_short(line)}", "yellow")
-        for line in outcome.errors[:MAX_SHOWN_LINES]:
-            self.say(f"    {_short(line)}", "red")
-        hidden = max(0, len(outcome.warnings) - MAX_SHOWN_LINES) + max(0, len(outcome.errors) - MAX_SHOWN_LINES)
-        if hidden:
-            self.say(f"    ... {hidden} more lines", "dim")
-        if outcome.status is Status.FAILED and not outcome.errors and outcome.stdout_tail:
-            self.say("    last output lines:", "dim")
-            for line in outcome.stdout_tail[-5:]:
-                self.say(f"    | {_short(line)}", "dim")
+    def run_finished(self, result: RunResult) -> None:
+        self.close()
+        print_summary(self.console, result, report_dir=self.report_dir,
+                      only_problems=self.verbosity <= Verbosity.QUIET, caps=self.caps)
+
+    # --- tables (plan, status, environment) ---------------------------------------------------------------
 
     def plan_table(self, planned: list[PlannedRow]) -> None:
         table = Table(title="Plan", title_justify="left")
@@ -197,51 +261,32 @@ class ConsoleReporter:
                           shown(str(record.get("updated_by", ""))))
         self.console.print(table)
 
-    def targets_table(self, result: RunResult) -> None:
-        """With several databases: how far each one got."""
-        by_target: dict[str, list[Outcome]] = {}
-        for outcome in result.outcomes:
-            by_target.setdefault(outcome.row.db.target_label, []).append(outcome)
-        if len(by_target) < 2:
-            return
-        table = Table(title="Targets", title_justify="left")
-        for name in ("target", "done", "failed", "not run", "got to"):
-            table.add_column(name, overflow="fold")
-        for target, outcomes in by_target.items():
-            done = [o for o in outcomes if o.status in (Status.APPLIED, Status.SKIPPED)]
-            bad = [o for o in outcomes if o.status not in (Status.APPLIED, Status.SKIPPED, Status.NOT_RUN)]
-            waiting = sum(1 for o in outcomes if o.status is Status.NOT_RUN)
-            if bad:
-                where = Text(f"stopped at {bad[0].row.script_label} ({bad[0].status.value})", style="bold red")
-            elif waiting:
-                where = Text(f"not started after {done[-1].row.script_label}" if done else "not started",
-                             style="yellow")
-            else:
-                where = Text("complete", style="green")
-            table.add_row(shown(target), f"{len(done)}/{len(outcomes)}", str(len(bad)), str(waiting), where)
-        self.console.print(table)
 
-    def run_finished(self, result: RunResult) -> None:
-        shown = result.outcomes
-        title = "Summary"
-        if len(shown) > SUMMARY_ROWS:  # each row's line is above; the Targets table says how far each got
-            shown = [o for o in shown if o.status in PROBLEMS]
-            title = f"Problems ({len(shown)} of {len(result.outcomes)} rows)"
-        if shown:
-            self._rows_table(title, shown)
-        self.targets_table(result)
-        parts = [f"{result.count(status)} {status.value}" for status in Status if result.count(status)]
-        stopped = " after an interrupt" if result.interrupted else ""
-        self.say(f"{', '.join(parts)} in {result.seconds:.2f}s{stopped} (exit {int(result.exit_code)})", "bold")
+def places(planned: list[PlannedRow]) -> dict[int, tuple[int, int]]:
+    """Each row's place among its database's rows: (n, of)."""
+    place: dict[int, tuple[int, int]] = {}
+    for positions in targets([p.row for p in planned]).values():
+        for n, position in enumerate(positions, start=1):
+            place[planned[position].index] = (n, len(positions))
+    return place
 
-    def _rows_table(self, title: str, outcomes: list[Outcome]) -> None:
-        table = Table(title=title, title_justify="left", show_lines=False)
-        for name, justify in (("#", "right"), ("script", "left"), ("runner", "left"), ("database", "left"),
-                              ("outcome", "left"), ("seconds", "right")):
-            table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
-        for outcome in outcomes:
-            row = outcome.row
-            seconds = f"{outcome.seconds:.2f}" if outcome.status is not Status.NOT_RUN else ""
-            table.add_row(str(outcome.index), shown(row.script_label), shown(row.runner.label),
-                          shown(row.db.label), Text(outcome.status.value, style=STYLES[outcome.status]), seconds)
-        self.console.print(table)
+
+def plan_line(planned: list[PlannedRow], parallel: int, per_runner: int, estimates: Estimates) -> str:
+    """What the run is about to do, how wide, and how long it should take."""
+    runs = [p for p in planned if p.state.runs]
+    applied = sum(1 for p in planned if p.state is RowState.APPLIED)
+    blocked = sum(1 for p in planned if p.state.blocks)
+    databases = len({p.row.db.key for p in planned})
+    text = f"plan: {len(runs)} to run, {applied} already applied"
+    if blocked:
+        text += f", {blocked} refused (drifted or in doubt)"
+    text += f", on {databases} database(s); "
+    text += ("one row at a time, in manifest order (--parallel 1)" if parallel <= 1 else
+             f"up to {parallel} databases at once, {per_runner} per runner")
+    if runs and not blocked:
+        unknown = sum(1 for p in runs if estimates.estimate(p) is None)
+        left = estimates.left().seconds
+        text += (f"; estimated time: about {duration(left)}" if left is not None else
+                 f"; estimated time unknown ({unknown} of {len(runs)} scripts never ran on any of these databases)")
+    return text
+

@@ -16,6 +16,8 @@ import shlex
 import signal
 import socket
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,10 +31,20 @@ with without_module("invoke"):
     # paramiko imports invoke (30 ms of every run's start) only to run `Match exec` lines of ssh_config files,
     # which we never read.
     import paramiko
-    from paramiko.common import MSG_CHANNEL_REQUEST, cMSG_CHANNEL_REQUEST, cMSG_GLOBAL_REQUEST
+    from paramiko.common import (
+        MSG_CHANNEL_REQUEST,
+        OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
+        OPEN_FAILED_CONNECT_FAILED,
+        cMSG_CHANNEL_REQUEST,
+        cMSG_GLOBAL_REQUEST,
+    )
     from scp import SCPClient, SCPException
 
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+MAX_LINKS = 8  # connections to one runner at most, when its sshd refuses channels (MaxSessions)
+# How a session channel is refused for MaxSessions: OpenSSH's sshd says "connect failed" ("no more sessions" in
+# its log), other servers "administratively prohibited".
+SESSIONS_REFUSED = (OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, OPEN_FAILED_CONNECT_FAILED)
 _known_hosts_lock = threading.Lock()
 
 
@@ -58,17 +70,19 @@ class _Verify(paramiko.MissingHostKeyPolicy):
         if self.known.is_revoked(hostname, key):
             raise HostKeyRefused(f"REVOKED HOST KEY for {hostname} ({_fingerprint(key)}): {self.options.known_hosts} "
                                  "marks this key @revoked. Ask the runner's administrator which key it should present")
-        expected: dict[str, paramiko.PKey] = dict(self.known.trusted.lookup(hostname) or {})
-        if key.get_name() in expected:
-            if expected[key.get_name()].asbytes() == key.asbytes():
-                return
+        known = self.known.keys_for(hostname)
+        if any(candidate.asbytes() == key.asbytes() for candidate in known):
+            return  # any line holding the offered key, as OpenSSH: a stale line of the same type does not shadow it
+        same_type = [candidate for candidate in known if candidate.get_name() == key.get_name()]
+        if same_type:
             raise HostKeyRefused(
-                f"HOST KEY MISMATCH for {hostname}: known_hosts has {_fingerprint(expected[key.get_name()])} but "
+                f"HOST KEY MISMATCH for {hostname}: known_hosts has {_fingerprint(same_type[0])} but "
                 f"the runner offered {_fingerprint(key)}. This may be an attack; if the runner was rebuilt, remove "
                 f"the old entry (ssh-keygen -R) from {self.options.known_hosts} and verify the new key")
-        if expected:
+        if known:
+            types = ", ".join(dict.fromkeys(candidate.get_name() for candidate in known))
             raise HostKeyRefused(
-                f"HOST KEY MISMATCH for {hostname}: known_hosts has {', '.join(expected)} keys but the runner "
+                f"HOST KEY MISMATCH for {hostname}: known_hosts has {types} keys but the runner "
                 f"offered {_fingerprint(key)}. Verify it with the runner's administrator")
         if self.options.accept_new_host_keys:
             self._record(hostname, key)
@@ -88,7 +102,7 @@ class _Verify(paramiko.MissingHostKeyPolicy):
             with path.open("a", encoding="ascii") as handle:
                 handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
             path.chmod(0o600)
-        self.known.trusted.add(hostname, key.get_name(), key)
+        self.known.trust(hostname, key)
         logging.getLogger("dbupdater").warning("trusted new host key of %s (%s), recorded in %s", hostname,
                                                _fingerprint(key), path)
 
@@ -189,6 +203,7 @@ class SSHTransport(Transport):
             sock = _socket(host, port, options.connect_timeout)
         except OSError as exc:
             raise TransportError(f"runner {self.label} unreachable: {exc.strerror or exc}") from None
+        began = time.monotonic()
         try:
             self._client.connect(host, port, sock=sock, **kwargs)
         except HostKeyRefused:
@@ -208,6 +223,13 @@ class SSHTransport(Transport):
             raise TransportError(f"authentication failed for {self.label} ({method})") from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
             sock.close()
+            took = time.monotonic() - began
+            if took >= options.connect_timeout * 0.9 or str(exc) == "No existing session":
+                # paramiko's words when its banner or key-exchange wait ran out ("No existing session" comes
+                # from the authentication step that follows a handshake that never finished).
+                raise TransportError(
+                    f"runner {self.label} unreachable: it accepted the TCP connection but its SSH server did not "
+                    f"complete the handshake within {options.connect_timeout:g} s (--connect-timeout)") from None
             raise TransportError(f"runner {self.label} unreachable: {exc}") from None
         transport = self._client.get_transport()
         assert transport is not None
@@ -218,11 +240,20 @@ class SSHTransport(Transport):
             MSG_CHANNEL_REQUEST: _handle_channel_request,
         }
         self._transport = transport
-        self._running: set[paramiko.Channel] = set()
+        self._running: dict[paramiko.Channel, Command] = {}
         self._running_lock = threading.Lock()
         self._timeout = options.connect_timeout
         self._gone: str | None = None  # why the runner counts as gone
         self._closing = threading.Event()
+        # A runner's sshd allows MaxSessions channels per connection (10 by default): a channel it refuses goes
+        # to a further connection to the same runner, opened on first need (see _overflow).
+        self._reconnect: Callable[[], SSHTransport] = lambda: SSHTransport(host, port, user, password, key_file,
+                                                                           options, key_data)
+        self._overflowed: SSHTransport | None = None
+        self._overflow_lock = threading.Lock()
+        self._links = 1  # this connection and the ones opened after it for the same runner
+        self._opening = threading.Lock()
+        self._served = False  # a channel was ever opened on this connection
         threading.Thread(target=self._keep_alive, args=(options.alive_interval,), daemon=True,
                          name=f"dbupdater-alive {self.label}").start()
 
@@ -256,11 +287,13 @@ class SSHTransport(Transport):
     def run(self, command: Command, on_output: OutputHandler) -> Result:
         line, stdin_data = self.shell.render(command)
         try:
-            channel = self._transport.open_session(timeout=self._timeout)  # paramiko's default: an hour
+            channel = self.open_session()
+        except paramiko.ChannelException as exc:
+            return self._overflow(exc).run(command, on_output)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise TransportError(f"runner {self.label} went away: {self._gone or exc}") from None
         with self._running_lock:
-            self._running.add(channel)
+            self._running[channel] = command
         try:
             with channel:
                 try:
@@ -278,14 +311,15 @@ class SSHTransport(Transport):
                 return result
         finally:
             with self._running_lock:
-                self._running.discard(channel)
+                self._running.pop(channel, None)
 
-    def interrupt(self) -> None:
+    def interrupt(self, command: Command | None = None) -> None:
         # RFC 4254 6.9 "signal": sshd (OpenSSH 7.9+, privilege separation) sends it to the session's process
         # group. paramiko has no call for it, so the request is built the way paramiko's own send_exit_status
         # builds its channel requests.
         with self._running_lock:
-            channels = list(self._running)
+            channels = [channel for channel, running in self._running.items()
+                        if command is None or running is command]
         for channel in channels:
             message = paramiko.Message()
             message.add_byte(cMSG_CHANNEL_REQUEST)
@@ -294,16 +328,29 @@ class SSHTransport(Transport):
             message.add_boolean(False)
             message.add_string("INT")
             self._send(message)
+        if self._overflowed is not None:
+            self._overflowed.interrupt(command)
 
     def _scp(self) -> SCPClient:
         # 128 KiB reads (scp's default is 16 KiB): fewer, fuller SSH packets; a 3.4 MB copy on a new connection
         # took about a third less time. Memory stays flat: one buffer per copy.
-        return SCPClient(self._transport, buff_size=128 * 1024, socket_timeout=60.0)
+        return SCPClient(_Sessions(self), buff_size=128 * 1024, socket_timeout=60.0)
+
+    def open_session(self) -> paramiko.Channel:
+        """A session channel, one opening at a time: when two are refused at once, paramiko hands the reason to
+        one of them only (the other gets a bare "Unable to open channel"), so a refusal could not be told apart
+        from a lost connection. An opening is one round trip."""
+        with self._opening:
+            channel = self._transport.open_session(timeout=self._timeout)  # paramiko's default: an hour
+        self._served = True
+        return channel
 
     def put_stream(self, source: IO[bytes], size: int, remote: str, name: str) -> None:
         try:
             with self._scp() as scp:
                 scp.putfo(source, remote, mode="0600", size=size)
+        except paramiko.ChannelException as exc:  # refused before a byte was read
+            self._overflow(exc).put_stream(source, size, remote, name)
         except (SCPException, paramiko.SSHException, OSError, EOFError) as exc:
             raise TransportError(f"copying {name} to {self.label} failed: {exc}") from None
 
@@ -313,6 +360,8 @@ class SSHTransport(Transport):
             with self._scp() as scp:
                 scp.get(remote, str(local))
             os.chmod(local, 0o600)  # scp sets the remote file's mode
+        except paramiko.ChannelException as exc:
+            self._overflow(exc).get(remote, local)
         except (SCPException, paramiko.SSHException, OSError, EOFError) as exc:
             raise TransportError(f"copying {remote} from {self.label} failed: {exc}") from None
 
@@ -320,12 +369,50 @@ class SSHTransport(Transport):
         try:
             with self._scp() as scp:
                 scp.putfo(io.BytesIO(data), remote, mode="0600")
+        except paramiko.ChannelException as exc:
+            self._overflow(exc).put_bytes(data, remote)
         except (SCPException, paramiko.SSHException, OSError, EOFError) as exc:
             raise TransportError(f"writing a file on {self.label} failed: {exc}") from None
 
     def close(self) -> None:
         self._closing.set()
         self._client.close()
+        if self._overflowed is not None:
+            self._overflowed.close()
+
+    def _overflow(self, refused: paramiko.ChannelException) -> SSHTransport:
+        """The connection that takes a channel this one's sshd refused (its MaxSessions is reached), opened on
+        first need; the same runner, host key and credentials. A connection refused its very first channel
+        means sessions are refused outright (MaxSessions 0, or a policy): that fails, as does a connection
+        beyond MAX_LINKS to one runner."""
+        if refused.code not in SESSIONS_REFUSED:
+            raise TransportError(f"runner {self.label} refused a channel: {refused.text}") from None
+        with self._overflow_lock:
+            if self._overflowed is None:
+                held = len(self._transport._channels)  # type: ignore[attr-defined]
+                if not self._served or self._links >= MAX_LINKS or self._closing.is_set():
+                    raise TransportError(f"runner {self.label} refused a channel ({refused.text}) with {held} open "
+                                         f"on {self._links} connection(s): check its sshd's MaxSessions") from None
+                logging.getLogger("dbupdater").warning(
+                    "runner %s refused a channel with %d open (its sshd's MaxSessions); opening another connection "
+                    "to it", self.label, held)
+                link = self._reconnect()
+                link._links = self._links + 1
+                self._overflowed = link
+            return self._overflowed
+
+
+class _Sessions:
+    """What SCPClient uses of a paramiko transport, with channels opened through SSHTransport.open_session."""
+
+    def __init__(self, link: SSHTransport) -> None:
+        self._link = link
+
+    def open_session(self) -> paramiko.Channel:
+        return self._link.open_session()
+
+    def getpeername(self) -> Any:
+        return self._link._transport.getpeername()
 
 
 def _drain(channel: paramiko.Channel, out: LineSplitter, err: LineSplitter) -> None:

@@ -1,0 +1,81 @@
+"""junit.xml from a run document: a testsuite per target, a testcase per script, in the shape GitHub's and
+GitLab's test reports read (the Jenkins/Surefire schema: `testsuites > testsuite > testcase` with `failure`,
+`error`, `skipped`, `system-out`, `system-err`).
+
+A failed or refused script is a `failure` carrying the client's error lines; a script that could not be
+judged (runner or database unreachable, interrupted) is an `error`; an already-applied script is a skipped
+case, and so is a script that never started because the run stopped first.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from .document import Document
+
+FAILURES = {"failed", "refused"}
+ERRORS = {"unreachable", "interrupted"}
+SKIPS = {"skipped", "not run"}
+
+
+def _xml_safe(text: str) -> str:
+    """XML 1.0 cannot hold most control characters, even escaped (the document escaped them already)."""
+    return "".join(ch if ch in "\t\n\r" or ord(ch) >= 0x20 else f"\\x{ord(ch):02x}" for ch in text)
+
+
+def _case(suite: ET.Element, result: dict[str, Any]) -> None:
+    case = ET.SubElement(suite, "testcase", name=_xml_safe(result["script"]), classname=_xml_safe(result["target"]),
+                         time=f"{result['seconds']:.3f}", file=_xml_safe(result["script_id"] or result["script"]))
+    status, reason = result["status"], _xml_safe(result["reason"])
+    if status in FAILURES or status in ERRORS:
+        tag = "failure" if status in FAILURES else "error"
+        lines = result["errors"] + ([f"... {result['omitted_errors']} more error lines"]
+                                    if result["omitted_errors"] else [])
+        code = "" if result["exit_code"] is None else f" (client exit {result['exit_code']})"
+        body = "\n".join([f"{status}{code}: {result['reason']}", *lines])
+        element = ET.SubElement(case, tag, message=reason or status, type=status)
+        element.text = _xml_safe(body)
+    elif status in SKIPS:
+        ET.SubElement(case, "skipped", message=reason or status)
+    output = result.get("output")
+    if output and output["lines"]:
+        cut = output["omitted_lines"]
+        text = ([f"[... {cut} earlier lines ({output['omitted_bytes']} bytes) not kept]"] if cut else [])
+        text += [f"{line['stream']}: {line['text']}" for line in output["lines"]]
+        ET.SubElement(case, "system-out").text = _xml_safe("\n".join(text))
+    if result["warnings"]:
+        ET.SubElement(case, "system-err").text = _xml_safe("\n".join(f"warning: {w}" for w in result["warnings"]))
+
+
+def junit_xml(document: Document) -> bytes:
+    run = document["run"]
+    by_target: dict[str, list[dict[str, Any]]] = {}
+    for result in document["results"]:
+        by_target.setdefault(result["target"], []).append(result)
+    totals = document["summary"]["counts"]
+    root = ET.Element("testsuites", name=f"dbupdater {run['command']} {run['id'][:8]}",
+                      tests=str(len(document["results"])),
+                      failures=str(sum(totals.get(s, 0) for s in FAILURES)),
+                      errors=str(sum(totals.get(s, 0) for s in ERRORS)),
+                      skipped=str(sum(totals.get(s, 0) for s in SKIPS)), time=f"{run['seconds']:.3f}",
+                      timestamp=run["started_at"])
+    for target, results in by_target.items():
+        statuses = [r["status"] for r in results]
+        first = next((r for r in results if r.get("started_at")), None)
+        suite = ET.SubElement(root, "testsuite", name=_xml_safe(target), tests=str(len(results)),
+                              failures=str(sum(s in FAILURES for s in statuses)),
+                              errors=str(sum(s in ERRORS for s in statuses)),
+                              skipped=str(sum(s in SKIPS for s in statuses)),
+                              time=f"{sum(r['seconds'] for r in results):.3f}",
+                              timestamp=(first or {}).get("started_at") or run["started_at"])
+        properties = ET.SubElement(suite, "properties")
+        shard = results[0].get("shard") or run.get("shard")
+        for name, value in (("run_id", results[0].get("run_id") or run["id"]), ("shard", shard),
+                            ("environment", run.get("environment")), ("runner", results[0]["runner"])):
+            if value:
+                ET.SubElement(properties, "property", name=name, value=_xml_safe(str(value)))
+        for result in results:
+            _case(suite, result)
+    ET.indent(root)
+    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True)) + b"\n"

@@ -1,0 +1,88 @@
+"""The run folder: run.json, junit.xml and report.html of one run, written when it ends.
+
+A new folder appears whole or not at all (written under a temporary name beside it, then renamed); in a
+folder that already exists (`--report-dir` reused by a CI job) each file is replaced atomically. Files are
+0644: reports are for reading by the CI system and colleagues, and hold no secret. A failure to write is
+said as a warning and never changes the run's exit code: the databases' history is the record that matters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .document import Document
+from .html import report_html
+from .junit import junit_xml
+
+RUNS_DIR = "runs"
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+
+
+def default_folder(base_dir: Path, run_id: str, moment: datetime | None = None) -> Path:
+    """`runs/<UTC time>-<run id>/` beside the manifest: sorted by time when listed, unique by the id."""
+    moment = moment or datetime.now(timezone.utc)
+    return base_dir / RUNS_DIR / f"{moment.strftime('%Y%m%dT%H%M%SZ')}-{run_id}"
+
+
+def render(document: Document) -> dict[str, bytes]:
+    return {
+        "run.json": (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode(),
+        "junit.xml": junit_xml(document),
+        "report.html": report_html(document).encode(),
+    }
+
+
+def _write(path: Path, data: bytes) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    with os.fdopen(descriptor, "wb") as handle:
+        os.fchmod(handle.fileno(), FILE_MODE)  # whatever the umask
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def write_folder(folder: Path, files: dict[str, bytes]) -> None:
+    if folder.is_dir():
+        for name, data in files.items():
+            partial = folder / f".{name}.{secrets.token_hex(4)}.partial"
+            try:
+                _write(partial, data)
+                os.replace(partial, folder / name)
+            finally:
+                partial.unlink(missing_ok=True)
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = folder.parent / f".{folder.name}.{secrets.token_hex(4)}.partial"
+    try:
+        partial.mkdir(mode=DIR_MODE)
+        os.chmod(partial, DIR_MODE)
+        for name, data in files.items():
+            _write(partial / name, data)
+        os.rename(partial, folder)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+class RunFolder:
+    """A sink of the run document: renders the three files and writes them into `folder`."""
+
+    def __init__(self, folder: Path, warn: Callable[[str], None]) -> None:
+        self.folder = folder
+        self.warn = warn
+        self.written = False
+
+    def __call__(self, document: Document) -> None:
+        try:
+            write_folder(self.folder, render(document))
+            self.written = True
+        except Exception as exc:  # a report never changes the run's outcome
+            self.warn(f"the run folder {self.folder} could not be written ({type(exc).__name__}: {exc}); "
+                      "the history tables in the databases are complete")
