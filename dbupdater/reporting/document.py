@@ -87,17 +87,18 @@ class Excerpt:
         self.cut_bytes = 0
 
     def add(self, stream: str, line: str) -> None:
-        line = clean(line)
+        # Kept as it came and cleaned only when written: a script printing 100 MB passes every line through here,
+        # and only the last few are ever shown (the bound counts characters, near enough to bytes for a cap).
         self.lines.append((stream, line))
-        self.size += len(line.encode())
+        self.size += len(line)
         while len(self.lines) > EXCERPT_LINES or (self.size > EXCERPT_BYTES and len(self.lines) > 1):
             _, dropped = self.lines.popleft()
-            self.size -= len(dropped.encode())
+            self.size -= len(dropped)
             self.cut_lines += 1
             self.cut_bytes += len(dropped.encode())
 
     def data(self) -> dict[str, Any]:
-        return {"lines": [{"stream": stream, "text": text} for stream, text in self.lines],
+        return {"lines": [{"stream": stream, "text": clean(text)} for stream, text in self.lines],
                 "omitted_lines": self.cut_lines, "omitted_bytes": self.cut_bytes}
 
 
