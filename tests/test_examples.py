@@ -285,7 +285,8 @@ def test_cli_invocations_use_only_options_the_parser_has(path: Path) -> None:
         assert namespace.command in SUBCOMMANDS
     if path in (GITHUB, GITLAB):
         commands = {arguments[0] for arguments in found}
-        assert commands == {"validate", "apply"}, f"{path.name} should validate and apply, found {commands}"
+        assert {"validate", "apply"} <= commands <= {"validate", "apply", "report"}, (
+            f"{path.name} should validate and apply (and may merge reports), found {commands}")
 
 
 def test_ci_examples_deploy_every_tier_in_order_with_manual_gates() -> None:
@@ -314,8 +315,10 @@ def test_ci_examples_never_print_or_inline_secrets() -> None:
                 secret = re.search(r"\$\{?DBU_\w*(PASSWORD|PRIVATE_KEY)", line)
                 assert not (prints and secret), f"prints a secret: {line}"
             assert "--accept-new-host-keys" not in snippet
-        assert "--shard" not in "\n".join(strings_in(document)), "--shard is planned, not available yet"
-        assert "planned" in text.lower() and "--shard I/N" in text
+        assert "planned, not available" not in text.lower(), "--shard exists: no example may call it planned"
+    # GitLab's sharded PROD takes its share of one manifest and merges the shards' run folders into one report.
+    gitlab_text = "\n".join(strings_in(load_yaml(GITLAB)))
+    assert '--shard "$SHARD/4"' in gitlab_text and "report reports/ --output-dir" in gitlab_text
     # GitHub: secrets only reach steps through `env:`, never spliced into a script.
     for job in load_yaml(GITHUB)["jobs"].values():
         for step in job["steps"]:
@@ -405,7 +408,7 @@ def test_github_deploy_writes_private_files_and_validates_with_real_values(tmp_p
     assert Path(key_file) == temp / "dbupdater_key"
     # With the job's variables in place the manifest validates; `apply` would do the same before connecting.
     apply = github_step("deploy-qa", "Apply")
-    validate = apply.replace(" apply ", " validate ")
+    validate = re.sub(r"\s*\\\n\s*--report-dir \S+", "", apply.replace(" apply ", " validate "))
     checked = run_snippet(validate, tmp_path, {**environment, "ENV": "qa", "DBU_SSH_KEY_FILE": key_file,
                                                "DBU_MYSQL_PASSWORD": "pw-from-ci-secret"})
     assert checked.returncode == 0, checked.stdout + checked.stderr
