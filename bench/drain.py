@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import shlex
+import shutil
 import statistics
 import sys
 import tempfile
@@ -81,10 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     bed = Testbed(RIG)
     bed.up()
+    folder = Path(tempfile.mkdtemp(prefix="dbupdater-drain-"))
     try:
         bed.rig.create_mysql_database(DATABASE)
         sql = query(args.mb)
-        folder = Path(tempfile.mkdtemp(prefix="dbupdater-drain-"))
         path = manifest(bed, folder, sql)
         tool_argv = [sys.executable, str(PROJECT_DIR / "remote_database_updater.py"), "exec", "-f", str(path),
                      "--known-hosts", bed.info.known_hosts, "--color", "never", "-q", "--no-report"]
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{tool_median / raw_median:.2f}x | {max(rss) / 1024:.0f} MB |")
         print(f"(medians of {args.repeat}; raw {[round(s, 2) for s in raws]}, tool {[round(s, 2) for s in tools]})")
     finally:
+        shutil.rmtree(folder, ignore_errors=True)
         bed.close(keep_rig=args.keep_rig)
     return 0
 
