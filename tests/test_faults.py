@@ -30,6 +30,12 @@ def test_runner_lost_mid_script_exits_3(workspace: Workspace, target: Target, ri
     assert "[2/2]" not in out and "after_loss" not in target.tables()
     assert time.monotonic() - started < 25, "the loss should be noticed long before the script would end"
     workspace.rows = workspace.rows[1:]  # the runner is back: the rest of the work goes through
+    began = time.monotonic()
     again = run_tool("-f", str(workspace.write("again.csv")))
     assert again.code == 0, again.text
     assert "after_loss" in target.tables()
+    # The lost run's lock is still in the table (nothing could reach the database to release it), but that run
+    # is provably gone (its liveness file on this machine is nobody's): taken over at once. Before: the next run
+    # waited out the lease, about 55 s.
+    assert "taking over the lock" in again.text
+    assert time.monotonic() - began < 20, "the next run waited for the dead run's lease"

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from dbupdater.checksum import checksum
+from dbupdater.execution import liveness
 
 from .conftest import HEADER, ROOT, Target, Workspace
 
@@ -177,10 +178,12 @@ def test_lock_wait_times_out_naming_the_holder(workspace: Workspace, target: Tar
     assert f"pid {first.pid}" in out2 and "locked by run" in out2 and "gave up after 1s" in out2
 
 
+@pytest.mark.parametrize("proof", [True, False], ids=["same-machine", "lease-only"])
 def test_lock_of_a_killed_run_is_taken_over_after_its_lease(workspace: Workspace, target: Target, info, rig,
-                                                             run_tool) -> None:
+                                                             run_tool, proof: bool) -> None:
     # The killed run holds two databases' locks; it dies while working on the first. The second database
-    # must become usable once the lease runs out, without anybody cleaning up by hand.
+    # must become usable without anybody cleaning up by hand: at once when this machine can prove the holder
+    # is dead (its liveness file is nobody's), else once the lease runs out (a run of another machine).
     other = f"{target.name}_b"
     (rig.create_mysql_database if target.engine == "mysql" else rig.create_postgres_database)(other)
     try:
@@ -193,11 +196,15 @@ def test_lock_of_a_killed_run_is_taken_over_after_its_lease(workspace: Workspace
         victim.wait(timeout=10)
         workspace.rows = workspace.rows[1:]
         path = workspace.write("b_only.csv")
+        if not proof:  # as a run of another machine would see it: no liveness file to prove anything
+            for tombstone in liveness.folder().glob("*.alive"):
+                tombstone.unlink()
         started = time.monotonic()
         result = run_tool("-f", str(path), "--lock-timeout", "30", "--lock-lease", "3")
         assert result.code == 0, result.text
-        assert f"pid {victim.pid}" in result.out  # it waited, and said for whom
-        assert time.monotonic() - started < 20
+        assert f"pid {victim.pid}" in result.text  # it said whose lock it waited for or took over
+        assert ("taking over the lock" in result.text) is proof
+        assert time.monotonic() - started < (8 if proof else 20)
     finally:
         (rig.drop_mysql_database if target.engine == "mysql" else rig.drop_postgres_database)(other)
 

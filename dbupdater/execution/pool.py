@@ -16,6 +16,7 @@ from ..model.errors import DbUpdaterError
 from ..model.specs import DatabaseSpec, DbKey, Manifest, ManifestRow, RunnerSpec, first_row_per_database
 from ..plan import PlannedRow
 from ..transports import open_transport
+from .liveness import Liveness
 from .options import RunOptions
 from .scheduler import parallel_map, runner_cap
 from .sessions import RunnerSession
@@ -33,6 +34,8 @@ class Deployment:
         self.locked: dict[DbKey, Ledger] = {}
         self._lock = threading.Lock()
         self._connecting: dict[RunnerSpec, threading.Lock] = {}
+        self._locking: list[Ledger] = []  # every ledger that tried to take a lock: released at the end, or not
+        self.liveness = Liveness(self.identity)
         self.cancelled = False
 
     def __enter__(self) -> Deployment:
@@ -80,7 +83,8 @@ class Deployment:
         with self._lock:
             ledger = self._ledgers.get(key)
         if ledger is None:
-            ledger = Ledger(self.channel(row), self.options.history_schema, self.identity, row.runner.label)
+            ledger = Ledger(self.channel(row), self.options.history_schema, self.identity, row.runner.label,
+                            dead=self.liveness.dead)
             with self._lock:
                 ledger = self._ledgers.setdefault(key, ledger)
         return ledger
@@ -106,6 +110,8 @@ class Deployment:
         workers = max(1, self.options.parallel)
         deadline = time.monotonic() + self.options.lock_timeout
         parallel_map(self.session, list(dict.fromkeys(row.runner for row in first_rows)), workers)
+        if lock:
+            self.liveness.start()  # before the first lock: a lock this run leaves behind is then provably its
 
         def open_one(row: ManifestRow, wait: bool = False) -> None:
             ledger = self.ledger(row)
@@ -117,6 +123,7 @@ class Deployment:
                 finally:  # whether or not this thread saw the answer, the lock may be ours: close releases it
                     with self._lock:
                         self.locked[row.db.key] = ledger
+                        self._locking.append(ledger)
             else:
                 history = ledger.read(missing_ok=True)
             with self._lock:
@@ -173,12 +180,15 @@ class Deployment:
         if within is None:
             releases()
             removals()
-            return
-        ends = time.monotonic() + within
-        for work, until in ((releases, time.monotonic() + within / 2), (removals, ends)):
-            thread = threading.Thread(target=work, name="dbupdater-close", daemon=True)
-            thread.start()
-            thread.join(max(0.0, until - time.monotonic()))
+        else:
+            ends = time.monotonic() + within
+            for work, until in ((releases, time.monotonic() + within / 2), (removals, ends)):
+                thread = threading.Thread(target=work, name="dbupdater-close", daemon=True)
+                thread.start()
+                thread.join(max(0.0, until - time.monotonic()))
+        with self._lock:
+            left_behind = any(ledger.held for ledger in self._locking)
+        self.liveness.finish(all_released=not left_behind)
 
     def cancel(self) -> None:
         """Interrupt every client still running on any runner (they cancel their statement on the server)."""

@@ -8,6 +8,7 @@ database (the next script's `running` row, or the lock release): one client call
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,13 +30,19 @@ from .records import (
     RunIdentity,
 )
 
+log = logging.getLogger("dbupdater")
+
 
 class Ledger:
     """The ledger of one database, reached through one runner."""
 
     def __init__(self, channel: SqlChannel, schema_name: str | None, identity: RunIdentity,
-                 runner_label: str) -> None:
+                 runner_label: str, dead: Callable[[Holder], bool] | None = None) -> None:
         self.channel = channel
+        # Whether a lock's holder is provably gone (a run of this machine that died): then its lock is taken
+        # over at once instead of waiting for its lease (see execution/liveness.py).
+        self._dead = dead
+        self.held = False  # this ledger holds its database's lock (taken, and not yet released)
         self.db = channel.db
         self.identity = identity
         self.runner_label = runner_label
@@ -108,7 +115,9 @@ class Ledger:
                   + schema.record(self.d, self.tables, 1))  # tables without a version row are version 1
         rows = self._exec(create + "\n" + self._lock_sql(lease) + "\n" + self._versioned_read())
         holders = [Holder(**row) for row in rows if "since" in row]
-        if not (holders and holders[0].run_id == self.identity.run_id):
+        if holders and holders[0].run_id == self.identity.run_id:
+            self.held = True
+        else:
             if not wait:
                 return None
             self.acquire(lease, timeout, on_wait, deadline)
@@ -219,10 +228,19 @@ class Ledger:
                 deadline: float | None = None) -> None:
         deadline = time.monotonic() + timeout if deadline is None else deadline
         announced = False
+        taken_over: set[str] = set()
         while True:
             holder = self.try_lock(lease)
             if holder.run_id == self.identity.run_id:
+                self.held = True
                 return
+            if self._dead is not None and holder.run_id not in taken_over and self._dead(holder):
+                taken_over.add(holder.run_id)
+                log.warning("%s: taking over the lock of %s: that run ended on this machine without releasing it",
+                            self.db.label, holder.describe())
+                self._exec(f"DELETE FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)} "
+                           f"AND run_id = {self._lit(holder.run_id)};")
+                continue  # only that run's row goes: if another run took the lock meanwhile, it stays theirs
             if time.monotonic() >= deadline:
                 raise Refused(f"{self.db.label} is locked by {holder.describe()}; gave up after {timeout:g}s "
                               "(--lock-timeout). A holder that was killed loses the lock when its lease ends.")
@@ -245,3 +263,4 @@ class Ledger:
         self._exec(self._flush() + f"DELETE FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)} "
                    f"AND run_id = {self._lit(self.identity.run_id)};")
         self._flushed()
+        self.held = False
