@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dbupdater.model.command import Command, Ending, RemoteFile, Result
+from dbupdater.model.command import STDIN_PATH, Command, Ending, RemoteFile, Result
 from dbupdater.model.secret import Secret
 from dbupdater.model.specs import RunnerSpec
 from dbupdater.transports import Transport, registry
@@ -90,6 +90,13 @@ def test_stdin_parts_arrive_in_order(transport: Transport, workdir: str) -> None
         result, out, _ = run(transport, Command(("cat",), stdin=parts))
         assert result.exited and result.code == 0
         assert out == expected
+
+
+def test_stdin_as_a_named_file_for_clients_that_read_only_files(transport: Transport) -> None:
+    """STDIN_PATH (sqlcmd's ledger call: `-i <file>`) is a path the client can open and read the stdin from."""
+    result, out, _ = run(transport, Command(("cat", STDIN_PATH), stdin=(b"SELECT 1;\nSELECT 2;\n",)))
+    assert result.exited and result.code == 0
+    assert out == ["SELECT 1;", "SELECT 2;"]
 
 
 def test_endings_are_read_by_the_shell(transport: Transport) -> None:

@@ -19,6 +19,11 @@ class RemoteFile:
 
 
 StdinPart = bytes | RemoteFile
+# An argument standing for "the path of a file holding this command's stdin", for clients that read a script
+# only from a named file (sqlcmd's -i: on stdin ODBC sqlcmd echoes prompts). Each shell renders it: POSIX as
+# /dev/stdin; PowerShell, which has none, as a temporary file it writes the stdin bytes to. A NUL cannot come
+# from a manifest cell, so no real argument is ever mistaken for it.
+STDIN_PATH = "\x00dbupdater:stdin-path"
 
 
 @dataclass(frozen=True)

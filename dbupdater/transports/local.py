@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ..model.command import Command, Ending, RemoteFile, Result
+from ..model.command import STDIN_PATH, Command, Ending, RemoteFile, Result
 from .base import LineSplitter, OutputHandler, Transport, TransportError
 from .registry import TransportKind, register
 from .shells import PosixShell
@@ -42,7 +42,8 @@ class LocalTransport(Transport):
             try:
                 # A session of its own: the terminal's Ctrl-C reaches only us, and we decide what the client
                 # gets (nothing at the first one; SIGINT through interrupt() at the second).
-                proc = subprocess.Popen(list(command.argv), stdin=stdin, stdout=subprocess.PIPE,
+                argv = ["/dev/stdin" if arg == STDIN_PATH else arg for arg in command.argv]
+                proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, env=env, start_new_session=True)
             except FileNotFoundError:
                 return Result(Ending.CLIENT_MISSING, 127, 127)

@@ -12,7 +12,7 @@ import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from ..model.command import Command, Ending, RemoteFile, Result
+from ..model.command import STDIN_PATH, Command, Ending, RemoteFile, Result
 
 
 class Shell(ABC):
@@ -53,7 +53,7 @@ class PosixShell(Shell):
         q = shlex.quote
         prefix = "".join(f'{name}="$(cat -- {q(path)})" && export {name} && ' for name, path in command.env_files)
         assignments = "".join(f"{name}={q(value)} " for name, value in command.env)
-        line = assignments + shlex.join(command.argv)
+        line = assignments + shlex.join("/dev/stdin" if arg == STDIN_PATH else arg for arg in command.argv)
         data = next((part for part in command.stdin if isinstance(part, bytes)), None)
         parts = command.stdin
         if len(parts) == 1 and isinstance(parts[0], RemoteFile):

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dbupdater.model.command import Command, Ending, RemoteFile
+from dbupdater.model.command import STDIN_PATH, Command, Ending, RemoteFile
 from dbupdater.transports.winrm import clixml
 from dbupdater.transports.winrm.powershell import (
     QUOTES,
@@ -122,6 +122,32 @@ def test_golden_without_stdin_leaves_it_alone() -> None:
     assert "RedirectStandardInput" not in script and "$input" not in script
     assert script.endswith("$process.WaitForExit()\nexit $process.ExitCode\n")
     assert "$start.Arguments = '-?'" in script
+
+
+def test_stdin_as_a_file_where_the_client_needs_a_path() -> None:
+    """sqlcmd's ledger call reads its SQL with `-i <file>` (on stdin ODBC sqlcmd echoes prompts); Windows has no
+    /dev/stdin, so the script writes the stdin bytes to a temporary file, passes its path, and removes it."""
+    sql = b"SET NOCOUNT ON;\nSELECT 1;\n"
+    script, stdin = PowerShell().render(Command(("sqlcmd", "-S", "db,1433", "-i", STDIN_PATH), stdin=(sql,)))
+    assert stdin == base64.b64encode(sql) + b"\r\n"
+    assert "RedirectStandardInput" not in script  # the client gets the file, not a pipe
+    assert "$stdinPath = [IO.Path]::Combine([IO.Path]::GetTempPath()" in script
+    assert "foreach ($line in $input)" in script and "[Convert]::FromBase64String($line)" in script
+    assert ("$start.Arguments = '-S db,1433 -i DBUPDATERSTDINPATH'.Replace('DBUPDATERSTDINPATH', "
+            "'\"' + $stdinPath + '\"')") in script
+    assert script.index("$stdinFile.Close()") < script.index("[Diagnostics.Process]::Start($start)")
+    assert script.endswith("Remove-Item -LiteralPath $stdinPath -Force -ErrorAction SilentlyContinue\n"
+                           "exit $process.ExitCode\n")
+    assert "\x00" not in script
+    with pytest.raises(ValueError):
+        PowerShell().render(Command(("sqlcmd", "-i", STDIN_PATH)))  # no stdin to make the file of
+
+
+def test_stdin_as_a_file_on_posix_is_dev_stdin() -> None:
+    from dbupdater.transports.shells import PosixShell
+
+    line, stdin = PosixShell().render(Command(("sqlcmd", "-i", STDIN_PATH), stdin=(b"SELECT 1;\n",)))
+    assert line == "sqlcmd -i /dev/stdin" and stdin == b"SELECT 1;\n"
 
 
 @pytest.mark.parametrize("value", NASTY)

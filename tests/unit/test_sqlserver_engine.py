@@ -17,7 +17,7 @@ from dbupdater.engines import OutputLog, Verdict, registry
 from dbupdater.engines.base import Delivery
 from dbupdater.ledger.book import Ledger
 from dbupdater.ledger.records import RunIdentity
-from dbupdater.model.command import Ending, Result
+from dbupdater.model.command import STDIN_PATH, Ending, Result
 from dbupdater.model.secret import Secret
 from dbupdater.model.specs import DatabaseSpec
 from dbupdater.transports.shells import PosixShell
@@ -52,7 +52,7 @@ def test_the_script_invocation_exactly(engine) -> None:  # type: ignore[no-untyp
 
 def test_the_ledger_invocation_exactly(engine) -> None:  # type: ignore[no-untyped-def]
     command = engine.ledger_command(spec(), "/tmp/d/login1.cred")
-    assert command.argv == (*CONNECTION, "-h", "-1", "-W", "-w", "65535", "-x", "-i", "/dev/stdin")
+    assert command.argv == (*CONNECTION, "-h", "-1", "-W", "-w", "65535", "-x", "-i", STDIN_PATH)
     assert command.env_files == (("SQLCMDPASSWORD", "/tmp/d/login1.cred"),)
 
 

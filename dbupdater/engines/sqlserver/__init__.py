@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from ...model.command import Command, Result
+from ...model.command import STDIN_PATH, Command, Result
 from ..base import HOST, Delivery, Engine, EngineOption, OutputLog, Severity, Verdict, query_one
 from ..registry import register
 from . import judging
@@ -36,7 +36,9 @@ LOGIN_TIMEOUT = "15"
 # The ledger's SQL arrives on stdin; `-i /dev/stdin` reads it as a file: fed on stdin proper, ODBC sqlcmd
 # writes its "1> 2> " prompts in front of every output line (samples/sqlcmd-odbc-msg208-stdin-prompts.txt),
 # and a JSON row would no longer start its line. (A Windows runner's shell needs its own way to this.)
-STDIN_FILE = "/dev/stdin"
+# The ledger's SQL goes as a file the shell makes of stdin (POSIX: /dev/stdin; PowerShell: a temporary file):
+# fed on plain stdin, ODBC sqlcmd would echo `1> 2>` prompts into the rows.
+STDIN_FILE = STDIN_PATH
 
 
 def enabled(db: DatabaseSpec, column: str) -> bool:

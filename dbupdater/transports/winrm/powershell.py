@@ -26,7 +26,7 @@ import re
 import subprocess
 from collections.abc import Iterable, Iterator, Sequence
 
-from ...model.command import Command, Ending, RemoteFile, Result
+from ...model.command import STDIN_PATH, Command, Ending, RemoteFile, Result
 from ..shells import STALE_MINUTES, Shell
 
 QUOTES = "'\u2018\u2019\u201a\u201b"  # every character PowerShell reads as a single quote
@@ -39,6 +39,8 @@ CLIENT_MISSING = 9009  # what cmd.exe returns for a command it cannot find; the 
 CONTROL_C_EXIT = 0xC000013A
 SIGINT = 2
 
+# Where the argument STDIN_PATH stands, the script puts the path of the temporary file holding the stdin bytes.
+STDIN_MARK = "DBUPDATERSTDINPATH"
 PRELUDE = ("$ErrorActionPreference = 'Stop'", "$ProgressPreference = 'SilentlyContinue'")
 
 
@@ -78,14 +80,31 @@ class PowerShell(Shell):
             lines.append(f"[Environment]::SetEnvironmentVariable({_env_name(name)}, "
                          f"[IO.File]::ReadAllText({quote(path)}).TrimEnd([char[]]\"`r`n\"))")
         program, *arguments = command.argv
+        data = next((part for part in command.stdin if isinstance(part, bytes)), None)
+        as_file = STDIN_PATH in arguments
+        if as_file:
+            # Windows has no /dev/stdin: the stdin bytes go to a temporary file first, and its path (quoted by
+            # the C runtime's rules: it has no '"' and no trailing backslash) stands where STDIN_PATH was.
+            if data is None or len(command.stdin) != 1:
+                raise ValueError("STDIN_PATH needs the command's stdin as one part of bytes")
+            arguments = [STDIN_MARK if arg == STDIN_PATH else arg for arg in arguments]
+            lines += [
+                "$stdinPath = [IO.Path]::Combine([IO.Path]::GetTempPath(), "
+                "'dbupdater-stdin.' + [Guid]::NewGuid().ToString('N'))",
+                "$stdinFile = [IO.File]::Create($stdinPath)",
+                "try { foreach ($line in $input) { $bytes = [Convert]::FromBase64String($line); "
+                "$stdinFile.Write($bytes, 0, $bytes.Length) } } finally { $stdinFile.Close() }",
+            ]
+        argument_line = quote(subprocess.list2cmdline(arguments))
+        if as_file:
+            argument_line += f".Replace({quote(STDIN_MARK)}, '\"' + $stdinPath + '\"')"
         lines += [
             "$start = New-Object Diagnostics.ProcessStartInfo",
             f"$start.FileName = {quote(program)}",
-            f"$start.Arguments = {quote(subprocess.list2cmdline(arguments))}",
+            f"$start.Arguments = {argument_line}",
             "$start.UseShellExecute = $false",
         ]
-        data = next((part for part in command.stdin if isinstance(part, bytes)), None)
-        if command.stdin:
+        if command.stdin and not as_file:
             lines.append("$start.RedirectStandardInput = $true")
         lines += [
             "try { $process = [Diagnostics.Process]::Start($start) } catch {",
@@ -93,7 +112,7 @@ class PowerShell(Shell):
             f"$_.Exception.Message); exit {CLIENT_MISSING}",
             "}",
         ]
-        if command.stdin:
+        if command.stdin and not as_file:
             lines += ["$stdin = $process.StandardInput.BaseStream", "try {"]
             for part in command.stdin:
                 if isinstance(part, RemoteFile):
@@ -106,7 +125,10 @@ class PowerShell(Shell):
             # is the answer then, not the broken pipe.
             lines += ["} catch { if (-not $process.HasExited) { throw } } finally {",
                       "    try { $stdin.Close() } catch { }", "}"]
-        lines += ["$process.WaitForExit()", "exit $process.ExitCode"]
+        lines.append("$process.WaitForExit()")
+        if as_file:
+            lines.append("Remove-Item -LiteralPath $stdinPath -Force -ErrorAction SilentlyContinue")
+        lines.append("exit $process.ExitCode")
         encoded = b"".join(encode_stdin([data])) if data is not None else None
         return "\n".join(lines) + "\n", encoded
 
