@@ -99,6 +99,25 @@ def assert_clean_invocation(call: dict) -> None:  # type: ignore[type-arg]
     assert call["env"]["LC_ALL"] == "C.UTF-8"
 
 
+@pytest.mark.parametrize("build", ["odbc", "go"])
+def test_which_sqlcmd_is_asked_once_per_runner_and_run(run_tool, workspace, info, replay, build: str) -> None:
+    """`sqlcmd --version` (sheet s. 0) once per runner, whatever the number of scripts; on a POSIX runner
+    neither build gets `-f` (Linux ODBC sqlcmd lacks it, go-sqlcmd rejects it)."""
+    config = Path(info.replay_bin) / "sqlcmd.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "build": build}))
+    workspace.script("002.sql", "SELECT 2\n")
+    path = manifest(workspace, info, "SELECT 1\n")
+    rows = path.read_text().splitlines()
+    path.write_text("\n".join([*rows, rows[1].replace("001.sql", "002.sql")]) + "\n")
+    result = run_exec(run_tool, path)
+    assert result.code == 0, result.text
+    assert (replay.log_dir / "probes.log").read_text().split() == [build]
+    calls = replay.calls()
+    assert len(calls) == 2
+    for call in calls:
+        assert_clean_invocation(call)
+
+
 def test_a_clean_script_runs_once_with_its_batches_untouched(run_tool, workspace, info, replay) -> None:
     text = "PRINT N'Größe';\nGO\nCREATE TABLE t (id INT);\nGO 2\n-- a comment with $(not_a_variable)\nSELECT 1\n"
     result = run_exec(run_tool, manifest(workspace, info, text))

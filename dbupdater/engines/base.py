@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from ..model.command import Command, Ending, Result
+from ..model.command import Client, Command, Ending, Result
 
 if TYPE_CHECKING:
     from ..model.specs import DatabaseSpec
@@ -142,6 +142,19 @@ class Engine(ABC):
         """The client running the script. `before` is ledger SQL to run in the same client session just
         ahead of the script, committed on its own and leaving the session as the script would find it; only
         given when `shares_session` says so."""
+
+    def client_probe(self) -> Command | None:
+        """An optional capability: a cheap command (no login, no secret) whose answer tells which build of the
+        client a runner has, asked once per runner and run; None when one invocation suits every build."""
+        return None
+
+    def client_build(self, result: Result, lines: list[str]) -> str:
+        """The build `client_probe`'s answer names ("" when it cannot tell: the commands are then the default)."""
+        return ""
+
+    def adapt(self, command: Command, client: Client) -> Command:
+        """A script or ledger command adjusted to the runner's client build and platform; as it is by default."""
+        return command
 
     def shares_session(self, single_transaction: bool) -> bool:
         """An optional capability: whether `before` can ride in the script's session, one client call per

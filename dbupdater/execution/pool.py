@@ -76,7 +76,8 @@ class Deployment:
     def channel(self, row: ManifestRow) -> SqlChannel:
         """SQL through the row's database's own client on the row's runner."""
         session = self.session(row.runner)
-        return SqlChannel(session.transport, engines.get(row.db.engine), row.db, session.credentials(row.db))
+        engine = engines.get(row.db.engine)
+        return SqlChannel(session.transport, engine, row.db, session.credentials(row.db), session.client(engine))
 
     def ledger(self, row: ManifestRow) -> Ledger:
         key = (row.runner, row.db)

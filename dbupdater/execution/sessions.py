@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import scriptfile
+from ..engines import Engine
 from ..engines import registry as engines
+from ..model.command import Client
 from ..model.secret import redact
 from ..model.specs import DatabaseSpec
 from ..transports import Transport, TransportError
@@ -40,6 +42,7 @@ class RunnerSession:
     _prefetching: threading.Thread | None = None
     _stop_prefetch: threading.Event = field(default_factory=threading.Event)
     _closed: threading.Event = field(default_factory=threading.Event)
+    _clients: dict[str, Client] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         threading.Thread(target=self._keep_fresh, name=f"dbupdater-fresh {self.transport.label}",
@@ -67,6 +70,24 @@ class RunnerSession:
                 self.transport.put_bytes(engine.credentials(db), path)
                 self._credentials[key] = path
         return path
+
+    def client(self, engine: Engine) -> Client:
+        """The engine's client as this runner has it: asked once per run (`Engine.client_probe`), under the
+        session's lock so that parallel targets ask once. A probe that cannot run (the client is missing)
+        names no build; the script's own call then reports the missing client as usual."""
+        with self._lock:
+            known = self._clients.get(engine.name)
+            if known is None:
+                platform = self.transport.shell.platform
+                probe = engine.client_probe()
+                build = ""
+                if probe is not None:
+                    lines: list[str] = []
+                    result = self.transport.run(probe, lambda stream, line: lines.append(line))
+                    build = engine.client_build(result, lines)
+                    log.debug("%s on %s: %s", engine.client, self.transport.label, build or "build unknown")
+                known = self._clients[engine.name] = Client(build, platform)
+        return known
 
     def upload(self, script: Path, encoding: str) -> str:
         """The script's path on the runner, copying it (streamed, as UTF-8) the first time any target needs it."""

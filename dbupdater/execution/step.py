@@ -15,7 +15,7 @@ from ..checksum import VERSION
 from ..engines import OutputLog, Verdict
 from ..engines import registry as engines
 from ..ledger import FAILED, ROLLED_BACK, SUCCESS
-from ..model.command import Command
+from ..model.command import Client, Command
 from ..model.errors import DbUpdaterError
 from ..model.outcome import Outcome, Status
 from ..model.secret import redact
@@ -40,6 +40,7 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
         session = deployment.session(row.runner)
         script = session.upload(row.script, row.encoding)  # before anything is recorded: a failed copy leaves no trace
         credentials = session.credentials(row.db)
+        client = session.client(engine)
         if engine.shares_session(single):
             before = ledger.running_before_script(row.script_id, p.checksum, VERSION)
         else:
@@ -49,7 +50,7 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
         return
     try:
         began = run_script(session.transport, row, outcome, single, script, credentials, before, on_line,
-                           row.script_timeout or options.script_timeout)
+                           row.script_timeout or options.script_timeout, client)
     finally:
         outcome.seconds = time.monotonic() - started
     cancelled = deployment.cancelled and outcome.status is Status.FAILED
@@ -111,12 +112,13 @@ def exec_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: R
         session = deployment.session(row.runner)
         script = session.upload(row.script, row.encoding)
         credentials = session.credentials(row.db)
+        client = session.client(engine)
     except DbUpdaterError as exc:
         outcome.status, outcome.reason = Status.UNREACHABLE, f"not started: {exc}"
         return
     try:
         run_script(session.transport, row, outcome, single, script, credentials, "", on_line,
-                   row.script_timeout or options.script_timeout)
+                   row.script_timeout or options.script_timeout, client)
     finally:
         outcome.seconds = time.monotonic() - started
     if deployment.cancelled and outcome.status is Status.FAILED:
@@ -126,12 +128,13 @@ def exec_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: R
 
 def run_script(transport: Transport, row: ManifestRow, outcome: Outcome, single_transaction: bool, script: str,
                credentials: str, before: str, on_line: LineSink | None = None,
-               timeout: float | None = None) -> bool | None:
+               timeout: float | None = None, client: Client | None = None) -> bool | None:
     """Run the client on the runner and judge it; returns whether the `running` row went in with it (always
     True when it was written beforehand, None when the runner went away and nobody can tell)."""
     engine = engines.get(row.db.engine)
     log = OutputLog(engine)
-    command = engine.command(row.db, script, credentials, single_transaction=single_transaction, before=before)
+    command = engine.adapt(engine.command(row.db, script, credentials, single_transaction=single_transaction,
+                                          before=before), client or Client(platform=transport.shell.platform))
     marker_seen = False
 
     def feed(stream: str, line: str) -> None:

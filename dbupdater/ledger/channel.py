@@ -12,6 +12,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..engines import Engine, OutputLog, Verdict
+from ..model.command import Client
 from .records import LedgerError
 
 if TYPE_CHECKING:
@@ -20,8 +21,10 @@ if TYPE_CHECKING:
 
 
 class SqlChannel:
-    def __init__(self, transport: Transport, engine: Engine, db: DatabaseSpec, credentials_path: str) -> None:
+    def __init__(self, transport: Transport, engine: Engine, db: DatabaseSpec, credentials_path: str,
+                 client: Client | None = None) -> None:
         self.transport = transport
+        self.client = client or Client(platform=transport.shell.platform)
         self.engine = engine
         self.db = db
         self.credentials_path = credentials_path
@@ -42,7 +45,7 @@ class SqlChannel:
             else:  # sqlplus and sqlcmd write their errors on stdout
                 log.feed(stream, line)
 
-        command = self.engine.ledger_command(self.db, self.credentials_path)
+        command = self.engine.adapt(self.engine.ledger_command(self.db, self.credentials_path), self.client)
         result = self.transport.run(command.with_stdin((self.dialect.preamble + sql).encode("utf-8")), collect)
         verdict, reason = self.engine.verdict(result, log)
         if verdict is Verdict.UNREACHABLE:

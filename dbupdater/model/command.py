@@ -51,6 +51,16 @@ class Command:
         return Command(self.argv, self.env, self.env_files, (*self.stdin, part), self.started_marker)
 
 
+@dataclass(frozen=True)
+class Client:
+    """What a runner has for an engine's client, as far as the engine asked (`Engine.client_probe`): the build
+    it found (e.g. sqlcmd's "odbc" or "go"; "" when the engine does not ask or could not tell) and the runner's
+    platform, from its shell ("posix", "windows"). Engines adapt their commands to it (`Engine.adapt`)."""
+
+    build: str = ""
+    platform: str = "posix"
+
+
 class Ending(Enum):
     EXITED = "exited"  # the client ran and exited with `code`
     CLIENT_MISSING = "client missing"  # the command does not exist or cannot execute on the runner

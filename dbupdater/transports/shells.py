@@ -16,6 +16,7 @@ from ..model.command import STDIN_PATH, Command, Ending, RemoteFile, Result
 
 
 class Shell(ABC):
+    platform: str  # the runner's operating system family, for engines whose clients differ on it
     @abstractmethod
     def render(self, command: Command) -> tuple[str, bytes | None]:
         """The command line, and the bytes to send on the command's stdin (None: close it at once)."""
@@ -48,6 +49,8 @@ STALE_MINUTES = 24 * 60  # a private directory left this long by a dead run is r
 
 class PosixShell(Shell):
     """sh, bash, dash: what sshd runs a command with on Linux and the BSDs."""
+
+    platform = "posix"
 
     def render(self, command: Command) -> tuple[str, bytes | None]:
         q = shlex.quote

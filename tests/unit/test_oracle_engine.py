@@ -312,6 +312,8 @@ def test_channel_reads_rows_and_errors_from_stdout() -> None:
     """sqlplus prints errors on stdout: the channel judges them (a missing table is no history yet)."""
 
     class Transport:
+        shell = PosixShell()
+
         def __init__(self, lines: list[str], code: int) -> None:
             self.lines, self.code = lines, code
 

@@ -251,3 +251,28 @@ def test_missing_tables_read_as_no_history_on_both_clients(engine) -> None:  # t
 def test_the_session_charset_check_detects_a_legacy_decoding(engine) -> None:  # type: ignore[no-untyped-def]
     d = engine.dialect
     assert d.session_charset == "UTF-8" and "UNICODE(N'\u00e9') = 233" in d.session_charset_sql
+
+
+# --- which sqlcmd the runner has (sheet s. 0) -----------------------------------------------------------------
+
+
+def test_the_probe_tells_go_from_odbc_and_says_nothing_when_it_cannot() -> None:
+    engine = registry.get("sqlserver")
+    probe = engine.client_probe()
+    assert probe is not None and probe.argv == ("sqlcmd", "--version") and not probe.env_files
+    assert engine.client_build(Result(Ending.EXITED, 0, 0), ["sqlcmd: 1.8.2"]) == "go"
+    assert engine.client_build(Result(Ending.EXITED, 1, 1), ["Sqlcmd: Error: Unknown Option '--version'."]) == "odbc"
+    assert engine.client_build(Result(Ending.CLIENT_MISSING, 127, 127), ["sh: 1: sqlcmd: not found"]) == ""
+
+
+def test_only_odbc_sqlcmd_on_windows_gets_the_utf8_code_page() -> None:
+    from dbupdater.model.command import Client
+
+    engine = registry.get("sqlserver")
+    db = DatabaseSpec("sqlserver", "db", 1433, "app", "shop", Secret("pw"))
+    for command in (engine.command(db, "C:\\t\\1.sql", "C:\\t\\c"), engine.ledger_command(db, "C:\\t\\c")):
+        windows = engine.adapt(command, Client("odbc", "windows")).argv
+        at = windows.index("-i")
+        assert windows[at - 2:at] == ("-f", "65001") and windows[at:] == command.argv[command.argv.index("-i"):]
+        for client in (Client("go", "windows"), Client("odbc", "posix"), Client("", "windows"), Client()):
+            assert engine.adapt(command, client) == command

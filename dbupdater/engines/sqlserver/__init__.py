@@ -3,23 +3,25 @@
 Facts are from ../shared/clients/sqlcmd.md ("sheet s. N" below) and its samples/; the go-sqlcmd parsing
 rules from microsoft/go-sqlcmd cmd/sqlcmd/sqlcmd.go (a9e3ab59).
 
-Which sqlcmd is on the runner is not detected, on purpose: every flag this engine passes is parsed the same
-way by both programs, so a probe (`sqlcmd --version`, sheet s. 0) would choose the same argv either way and
-cost a call per runner plus a cache the engine cannot hold without knowing transports. What differs between
-the two is what they print and which exit code they give, and the judging rules (judging.py) read both
-families of lines. The flags where the two do differ are the ones left out: `-f 65001` (Linux ODBC sqlcmd
-does not have it, go-sqlcmd rejects it: sheet s. 1; both read a script without a byte-order mark as UTF-8
-under a UTF-8 locale, which LC_ALL pins, and the ledger checks on opening that UTF-8 arrived intact),
-`-X` (go then ignores SQLCMDPASSWORD: `useEnvVars()` in setConnect; ODBC's -X also "prevents environment
-variables from being passed on"), `-P` (insecure; go removed it), and `-y 0` (exclusive with `-W` on ODBC).
+Which sqlcmd a runner has is asked once per runner and run (`sqlcmd --version`, sheet s. 0: go-sqlcmd prints
+its version, ODBC sqlcmd an error). Every flag passed everywhere is parsed the same way by both programs; what
+differs is what they print and which exit code they give, and the judging rules (judging.py) read both
+families of lines. One flag depends on the build and the platform: `-f 65001`. ODBC sqlcmd on **Windows**
+reads a script without a byte-order mark in the ANSI code page unless told `-f 65001`, and the tool sends
+UTF-8 without a BOM, so there it is passed (`adapt`); Linux ODBC sqlcmd does not have it and go-sqlcmd
+rejects it (sheet s. 1), and both read BOM-less UTF-8 under the UTF-8 locale LC_ALL pins. On opening, the
+ledger checks that UTF-8 arrived intact either way. Left out everywhere: `-X` (go then ignores
+SQLCMDPASSWORD: `useEnvVars()` in setConnect; ODBC's -X also "prevents environment variables from being
+passed on"), `-P` (insecure; go removed it), and `-y 0` (exclusive with `-W` on ODBC).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import TYPE_CHECKING
 
-from ...model.command import STDIN_PATH, Command, Result
+from ...model.command import STDIN_PATH, Client, Command, Result
 from ..base import HOST, Delivery, Engine, EngineOption, OutputLog, Severity, Verdict, query_one
 from ..registry import register
 from . import judging
@@ -33,12 +35,12 @@ BOOLEAN = ("yes", "no", "true", "false", "1", "0", "y", "n")
 # SQL Server instance names: up to 16 characters, a letter, '_' or '#' first (CREATE INSTANCE rules).
 INSTANCE = re.compile(r"^[A-Za-z_#][A-Za-z0-9_$#]{0,15}$")
 LOGIN_TIMEOUT = "15"
-# The ledger's SQL arrives on stdin; `-i /dev/stdin` reads it as a file: fed on stdin proper, ODBC sqlcmd
-# writes its "1> 2> " prompts in front of every output line (samples/sqlcmd-odbc-msg208-stdin-prompts.txt),
-# and a JSON row would no longer start its line. (A Windows runner's shell needs its own way to this.)
-# The ledger's SQL goes as a file the shell makes of stdin (POSIX: /dev/stdin; PowerShell: a temporary file):
-# fed on plain stdin, ODBC sqlcmd would echo `1> 2>` prompts into the rows.
+# The ledger's SQL arrives on stdin and is read with -i from a file the shell makes of it (POSIX: /dev/stdin;
+# PowerShell: a temporary file): fed on stdin proper, ODBC sqlcmd writes its "1> 2> " prompts in front of every
+# output line (samples/sqlcmd-odbc-msg208-stdin-prompts.txt), and a JSON row would no longer start its line.
 STDIN_FILE = STDIN_PATH
+ODBC, GO = "odbc", "go"
+VERSION_LINE = re.compile(r"\bv?\d+\.\d+(\.\d+)?\b")
 
 
 def enabled(db: DatabaseSpec, column: str) -> bool:
@@ -133,6 +135,24 @@ class SQLServer(Engine):
         # (-w), never a substitution in the tool's own SQL (-x). Sheet s. 4 and ledger-idioms.md s. 4.
         argv = [*self._connection(db), "-h", "-1", "-W", "-w", "65535", "-x", "-i", STDIN_FILE]
         return Command(tuple(argv), env=self._env(), env_files=(("SQLCMDPASSWORD", credentials_path),))
+
+    def client_probe(self) -> Command:
+        return Command(("sqlcmd", "--version"), env=self._env())
+
+    def client_build(self, result: Result, lines: list[str]) -> str:
+        # Sheet s. 0: go-sqlcmd answers --version with its version; ODBC sqlcmd, which has no such option, with
+        # a "Sqlcmd: Error" line. Anything else (no client: the script's call says so) names no build.
+        if any(line.lstrip().startswith("Sqlcmd: Error") for line in lines):
+            return ODBC
+        if result.exited and result.code == 0 and any(VERSION_LINE.search(line) for line in lines):
+            return GO
+        return ""
+
+    def adapt(self, command: Command, client: Client) -> Command:
+        if client.build != ODBC or client.platform != "windows" or "-i" not in command.argv:
+            return command
+        at = command.argv.index("-i")  # -f before -i: after it, go-sqlcmd would take it for a file (above)
+        return dataclasses.replace(command, argv=(*command.argv[:at], "-f", "65001", *command.argv[at:]))
 
     def probe_direct(self, db: DatabaseSpec, timeout: float) -> None:
         from ...extras import require

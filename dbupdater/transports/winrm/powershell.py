@@ -67,6 +67,8 @@ def _env_name(name: str) -> str:
 class PowerShell(Shell):
     """Windows PowerShell 5.1 (powershell.exe, on every supported Windows), as WinRM runs it."""
 
+    platform = "windows"
+
     def render(self, command: Command) -> tuple[str, bytes | None]:
         if not command.argv:
             raise ValueError("a command needs a program")
