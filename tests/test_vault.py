@@ -237,6 +237,34 @@ def test_vault_stopped_mid_run(workspace: Workspace, target: Target, rig, info, 
     assert "after_stop" not in target.tables()
 
 
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_a_state_that_cannot_be_recorded_is_in_every_report(workspace: Workspace, target: Target, rig, info,
+                                                            vault) -> None:
+    """Every script applied, then Vault went away before the end-of-run state write: the command exits 3, and
+    the summary and run.json say 3 too (before, run.json said 0: it was written before the state was tried)."""
+    from environment_creators.openbao import OpenBao
+
+    env_name = f"e{target.name[2:]}"
+    referenced_row(workspace, target, info, workspace.script("001.sql", "SELECT SLEEP(3);\n"))
+    workspace.write()
+    server = OpenBao(rig.layout, info)
+    proc = start(workspace, info, "--environment", env_name, env=vault)
+    try:
+        wait_for(lambda: started(target), what="the script to start")
+        server.stop()
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        rig.up()  # restarts and reseeds OpenBao
+    assert proc.returncode == 3, out
+    assert "could not be recorded" in out and "1 applied" in out and "(exit 3)" in out
+    assert history(target) == [["001.sql", "success"]]
+    [document] = [json.loads(path.read_text()) for path in (workspace.dir / "runs").glob("*/run.json")]
+    assert document["run"]["exit_code"] == 3
+    assert any("could not be recorded" in notice["text"] for notice in document["notices"])
+
+
 def test_concurrent_state_updates_lose_nothing(rig, vault, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Two controllers (shards) updating one environment entry: check-and-set keeps every change."""
     from concurrent.futures import ThreadPoolExecutor

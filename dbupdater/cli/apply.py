@@ -81,9 +81,8 @@ def run(manifest: Manifest, args: argparse.Namespace) -> int:
                                "edit; scripts in doubt need `resolve` after you checked the database.", Level.ERROR))
         reports.document.finish(result)
         notifier.finish(result)
-    else:
-        reporter.handle(RunFinished(result))
     code = int(result.exit_code)
+    # The environment state first, so that the summary, the run folder and the notifications say how it went.
     failures: list[DbUpdaterError] = hooks.finished(result)
     for exc in failures:
         reporter.handle(Notice(f"the environment state in Vault could not be recorded ({exc}); it still says "
@@ -92,6 +91,8 @@ def run(manifest: Manifest, args: argparse.Namespace) -> int:
         code = code or int(ExitCode.UNREACHABLE)
     elif environment is not None and hooks.executed:
         reporter.handle(Notice(f"environment {environment.name}: state recorded in Vault", Level.DETAIL))
+    if not any(p.state.blocks for p in planned):
+        reporter.handle(RunFinished(result, None if code == int(result.exit_code) else code))
     return code
 
 

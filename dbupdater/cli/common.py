@@ -95,8 +95,9 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 def add_ledger_options(parser: argparse.ArgumentParser, *, locking: bool = True) -> None:
     group = parser.add_argument_group("history and locking")
     group.add_argument("--history-schema", metavar="NAME",
-                       help="keep the history and lock tables in this database (MySQL) or schema (PostgreSQL) "
-                            "instead of the target database itself / its default schema")
+                       help="keep the history and lock tables in this database (MySQL) or schema (PostgreSQL, "
+                            "SQL Server; Oracle: an existing user's) instead of the target database itself / its "
+                            "default schema")
     if locking:
         group.add_argument("--lock-timeout", type=float, default=defaults.LOCK_TIMEOUT, metavar="SECONDS",
                            help="wait this long for another run's lock on a database (default: %(default)s)")

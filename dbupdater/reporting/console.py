@@ -123,7 +123,7 @@ class ConsoleReporter:
         elif isinstance(event, RunPlanned):
             self.run_planned(event)
         elif isinstance(event, RunFinished):
-            self.run_finished(event.result)
+            self.run_finished(event.result, event.exit_code)
         elif isinstance(event, WaitingForLock):
             self.waiting_for_lock(event.db, event.holder)
         elif isinstance(event, Interrupted):
@@ -218,10 +218,10 @@ class ConsoleReporter:
             text = f"leaving {running} running script(s) behind: they may go on running and will be in doubt"
         self.say(text, "bold yellow")
 
-    def run_finished(self, result: RunResult) -> None:
+    def run_finished(self, result: RunResult, exit_code: int | None = None) -> None:
         self.close()
         print_summary(self.console, result, report_dir=self.report_dir,
-                      only_problems=self.verbosity <= Verbosity.QUIET, caps=self.caps)
+                      only_problems=self.verbosity <= Verbosity.QUIET, caps=self.caps, exit_code=exit_code)
 
     # --- tables (plan, status, environment) ---------------------------------------------------------------
 

@@ -174,7 +174,7 @@ class RunDocument:
                 self.waits.append({"target": clean(event.db.target_label), "holder": clean(event.holder.describe()),
                                    "at": utc(now)})
         if isinstance(event, RunFinished):
-            self.finish(event.result)
+            self.finish(event.result, exit_code=event.exit_code)
 
     def _started(self, event: RunStarted, now: float) -> None:
         self.started = now

@@ -93,6 +93,9 @@ class Interrupted:
 @dataclass(frozen=True)
 class RunFinished:
     result: RunResult
+    # The command's exit code when it is not the result's own: the environment state could not be recorded in
+    # Vault at the end (exit 3 although every script ran), so that every report says what the shell gets.
+    exit_code: int | None = None
 
 
 @dataclass(frozen=True)

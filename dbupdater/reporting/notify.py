@@ -120,7 +120,7 @@ class Notifier:
                              "report_dir": None if event.report_dir is None else str(event.report_dir),
                              "manifest": event.manifest.source}
         elif isinstance(event, RunFinished):
-            self.finish(event.result)
+            self.finish(event.result, exit_code=event.exit_code)
 
     def finish(self, result: RunResult, *, exit_code: int | None = None, error: str | None = None) -> None:
         """Post once: the first end of the run wins (RunFinished, a refusal, or an abort)."""

@@ -20,7 +20,8 @@ SLOWEST = 5
 
 
 def print_summary(console: Console, result: RunResult, *, report_dir: Path | None = None,
-                  only_problems: bool = False, caps: dict[str, str] | None = None) -> None:
+                  only_problems: bool = False, caps: dict[str, str] | None = None,
+                  exit_code: int | None = None) -> None:
     outcomes = result.outcomes
     title = "Summary"
     if only_problems or len(outcomes) > SUMMARY_ROWS:  # each row's line is above; Targets says how far each got
@@ -36,7 +37,8 @@ def print_summary(console: Console, result: RunResult, *, report_dir: Path | Non
         console.print(Text(shown(f"run folder: {report_dir}")))
     parts = [f"{result.count(status)} {status.value}" for status in Status if result.count(status)]
     stopped = " after an interrupt" if result.interrupted else ""
-    console.print(Text(f"{', '.join(parts)} in {result.seconds:.2f}s{stopped} (exit {int(result.exit_code)})",
+    code = int(result.exit_code) if exit_code is None else exit_code
+    console.print(Text(f"{', '.join(parts)} in {result.seconds:.2f}s{stopped} (exit {code})",
                        style="bold"))
 
 
