@@ -6,12 +6,14 @@ user brought up with bin/bring_up.sh. `DBU_KEEP_RIG=1` leaves it running for the
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
 import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +66,19 @@ class Target:
     def database_type(self) -> str:
         return {"mysql": "MySQL", "postgresql": "PostgreSQL"}[self.engine]
 
+    def create(self) -> Target:
+        (self.rig.create_mysql_database if self.engine == "mysql"  # type: ignore[attr-defined]
+         else self.rig.create_postgres_database)(self.name)  # type: ignore[attr-defined]
+        return self
+
+    def drop(self) -> None:
+        (self.rig.drop_mysql_database if self.engine == "mysql"  # type: ignore[attr-defined]
+         else self.rig.drop_postgres_database)(self.name)  # type: ignore[attr-defined]
+
+    def sibling(self, name: str) -> Target:
+        """Another fresh database on the same server, with the same logins (the caller drops it)."""
+        return dataclasses.replace(self, name=name).create()
+
     def query(self, sql: str) -> str:
         if self.engine == "mysql":
             return self.rig.mysql_exec(sql, self.name)  # type: ignore[attr-defined,no-any-return]
@@ -94,21 +109,31 @@ class Target:
         return f"\\! echo {text} 1>&2\n"
 
 
+def new_target(rig, info, engine: str, name: str | None = None) -> Target:  # type: ignore[no-untyped-def]
+    """A fresh, empty database on the rig's server for `engine`, logged in to as the app user (the caller
+    drops it, or uses `fresh_targets`)."""
+    db = info.mysql if engine == "mysql" else info.postgres
+    return Target(rig, engine, name or f"t_{secrets.token_hex(4)}", info.db_host_for_runners, db.port, db.app_user,
+                  db.app_password, db.admin_user, db.admin_password).create()
+
+
+@contextlib.contextmanager
+def fresh_targets(rig, info, engines: Iterable[str], name: str | None = None) -> Iterator[list[Target]]:  # type: ignore[no-untyped-def]
+    """One fresh database per engine named, in that order (all called `name` when given), dropped afterwards."""
+    made: list[Target] = []
+    try:
+        for engine in engines:
+            made.append(new_target(rig, info, engine, name))
+        yield made
+    finally:
+        for target in made:
+            target.drop()
+
+
 @pytest.fixture(params=["mysql", "postgresql"])
 def target(request, rig, info) -> Iterator[Target]:  # type: ignore[no-untyped-def]
-    engine = request.param
-    name = f"t_{secrets.token_hex(4)}"
-    db = info.mysql if engine == "mysql" else info.postgres
-    if engine == "mysql":
-        rig.create_mysql_database(name)
-    else:
-        rig.create_postgres_database(name)
-    yield Target(rig, engine, name, info.db_host_for_runners, db.port, db.app_user, db.app_password,
-                 db.admin_user, db.admin_password)
-    if engine == "mysql":
-        rig.drop_mysql_database(name)
-    else:
-        rig.drop_postgres_database(name)
+    with fresh_targets(rig, info, [request.param]) as (made,):
+        yield made
 
 
 @dataclass

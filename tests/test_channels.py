@@ -86,14 +86,12 @@ def limited_runner(rig, info, tmp_path: Path) -> Iterator[Callable[[int], Limite
 def test_six_databases_through_a_runner_allowing_two_sessions(workspace: Workspace, target: Target, rig,
                                                               limited_runner, run_tool) -> None:
     sshd = limited_runner(2)
-    names = [target.name] + [f"{target.name}_{n}" for n in range(5)]
-    for name in names[1:]:
-        rig.create_mysql_database(name)
+    others = [target.sibling(f"{target.name}_{n}") for n in range(5)]
+    names = [target.name] + [other.name for other in others]
     try:
         script = workspace.script("001_slow.sql", "SELECT SLEEP(1);\nCREATE TABLE done_here (id INT);\n")
-        for name in names:
-            workspace.row(Target(**{**target.__dict__, "name": name}), script,
-                          sql_runner_host=sshd.host, sql_runner_port=str(sshd.port))
+        for db in (target, *others):
+            workspace.row(db, script, sql_runner_host=sshd.host, sql_runner_port=str(sshd.port))
         began = time.monotonic()
         result = run_tool("-f", str(workspace.write()), "--parallel", "6", "--known-hosts", str(sshd.known_hosts),
                           known_hosts=False)
@@ -108,8 +106,8 @@ def test_six_databases_through_a_runner_allowing_two_sessions(workspace: Workspa
         print(f"6 databases through MaxSessions 2: {took:.2f}s, {result.text.count('refused a channel')} extra "
               "connection(s)")
     finally:
-        for name in names[1:]:
-            rig.drop_mysql_database(name)
+        for other in others:
+            other.drop()
 
 
 @pytest.mark.parametrize("target", ["mysql"], indirect=True)

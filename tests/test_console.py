@@ -266,10 +266,9 @@ def test_live_area_only_on_a_terminal_that_can_move_its_cursor(monkeypatch) -> N
 @pytest.fixture
 def second(rig, target: Target):  # type: ignore[no-untyped-def]
     """A second fresh database on the same server as `target`."""
-    name = f"{target.name}_b"
-    (rig.create_mysql_database if target.engine == "mysql" else rig.create_postgres_database)(name)
-    yield Target(**{**target.__dict__, "name": name})
-    (rig.drop_mysql_database if target.engine == "mysql" else rig.drop_postgres_database)(name)
+    other = target.sibling(f"{target.name}_b")
+    yield other
+    other.drop()
 
 
 def label(target: Target) -> str:

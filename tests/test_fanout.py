@@ -24,14 +24,10 @@ from .conftest import ROOT, Target, Workspace
 @pytest.fixture
 def extra(rig, target: Target) -> Iterator[list[Target]]:  # type: ignore[no-untyped-def]
     """Three more fresh databases on the same server as `target`."""
-    made = []
-    for n in range(3):
-        name = f"{target.name}_{n}"
-        (rig.create_mysql_database if target.engine == "mysql" else rig.create_postgres_database)(name)
-        made.append(Target(**{**target.__dict__, "name": name}))
+    made = [target.sibling(f"{target.name}_{n}") for n in range(3)]
     yield made
     for other in made:
-        (rig.drop_mysql_database if target.engine == "mysql" else rig.drop_postgres_database)(other.name)
+        other.drop()
 
 
 def history(target: Target) -> list[list[str]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, Target, Workspace
+from .conftest import ROOT, Target, Workspace, fresh_targets
 from .test_ledger import client_pids, start, wait_for
 
 
@@ -101,16 +101,8 @@ def test_a_password_echoed_in_its_escaped_form_is_masked(workspace: Workspace, t
 @pytest.fixture
 def pair(rig, info) -> Iterator[tuple[Target, Target]]:  # type: ignore[no-untyped-def]
     """One fresh database on each server: the manifest two overlapping runs lock each other out with."""
-    name = f"t_{secrets.token_hex(4)}"
-    rig.create_mysql_database(name)
-    rig.create_postgres_database(name)
-    my, pg = info.mysql, info.postgres
-    yield (Target(rig, "mysql", name, info.db_host_for_runners, my.port, my.app_user, my.app_password,
-                  my.admin_user, my.admin_password),
-           Target(rig, "postgresql", name, info.db_host_for_runners, pg.port, pg.app_user, pg.app_password,
-                  pg.admin_user, pg.admin_password))
-    rig.drop_mysql_database(name)
-    rig.drop_postgres_database(name)
+    with fresh_targets(rig, info, ("mysql", "postgresql"), f"t_{secrets.token_hex(4)}") as (my, pg):
+        yield my, pg
 
 
 def test_overlapping_runs_never_lock_each_other_out(workspace: Workspace, pair: tuple[Target, Target],

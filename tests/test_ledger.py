@@ -184,11 +184,10 @@ def test_lock_of_a_killed_run_is_taken_over_after_its_lease(workspace: Workspace
     # The killed run holds two databases' locks; it dies while working on the first. The second database
     # must become usable without anybody cleaning up by hand: at once when this machine can prove the holder
     # is dead (its liveness file is nobody's), else once the lease runs out (a run of another machine).
-    other = f"{target.name}_b"
-    (rig.create_mysql_database if target.engine == "mysql" else rig.create_postgres_database)(other)
+    other = target.sibling(f"{target.name}_b")
     try:
         workspace.row(target, workspace.script("slow.sql", target.sleep(20) + "\n"))
-        workspace.row(target, workspace.script("b.sql", "CREATE TABLE taken_over (id INT);\n"), database=other)
+        workspace.row(target, workspace.script("b.sql", "CREATE TABLE taken_over (id INT);\n"), database=other.name)
         workspace.write("both.csv")
         victim = start(workspace, info, "--lock-lease", "8", "--parallel", "1", name="both.csv")
         wait_for(lambda: client_pids(target.name), what="the victim's client")
@@ -206,7 +205,7 @@ def test_lock_of_a_killed_run_is_taken_over_after_its_lease(workspace: Workspace
         assert ("taking over the lock" in result.text) is proof
         assert time.monotonic() - started < (8 if proof else 20)
     finally:
-        (rig.drop_mysql_database if target.engine == "mysql" else rig.drop_postgres_database)(other)
+        other.drop()
 
 
 def test_plan_executes_nothing(workspace: Workspace, target: Target, run_tool) -> None:

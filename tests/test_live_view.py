@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from .conftest import ROOT, Target, Workspace, secret_values
+from .conftest import ROOT, Target, Workspace, fresh_targets, secret_values
 
 CSI = re.compile(r"\x1b\[([0-9;?]*)([A-Za-z])")
 HIDE, SHOW = "\x1b[?25l", "\x1b[?25h"
@@ -44,17 +43,8 @@ def label(target: Target) -> str:
 @pytest.fixture
 def databases(rig, info) -> Iterator[list[Target]]:  # type: ignore[no-untyped-def]
     """Three fresh databases on MariaDB and three on PostgreSQL."""
-    made = []
-    for engine in ("mysql", "postgresql"):
-        db = info.mysql if engine == "mysql" else info.postgres
-        for _ in range(3):
-            name = f"t_{secrets.token_hex(4)}"
-            (rig.create_mysql_database if engine == "mysql" else rig.create_postgres_database)(name)
-            made.append(Target(rig, engine, name, info.db_host_for_runners, db.port, db.app_user, db.app_password,
-                               db.admin_user, db.admin_password))
-    yield made
-    for target in made:
-        (rig.drop_mysql_database if target.engine == "mysql" else rig.drop_postgres_database)(target.name)
+    with fresh_targets(rig, info, ("mysql",) * 3 + ("postgresql",) * 3) as made:
+        yield made
 
 
 def on_terminal(info, manifest: Path, *args: str, env: dict[str, str] | None = None,  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ from junitparser import Failure, JUnitXml, Skipped
 
 from dbupdater.reporting.document import schema
 
-from .conftest import ROOT, Target, Workspace, secret_values
+from .conftest import ROOT, Target, Workspace, fresh_targets, secret_values
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -91,16 +91,8 @@ def test_output_json_on_the_rig(run_tool, workspace: Workspace, target: Target) 
 @pytest.fixture
 def both(rig, info) -> Iterator[list[Target]]:  # type: ignore[no-untyped-def]
     """A fresh MariaDB and a fresh PostgreSQL database, for one run over both."""
-    name = f"r_{secrets.token_hex(4)}"
-    rig.create_mysql_database(name)
-    rig.create_postgres_database(name)
-    made = [Target(rig, "mysql", name, info.db_host_for_runners, info.mysql.port, info.mysql.app_user,
-                   info.mysql.app_password, info.mysql.admin_user, info.mysql.admin_password),
-            Target(rig, "postgresql", name, info.db_host_for_runners, info.postgres.port, info.postgres.app_user,
-                   info.postgres.app_password, info.postgres.admin_user, info.postgres.admin_password)]
-    yield made
-    rig.drop_mysql_database(name)
-    rig.drop_postgres_database(name)
+    with fresh_targets(rig, info, ("mysql", "postgresql"), f"r_{secrets.token_hex(4)}") as made:
+        yield made
 
 
 def browser():  # type: ignore[no-untyped-def]

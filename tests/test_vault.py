@@ -212,16 +212,13 @@ def test_token_revoked_mid_run_stops_before_the_next_script(workspace: Workspace
     assert "after_revoke" not in target.tables()
 
 
-@pytest.mark.parametrize("target", ["postgresql"], indirect=True)
-def test_vault_stopped_mid_run(workspace: Workspace, target: Target, rig, info, vault) -> None:
+def run_with_vault_stopped(workspace: Workspace, target: Target, rig, info, vault) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    """Apply the workspace's manifest with --environment, and stop OpenBao once the first script runs."""
     from environment_creators.openbao import OpenBao
 
-    env_name = f"e{target.name[2:]}"
-    referenced_row(workspace, target, info, workspace.script("001.sql", "SELECT pg_sleep(3);\n"))
-    referenced_row(workspace, target, info, workspace.script("002.sql", "CREATE TABLE after_stop (id INT);\n"))
     workspace.write()
     server = OpenBao(rig.layout, info)
-    proc = start(workspace, info, "--environment", env_name, env=vault)
+    proc = start(workspace, info, "--environment", f"e{target.name[2:]}", env=vault)
     try:
         wait_for(lambda: started(target), what="the first script to start")
         server.stop()
@@ -230,7 +227,15 @@ def test_vault_stopped_mid_run(workspace: Workspace, target: Target, rig, info, 
         if proc.poll() is None:
             proc.kill()
         rig.up()  # restarts and reseeds OpenBao
-    assert proc.returncode == 3, out
+    return proc.returncode, out
+
+
+@pytest.mark.parametrize("target", ["postgresql"], indirect=True)
+def test_vault_stopped_mid_run(workspace: Workspace, target: Target, rig, info, vault) -> None:
+    referenced_row(workspace, target, info, workspace.script("001.sql", "SELECT pg_sleep(3);\n"))
+    referenced_row(workspace, target, info, workspace.script("002.sql", "CREATE TABLE after_stop (id INT);\n"))
+    code, out = run_with_vault_stopped(workspace, target, rig, info, vault)
+    assert code == 3, out
     assert "stopped before this script" in out and "unreachable" in out
     assert "could not be recorded" in out  # the state still says 'updating', and the run says so
     assert history(target) == [["001.sql", "success"]]
@@ -242,22 +247,9 @@ def test_a_state_that_cannot_be_recorded_is_in_every_report(workspace: Workspace
                                                             vault) -> None:
     """Every script applied, then Vault went away before the end-of-run state write: the command exits 3, and
     the summary and run.json say 3 too (before, run.json said 0: it was written before the state was tried)."""
-    from environment_creators.openbao import OpenBao
-
-    env_name = f"e{target.name[2:]}"
     referenced_row(workspace, target, info, workspace.script("001.sql", "SELECT SLEEP(3);\n"))
-    workspace.write()
-    server = OpenBao(rig.layout, info)
-    proc = start(workspace, info, "--environment", env_name, env=vault)
-    try:
-        wait_for(lambda: started(target), what="the script to start")
-        server.stop()
-        out, _ = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        rig.up()  # restarts and reseeds OpenBao
-    assert proc.returncode == 3, out
+    code, out = run_with_vault_stopped(workspace, target, rig, info, vault)
+    assert code == 3, out
     assert "could not be recorded" in out and "1 applied" in out and "(exit 3)" in out
     assert history(target) == [["001.sql", "success"]]
     [document] = [json.loads(path.read_text()) for path in (workspace.dir / "runs").glob("*/run.json")]

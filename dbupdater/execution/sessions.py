@@ -43,6 +43,7 @@ class RunnerSession:
     _stop_prefetch: threading.Event = field(default_factory=threading.Event)
     _closed: threading.Event = field(default_factory=threading.Event)
     _clients: dict[str, Client] = field(default_factory=dict)
+    _probing: threading.Lock = field(default_factory=threading.Lock)  # not _lock: a probe is a round trip
 
     def __post_init__(self) -> None:
         threading.Thread(target=self._keep_fresh, name=f"dbupdater-fresh {self.transport.label}",
@@ -72,10 +73,10 @@ class RunnerSession:
         return path
 
     def client(self, engine: Engine) -> Client:
-        """The engine's client as this runner has it: asked once per run (`Engine.client_probe`), under the
-        session's lock so that parallel targets ask once. A probe that cannot run (the client is missing)
-        names no build; the script's own call then reports the missing client as usual."""
-        with self._lock:
+        """The engine's client as this runner has it: asked once per run (`Engine.client_probe`), under a lock
+        of its own so that parallel targets ask once without holding up uploads and credentials. A probe that
+        cannot run (the client is missing) names no build; the script's own call then reports it as usual."""
+        with self._probing:
             known = self._clients.get(engine.name)
             if known is None:
                 platform = self.transport.shell.platform

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..checksum import VERSION
 from ..engines import OutputLog, Verdict
@@ -24,23 +25,48 @@ from ..plan import PlannedRow
 from ..transports import Transport, TransportError
 from .options import RunOptions
 from .pool import Deployment
+from .sessions import RunnerSession
 
 LineSink = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class Ready:
+    """What running a row's script needs on its runner, copied and written there before anything is recorded
+    (a failed copy leaves no trace)."""
+
+    session: RunnerSession
+    script: str
+    credentials: str
+    client: Client
+
+
+def ready(deployment: Deployment, row: ManifestRow) -> Ready:
+    session = deployment.session(row.runner)
+    script = session.upload(row.script, row.encoding)
+    return Ready(session, script, session.credentials(row.db), session.client(engines.get(row.db.engine)))
+
+
+def single_transaction(row: ManifestRow, options: RunOptions) -> bool:
+    return row.single_transaction or (options.single_transaction and engines.get(row.db.engine).transactional_ddl)
+
+
+def interrupted(outcome: Outcome) -> None:
+    """A script that failed because the run cancelled it (the second Ctrl-C, SIGTERM) was interrupted."""
+    outcome.status = Status.INTERRUPTED
+    outcome.reason = f"cancelled on the server (interrupted): {outcome.reason}"
 
 
 def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: RunOptions,
               on_line: LineSink | None = None) -> None:
     row = p.row
     engine = engines.get(row.db.engine)
-    single = row.single_transaction or (options.single_transaction and engine.transactional_ddl)
+    single = single_transaction(row, options)
     started = time.monotonic()
     before = ""
     try:
         ledger = deployment.ledger(row)
-        session = deployment.session(row.runner)
-        script = session.upload(row.script, row.encoding)  # before anything is recorded: a failed copy leaves no trace
-        credentials = session.credentials(row.db)
-        client = session.client(engine)
+        on = ready(deployment, row)
         if engine.shares_session(single):
             before = ledger.running_before_script(row.script_id, p.checksum, VERSION)
         else:
@@ -49,8 +75,8 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
         outcome.status, outcome.reason = Status.UNREACHABLE, f"not started: {exc}"
         return
     try:
-        began = run_script(session.transport, row, outcome, single, script, credentials, before, on_line,
-                           row.script_timeout or options.script_timeout, client)
+        began = run_script(on.session.transport, row, outcome, single, on.script, on.credentials, before, on_line,
+                           row.script_timeout or options.script_timeout, on.client)
     finally:
         outcome.seconds = time.monotonic() - started
     cancelled = deployment.cancelled and outcome.status is Status.FAILED
@@ -64,8 +90,7 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
         status = ROLLED_BACK
         outcome.reason += "; rolled back (single transaction): nothing of it remains"
     if cancelled:
-        outcome.status = Status.INTERRUPTED
-        outcome.reason = f"cancelled on the server (interrupted): {outcome.reason}"
+        interrupted(outcome)
     if status == SUCCESS and deployment.holds_lock(ledger, row.db.key):
         ledger.finish_later(row.script_id, status)  # rides with this ledger's next call: the release at the latest
         return
@@ -105,25 +130,19 @@ def exec_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: R
     """`exec`: copy and run the script, judged exactly as `apply` judges it, with nothing read from or written to
     the history (ad-hoc checks and reports; the way every engine is tested end to end where no server runs)."""
     row = p.row
-    engine = engines.get(row.db.engine)
-    single = row.single_transaction or (options.single_transaction and engine.transactional_ddl)
     started = time.monotonic()
     try:
-        session = deployment.session(row.runner)
-        script = session.upload(row.script, row.encoding)
-        credentials = session.credentials(row.db)
-        client = session.client(engine)
+        on = ready(deployment, row)
     except DbUpdaterError as exc:
         outcome.status, outcome.reason = Status.UNREACHABLE, f"not started: {exc}"
         return
     try:
-        run_script(session.transport, row, outcome, single, script, credentials, "", on_line,
-                   row.script_timeout or options.script_timeout, client)
+        run_script(on.session.transport, row, outcome, single_transaction(row, options), on.script, on.credentials,
+                   "", on_line, row.script_timeout or options.script_timeout, on.client)
     finally:
         outcome.seconds = time.monotonic() - started
     if deployment.cancelled and outcome.status is Status.FAILED:
-        outcome.status = Status.INTERRUPTED
-        outcome.reason = f"cancelled on the server (interrupted): {outcome.reason}"
+        interrupted(outcome)
 
 
 def run_script(transport: Transport, row: ManifestRow, outcome: Outcome, single_transaction: bool, script: str,

@@ -4,13 +4,12 @@ every run ends within the lock timeout, with exit 0 or a clear lock-timeout refu
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from ..conftest import Target, Workspace
+from ..conftest import Target, Workspace, fresh_targets
 from ..test_ledger import start
 from . import tally
 from .support import assert_no_leftovers, effect_script, effects, latest, locks, private_dirs
@@ -22,16 +21,8 @@ LOCK_TIMEOUT = 60
 @pytest.fixture
 def several(rig, info) -> Iterator[list[Target]]:  # type: ignore[no-untyped-def]
     """Two fresh databases on each server."""
-    made = []
-    for engine in ("mysql", "postgresql", "mysql", "postgresql"):
-        name = f"t_{secrets.token_hex(4)}"
-        db = info.mysql if engine == "mysql" else info.postgres
-        (rig.create_mysql_database if engine == "mysql" else rig.create_postgres_database)(name)
-        made.append(Target(rig, engine, name, info.db_host_for_runners, db.port, db.app_user, db.app_password,
-                           db.admin_user, db.admin_password))
-    yield made
-    for target in made:
-        (rig.drop_mysql_database if target.engine == "mysql" else rig.drop_postgres_database)(target.name)
+    with fresh_targets(rig, info, ("mysql", "postgresql", "mysql", "postgresql")) as made:
+        yield made
 
 
 def race(workspace: Workspace, info, targets: list[Target], scripts: int) -> None:  # type: ignore[no-untyped-def]

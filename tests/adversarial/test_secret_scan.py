@@ -7,6 +7,7 @@ forms the tool writes them in. The password also carries a shell payload, whose 
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import secrets
@@ -21,7 +22,7 @@ import pytest
 from environment_creators.mariadb import quote_string
 from environment_creators.postgres import quote_literal
 
-from ..conftest import Target, Workspace
+from ..conftest import Workspace, new_target
 from ..test_ledger import start
 from . import tally
 from .support import effect_script, effects, latest, runner_uid
@@ -114,14 +115,10 @@ def scan_files(needles: list[bytes], paths: list[Path]) -> int:
 
 def test_no_password_anywhere_while_runs_are_in_flight(workspace: Workspace, rig, info, passwords: dict[str, str],  # type: ignore[no-untyped-def]
                                                        run_tool) -> None:
-    targets = []
-    for engine in ("mysql", "postgresql"):
-        name = f"t_{secrets.token_hex(4)}"
-        db = info.mysql if engine == "mysql" else info.postgres
-        (rig.create_mysql_database if engine == "mysql" else rig.create_postgres_database)(name)
-        target = Target(rig, engine, name, info.db_host_for_runners, db.port, passwords[engine + "_user"],
-                        passwords[engine], db.admin_user, db.admin_password)
-        targets.append(target)
+    targets = [dataclasses.replace(new_target(rig, info, engine), user=passwords[engine + "_user"],
+                                   password=passwords[engine]) for engine in ("mysql", "postgresql")]
+    for target in targets:
+        engine = target.engine
         for script, sleep in (("001.sql", 2.5), ("002.sql", 0)):
             workspace.row(target, workspace.script(f"{engine}-{script}", effect_script(target, script, sleep)),
                           sql_runner_password="file:runner.pw", database_userid=passwords[engine + "_user"],
@@ -156,4 +153,4 @@ def test_no_password_anywhere_while_runs_are_in_flight(workspace: Workspace, rig
     finally:
         CANARY.unlink(missing_ok=True)
         for target in targets:
-            (rig.drop_mysql_database if target.engine == "mysql" else rig.drop_postgres_database)(target.name)
+            target.drop()
