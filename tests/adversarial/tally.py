@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 KINDS = ("faults exercised", "manifests generated", "injection payloads", "process scans", "concurrent runs",
-         "known_hosts variants")
+         "known_hosts variants", "fencing races", "timeouts enforced", "secret forms", "hostile report inputs")
 
 counts: Counter[str] = Counter()
 faults: Counter[str] = Counter()  # fault kind -> times it was injected
