@@ -79,3 +79,39 @@ class Dialect(ABC):
     def before_script(self, first: str, rest: str) -> str:
         """Ledger SQL made fit to run in the script's own session: committed, and the session left as it was."""
         return first + rest
+
+    # --- exactly once, fencing, sessions (ledger version 3) ---------------------------------------------------
+    # This session's id as text, and its database account, stored with a `running` row written in the script's
+    # own session, so that a later run can ask the server whether that script's session still exists. None:
+    # the engine records no session (a lock is then taken over only when its lease ends).
+    session_sql: str | None = None
+    user_sql: str = "NULL"
+
+    def null_unless(self, condition: str, value: str) -> str:
+        """`value` when the condition holds, else NULL: written into a NOT NULL column, the NULL makes the
+        statement fail. That is how a `running` row refuses to go in, in the same statement that checks."""
+        return f"CASE WHEN {condition} THEN {value} END"
+
+    def count_where(self, table: str, condition: str) -> str:
+        """A scalar subquery counting rows of `table`, fit for a statement that inserts into that table."""
+        return f"(SELECT COUNT(*) FROM {table} WHERE {condition})"
+
+    def insert_checked(self, table: str, values: dict[str, str]) -> str:
+        """A one-row insert that fails (never silently skips) when a value meant for a NOT NULL column is
+        NULL: every engine's INSERT ... SELECT does, whatever its settings."""
+        return f"INSERT INTO {table} ({', '.join(values)}) SELECT {', '.join(values.values())}{self.from_dual};"
+
+    def session_alive(self, row: str) -> str | None:
+        """An SQL boolean: the session recorded in `row`.db_session (`row` names a history row in the
+        enclosing query) still exists on the server, as far as this session can see. None: no way to tell."""
+        return None
+
+    def session_visible(self, row: str) -> str:
+        """An SQL boolean: `session_alive` is authoritative for that row (its session was recorded, and this
+        session may see it); without it, that the session is gone proves nothing."""
+        return "1 = 0"
+
+    def end_session(self, session: str) -> str | None:
+        """SQL ending the session `session` (as `session_sql` wrote it) on the server, or None when the
+        engine cannot: after a script timeout, when the client is gone but its statement still runs."""
+        return None

@@ -144,7 +144,7 @@ class Executor:
         if self.left is not None:
             return StepEnd.STOP_RUN  # abandoned: the run has ended without this row
         self.reporter.handle(StepFinished(outcome, total))
-        if outcome.status is Status.APPLIED:
+        if outcome.status in (Status.APPLIED, Status.SKIPPED):  # skipped: applied meanwhile, as it is now
             return StepEnd.CONTINUE
         return StepEnd.STOP_RUN if outcome.status is Status.INTERRUPTED else StepEnd.TARGET_FAILED
 

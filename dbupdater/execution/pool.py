@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..engines import registry as engines
-from ..ledger import Entry, Holder, Ledger, RunIdentity, SqlChannel
-from ..model.errors import DbUpdaterError
+from ..ledger import Entry, Holder, Ledger, RunIdentity, SharedLedger, SqlChannel
+from ..model.errors import DbUpdaterError, ManifestError, Problem
 from ..model.specs import DatabaseSpec, DbKey, Manifest, ManifestRow, RunnerSpec, first_row_per_database
 from ..plan import PlannedRow
 from ..transports import open_transport
@@ -20,6 +20,15 @@ from .liveness import Liveness
 from .options import RunOptions
 from .scheduler import parallel_map, runner_cap
 from .sessions import RunnerSession
+
+
+def one_database(source: str, row: ManifestRow, others: list[ManifestRow]) -> ManifestError:
+    """Two targets that reached one ledger: the manifest names one database twice (exit 2, nothing runs)."""
+    names = ", ".join(f"{other.db.target_label} (line {other.line})" for other in others) or "another target"
+    return ManifestError(source, [Problem(
+        f"{row.db.target_label} and {names} are one database: they reach the same history and lock tables (two "
+        "names for one server, such as an alias, a VIP and a node name, or 127.0.0.1 and localhost; or one "
+        "--history-schema shared by two databases). Name each database one way", row.line, "database_host")])
 
 
 class Deployment:
@@ -114,13 +123,20 @@ class Deployment:
         if lock:
             self.liveness.start()  # before the first lock: a lock this run leaves behind is then provably its
 
+        targets: dict[str, ManifestRow] = {}
+
         def open_one(row: ManifestRow, wait: bool = False) -> None:
             ledger = self.ledger(row)
             if lock:
                 notify = functools.partial(on_wait, row.db) if on_wait and wait else None
+                with self._lock:
+                    targets[ledger.token] = row
                 try:
                     history = ledger.open_locked(self.options.lock_lease, self.options.lock_timeout, notify,
                                                  wait=wait, deadline=deadline)
+                except SharedLedger as exc:
+                    raise one_database(self.manifest.source, row, [targets[t] for t in exc.tokens if t in targets]
+                                       ) from None
                 finally:  # whether or not this thread saw the answer, the lock may be ours: close releases it
                     with self._lock:
                         self.locked[row.db.key] = ledger

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from ..checksum import VERSION
 from ..engines import OutputLog, Verdict
 from ..engines import registry as engines
-from ..ledger import FAILED, ROLLED_BACK, SUCCESS
-from ..model.command import Client, Command
+from ..ledger import FAILED, ROLLED_BACK, SUCCESS, Ledger
+from ..model.command import Client, Command, Signal
 from ..model.errors import DbUpdaterError
 from ..model.outcome import Outcome, Status
 from ..model.secret import redact
@@ -67,12 +67,16 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
     try:
         ledger = deployment.ledger(row)
         on = ready(deployment, row)
-        if engine.shares_session(single):
-            before = ledger.running_before_script(row.script_id, p.checksum, VERSION)
-        else:
-            ledger.mark_running(row.script_id, p.checksum, VERSION)
     except DbUpdaterError as exc:
         outcome.status, outcome.reason = Status.UNREACHABLE, f"not started: {exc}"
+        return
+    try:
+        if engine.shares_session(single):
+            before = ledger.running_before_script(row.script_id, p.checksum, VERSION, p.entry)
+        else:
+            ledger.mark_running(row.script_id, p.checksum, VERSION, p.entry)
+    except DbUpdaterError as exc:
+        refused(ledger, p, outcome, f"not started: {exc}")
         return
     try:
         began = run_script(on.session.transport, row, outcome, single, on.script, on.credentials, before, on_line,
@@ -83,8 +87,10 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
     if before and began:
         ledger.running_recorded(all_checked=engine.before_checked)
     if began is False:  # the `running` row was never written, nor the script run
-        outcome.status, outcome.reason = Status.UNREACHABLE, f"not started: {outcome.reason}"
+        refused(ledger, p, outcome, f"not started: {outcome.reason}")
         return
+    if outcome.timed_out and not settled(ledger, row, outcome):
+        return  # its session may still run: the history keeps it `running`, in doubt
     status = {Status.APPLIED: SUCCESS}.get(outcome.status, FAILED)
     if outcome.status is Status.FAILED and single:
         status = ROLLED_BACK
@@ -102,23 +108,94 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
                           "applied, the history shows it as running, and the next run will ask you to resolve it")
 
 
-class Deadline:
-    """A script's time limit: when it passes, the client gets SIGINT (it cancels the statement on the server and
-    exits non-zero), once more after GRACE seconds if it has not ended; only that command, never the others."""
+def refused(ledger: Ledger, p: PlannedRow, outcome: Outcome, otherwise: str) -> None:
+    """The `running` row did not go in, so the script did not start: ask the ledger why, and say what is true.
+    A lock lost (this run was paused past its lease, or cut off) stops the target, loudly; a script that is
+    no longer what the plan saw (another run, or another name of this database, got there first) is skipped
+    when it was applied as it is now, refused otherwise; anything else is the login's failure."""
+    try:
+        why = ledger.refusal(p.row.script_id)
+    except DbUpdaterError:
+        outcome.status, outcome.reason = Status.UNREACHABLE, otherwise
+        return
+    target = p.row.db.target_label
+    if why.lock_lost is not None or why.lease_ended:
+        now = (f"it is held by {why.lock_lost.describe()}" if why.lock_lost is not None else
+               "its lease ended before this script (this run was paused or could not renew it)" if why.lease_ended
+               else "nobody holds it now")
+        outcome.status = Status.REFUSED
+        outcome.reason = (f"LOCK LOST: this run no longer holds the lock on {target} ({now}); this script was not "
+                          "started and nothing more runs on this target in this run")
+        return
+    latest, seen = why.latest, p.entry
+    if latest is not None and (seen is None or (latest.id, latest.status) != (seen.id, seen.status)):
+        if latest.status == SUCCESS and latest.checksum == p.checksum:
+            outcome.status = Status.SKIPPED
+            outcome.reason = (f"already applied: {latest.describe()}, after this run planned it (another run, or "
+                              "another name of this database); not run again")
+        else:
+            outcome.status = Status.REFUSED
+            outcome.reason = (f"not started: its history changed after this run planned it: {latest.describe()}; "
+                              "plan again")
+        return
+    outcome.status, outcome.reason = Status.UNREACHABLE, otherwise
 
-    GRACE = 10.0
+
+SETTLE = 5.0  # seconds a timed-out script's session may take to end on the server, once asked to
+
+
+def settled(ledger: Ledger, row: ManifestRow, outcome: Outcome) -> bool:
+    """After a script timeout stopped its client: whether the server shows the script's session gone (ended
+    there if it still runs: a killed client's statement goes on until the server notices). Only then is the
+    failure recorded; otherwise the history keeps the script `running` (in doubt) and the reason says why."""
+    seen = "its database session could not be asked about"
+    try:
+        state = ledger.script_session(row.script_id)
+        begun = time.monotonic()
+        asked = False
+        while state is not None and state.visible and state.alive and time.monotonic() < begun + 1 + SETTLE:
+            if not asked and state.session and time.monotonic() > begun + 1:
+                asked = ledger.end_session(state.session)
+            time.sleep(0.5)
+            state = ledger.script_session(row.script_id)
+    except DbUpdaterError as exc:
+        state, seen = None, f"its database session could not be asked about ({exc})"
+    else:
+        if state is None:
+            seen = "its history entry is no longer `running`"
+        elif not state.visible:
+            seen = "its database session was not recorded or cannot be seen from this account"
+        elif state.alive:
+            seen = f"its database session {state.session} still exists"
+        else:
+            outcome.reason += f"; its database session {state.session} has ended"
+            return True
+    outcome.status = Status.FAILED
+    outcome.reason += (f"; {seen}: the script may still run or be partially applied, so the history keeps it "
+                       "`running` (in doubt) until you check the database and `resolve` it")
+    return False
+
+
+class Deadline:
+    """A script's time limit: when it passes, the client's process group on the runner gets SIGINT (mysql and
+    psql cancel the statement on the server and exit non-zero), then SIGTERM after GRACE seconds and SIGKILL
+    after twice that if it has not ended (a client in a shell escape, or one that ignores SIGINT); only that
+    command, never the others."""
+
+    GRACE = 5.0
 
     def __init__(self, transport: Transport, command: Command, seconds: float) -> None:
         self.fired = False
         self._transport, self._command = transport, command
-        self._timers = [threading.Timer(seconds, self._fire), threading.Timer(seconds + self.GRACE, self._fire)]
+        self._timers = [threading.Timer(seconds + step * self.GRACE, self._fire, args=(signal,))
+                        for step, signal in enumerate(Signal)]
         for timer in self._timers:
             timer.daemon = True
             timer.start()
 
-    def _fire(self) -> None:
+    def _fire(self, signal: Signal) -> None:
         self.fired = True
-        self._transport.interrupt(self._command)
+        self._transport.interrupt(self._command, signal)
 
     def cancel(self) -> None:
         for timer in self._timers:
@@ -183,10 +260,10 @@ def run_script(transport: Transport, row: ManifestRow, outcome: Outcome, single_
                       Verdict.UNREACHABLE: Status.UNREACHABLE}[verdict]
     outcome.reason = reason
     if deadline is not None and deadline.fired:
-        # Whatever the client said after the cancel (even "applied": it finished as the signal came), the row
-        # ran out of time; the failure is recorded, and the statement that was running is gone from the server.
-        outcome.status = Status.FAILED
-        outcome.reason = f"timed out after {timeout:g} s (script timeout): cancelled on the server; {reason}"
+        # Whatever the client said after the signal (even "applied": it finished as the signal came), the row
+        # ran out of time. Whether its work on the server is over is the ledger's question (`settled`).
+        outcome.status, outcome.timed_out = Status.FAILED, True
+        outcome.reason = f"timed out after {timeout:g} s (script timeout): the client was stopped; {reason}"
     if log.dropped:
         outcome.reason += f" ({log.dropped} more warning/error lines not kept)"
     return engine.started(result, log, marker_seen) if before else True

@@ -19,9 +19,13 @@ from .records import (
     Entry,
     Holder,
     LedgerError,
+    Refusal,
     Refused,
     RunIdentity,
+    ScriptSession,
+    SharedLedger,
 )
 
 __all__ = ["FAILED", "IN_DOUBT", "NOT_APPLIED", "RERUN", "ROLLED_BACK", "RUNNING", "SUCCESS", "Entry", "Holder",
-           "Ledger", "LedgerError", "Refused", "RunIdentity", "SqlChannel"]
+           "Ledger", "LedgerError", "Refusal", "Refused", "RunIdentity", "ScriptSession", "SharedLedger",
+           "SqlChannel"]

@@ -9,6 +9,7 @@ database (the next script's `running` row, or the lock release): one client call
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,11 +27,17 @@ from .records import (
     Entry,
     Holder,
     LedgerError,
+    Refusal,
     Refused,
     RunIdentity,
+    ScriptSession,
+    SharedLedger,
 )
 
 log = logging.getLogger("dbupdater")
+# Beside the lock row, each target of a run that opens this ledger leaves a row of its own, named by a token:
+# two such rows of one run mean two targets of its manifest are one database (see `_targets_sql`).
+TARGET_ROW = "target "
 
 
 class Ledger:
@@ -58,6 +65,8 @@ class Ledger:
         # Successes sent in a script's session by a client that does not report their errors (see
         # Engine.before_checked): sent again with the next checked call, where a repeat changes nothing.
         self._unconfirmed: str = ""
+        self.token = secrets.token_hex(8)
+        self.version = schema.CURRENT  # the ledger's schema version, as read on opening
 
     # --- plumbing -------------------------------------------------------------------------------------------
 
@@ -69,12 +78,12 @@ class Ledger:
 
     # --- history --------------------------------------------------------------------------------------------
 
-    def _history_sql(self) -> str:
+    def _history_sql(self, where: str = "") -> str:
         t = self.d.text_time
         fields = {"id": "id", "script": "script", "checksum": "checksum", "checksum_version": "checksum_version",
                   "status": "status", "started_at": t("started_at"), "finished_at": t("finished_at"),
                   "run_id": "run_id", "runner_host": "runner_host", "os_user": "os_user", "note": "note"}
-        return f"SELECT {self.d.json_row(fields)} FROM {self.history} ORDER BY id;"
+        return f"SELECT {self.d.json_row(fields)} FROM {self.history}{where} ORDER BY id;"
 
     def _latest(self, rows: list[dict[str, Any]]) -> dict[str, Entry]:
         latest: dict[str, Entry] = {}
@@ -109,33 +118,51 @@ class Ledger:
                     wait: bool = True, deadline: float | None = None) -> dict[str, Entry] | None:
         """Create the tables, take the lock, read the ledger's version and the history: one client call when
         the lock is free and the ledger current. Without `wait`, a lock held by another run returns None at
-        once instead of waiting (until `deadline`, a monotonic time, or `timeout` from now)."""
+        once instead of waiting (until `deadline`, a monotonic time, or `timeout` from now). An expired lease
+        is never cleared in this first call: whether its run's scripts still run can be asked only once the
+        ledger's version is known (`acquire`)."""
         fresh = schema.created_sql(self.d, self.tables, self.schema, HISTORY_TABLE)
         create = (self.d.create_tables(self.schema, self.history, self.lock, self.tables.versions, fresh) + "\n"
                   + schema.record(self.d, self.tables, 1))  # tables without a version row are version 1
-        rows = self._exec(create + "\n" + self._lock_sql(lease) + "\n" + self._versioned_read())
-        holders = [Holder(**row) for row in rows if "since" in row]
-        if holders and holders[0].run_id == self.identity.run_id:
+        rows = self._exec(create + "\n" + self._lock_sql(lease, clear_expired=False) + "\n" + self._versioned_read())
+        self.version = next((row["ledger_version"] for row in rows if "ledger_version" in row), None) or 1
+        holder = self._holder(rows)
+        if holder is not None and holder.run_id == self.identity.run_id:
             self.held = True
         else:
             if not wait:
                 return None
             self.acquire(lease, timeout, on_wait, deadline)
             rows = self._exec(self._versioned_read())
-        found = next((row["ledger_version"] for row in rows if "ledger_version" in row), None) or 1
+        found = self.version
         history = self._latest(rows)  # refuses a newer ledger before anything is changed
         if found < schema.CURRENT:  # an older ledger, upgraded while the lock is ours
             self._exec(schema.upgrade_sql(self.d, self.tables, found))
+            self.version = schema.CURRENT
             history = self._latest(self._exec(self._versioned_read()))
         return history
 
-    def _insert_running(self, script: str, checksum: str, checksum_version: int) -> str:
+    def _insert_running(self, script: str, checksum: str, checksum_version: int, seen: Entry | None, *,
+                        in_session: bool) -> str:
+        """The `running` row, in one statement that fails unless this run holds the lock with its lease running
+        and the script's history is still what the plan saw (`seen`: its latest entry then, or None). So a run
+        that lost its lock, a plan gone stale, or a second name of one database never starts the script: the
+        database decides, in the session that would run it. In that session, it also records the session."""
+        d, lit = self.d, self._lit
+        me = lit(self.identity.run_id)
+        held = (f"EXISTS (SELECT 1 FROM {self.lock} WHERE name = {lit(LOCK_NAME)} AND run_id = {me} "
+                f"AND expires_at > {d.now})")
+        changed = f"id > {seen.id if seen else 0}"
+        if seen is not None:
+            changed = f"({changed} OR (id = {seen.id} AND status <> {lit(seen.status)}))"
+        unchanged = f"{d.count_where(self.history, f'script = {lit(script)} AND {changed}')} = 0"
         # started_at takes its column default: the current instant whatever the session's time zone.
-        values = {"script": self._lit(script), "checksum": self._lit(checksum),
-                  "checksum_version": self._lit(checksum_version), "status": self._lit(RUNNING),
-                  "runner_host": self._lit(self.runner_label), "os_user": self._lit(self.identity.os_user),
-                  "tool_version": self._lit(__version__), "run_id": self._lit(self.identity.run_id)}
-        return f"INSERT INTO {self.history} ({', '.join(values)}) VALUES ({', '.join(values.values())});"
+        values = {"script": d.null_unless(unchanged, lit(script)), "checksum": lit(checksum),
+                  "checksum_version": lit(checksum_version), "status": lit(RUNNING),
+                  "runner_host": lit(self.runner_label), "os_user": lit(self.identity.os_user),
+                  "tool_version": lit(__version__), "run_id": d.null_unless(held, me),
+                  "db_session": d.session_sql if in_session and d.session_sql else "NULL", "db_user": d.user_sql}
+        return d.insert_checked(self.history, values)
 
     def _flush(self) -> str:
         """Successes to send with a call whose every statement is checked."""
@@ -144,17 +171,18 @@ class Ledger:
     def _flushed(self) -> None:
         self._pending = self._unconfirmed = ""
 
-    def mark_running(self, script: str, checksum: str, checksum_version: int) -> None:
+    def mark_running(self, script: str, checksum: str, checksum_version: int, seen: Entry | None) -> None:
         """Insert the `running` row (after any pending success of the previous script, in the same call)."""
-        self._exec(self._flush() + self._insert_running(script, checksum, checksum_version))
+        self._exec(self._flush() + self._insert_running(script, checksum, checksum_version, seen, in_session=False))
         self._flushed()
 
-    def running_before_script(self, script: str, checksum: str, checksum_version: int) -> str:
+    def running_before_script(self, script: str, checksum: str, checksum_version: int, seen: Entry | None) -> str:
         """What `mark_running` does, as SQL for the script's own client session (see Engine.shares_session):
         the `running` row first, then the previous script's success. Call `running_recorded` once the engine
         says it took effect; until then the success stays pending, and sending it again is harmless (it only
         updates a row still `running`)."""
-        return self.d.before_script(self._insert_running(script, checksum, checksum_version), self._pending)
+        return self.d.before_script(self._insert_running(script, checksum, checksum_version, seen, in_session=True),
+                                    self._pending)
 
     def running_recorded(self, *, all_checked: bool) -> None:
         if all_checked:
@@ -183,6 +211,46 @@ class Ledger:
         return bool(self._pending)
 
 
+    def refusal(self, script: str) -> Refusal:
+        """What the ledger says after a `running` row did not go in (any pending success is written with it):
+        who holds the lock, whether our lease ended, and the script's latest entry."""
+        d, lit = self.d, self._lit
+        fields = self._holder_fields() | {"ended": f"CASE WHEN expires_at <= {d.now} THEN 1 ELSE 0 END"}
+        where = f"script = {lit(script)}"
+        latest = f" WHERE {where} AND id = (SELECT MAX(id) FROM {self.history} WHERE {where})"
+        rows = self._exec(self._flush() + self._history_sql(latest) + "\n"
+                          + f"SELECT {d.json_row(fields)} FROM {self.lock} WHERE name = {lit(LOCK_NAME)};")
+        self._flushed()
+        entry = next((Entry(**row) for row in rows if "script" in row), None)
+        lock = next((row for row in rows if "ended" in row), None)
+        if lock is None or lock["run_id"] != self.identity.run_id:
+            holder = Holder(**{key: value for key, value in lock.items() if key != "ended"}) if lock else None
+            self.held = False
+            return Refusal(lock_lost=holder, lease_ended=holder is None, latest=entry)
+        return Refusal(lock_lost=None, lease_ended=bool(lock["ended"]), latest=entry)
+
+    def script_session(self, script: str) -> ScriptSession | None:
+        """The session this run's `running` row of `script` recorded, and whether the server still has it
+        (None: there is no such row)."""
+        d, lit = self.d, self._lit
+        alive = d.session_alive("h") or "1 = 0"
+        fields = {"db_session": "h.db_session", "visible": f"CASE WHEN {d.session_visible('h')} THEN 1 ELSE 0 END",
+                  "alive": f"CASE WHEN {alive} THEN 1 ELSE 0 END"}
+        rows = self._exec(f"SELECT {d.json_row(fields)} FROM {self.history} h WHERE h.run_id = "
+                          f"{lit(self.identity.run_id)} AND h.script = {lit(script)} AND h.status = {lit(RUNNING)};")
+        if not rows:
+            return None
+        return ScriptSession(rows[-1]["db_session"], bool(rows[-1]["visible"]), bool(rows[-1]["alive"]))
+
+    def end_session(self, session: str) -> bool:
+        """Ask the server to end a script's session (its client is gone, its statement may still run); False
+        when the engine has no way to."""
+        sql = self.d.end_session(session)
+        if sql is None:
+            return False
+        self._exec(sql)
+        return True
+
     def set_status(self, entry: Entry, status: str, checksum: str, note: str) -> None:
         self._exec(f"UPDATE {self.history} SET status = {self._lit(status)}, checksum = {self._lit(checksum)}, "
                    f"note = {self._lit(note)} WHERE id = {self._lit(entry.id)} AND status = {self._lit(entry.status)};")
@@ -199,51 +267,110 @@ class Ledger:
 
     # --- lock -----------------------------------------------------------------------------------------------
 
-    def _holder_sql(self) -> str:
+    def _holder_fields(self) -> dict[str, str]:
         t = self.d.text_time
-        fields = {"run_id": "run_id", "host": "host", "pid": "pid", "os_user": "os_user",
-                  "since": t("acquired_at"), "expires": t("expires_at")}
-        return f"SELECT {self.d.json_row(fields)} FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)};"
+        return {"run_id": "run_id", "host": "host", "pid": "pid", "os_user": "os_user",
+                "since": t("acquired_at"), "expires": t("expires_at")}
+
+    def _holder_sql(self) -> str:
+        return (f"SELECT {self.d.json_row(self._holder_fields())} FROM {self.lock} "
+                f"WHERE name = {self._lit(LOCK_NAME)};")
 
     def holder(self) -> Holder | None:
         rows = self._exec(self._holder_sql(), missing_ok=True)
         return Holder(**rows[0]) if rows else None
 
-    def _lock_sql(self, lease: int) -> str:
-        """One atomic attempt: expired leases are cleared, the primary key lets exactly one run in."""
+    def _holder(self, rows: list[dict[str, Any]]) -> Holder | None:
+        """The lock's holder from a lock attempt's rows; refuses when another target of this run reached the
+        same ledger (its target row is there beside ours)."""
+        others = [row["ledger_target"] for row in rows
+                  if "ledger_target" in row and row["ledger_target"] != TARGET_ROW + self.token]
+        if others:
+            raise SharedLedger(self.db.label, [name.removeprefix(TARGET_ROW) for name in others])
+        return next((Holder(**row) for row in rows if "since" in row), None)
+
+    def _running_sessions(self, run: str, *, provably_gone: bool) -> str:
+        """An SQL boolean: `run` (an SQL expression for a run id) has a `running` row whose session is alive,
+        or, with provably_gone, one whose session is not provably gone (unrecorded, or not visible to us)."""
+        d, lit = self.d, self._lit
+        alive = d.session_alive("h") if self.version >= 3 else None
+        if provably_gone:
+            blocking = f"NOT ({d.session_visible('h')} AND NOT {alive})" if alive else "1 = 1"
+        elif alive:
+            blocking = alive
+        else:
+            return "1 = 0"
+        return (f"EXISTS (SELECT 1 FROM {self.history} h WHERE h.run_id = {run} AND h.status = {lit(RUNNING)} "
+                f"AND {blocking})")
+
+    def _lock_sql(self, lease: int, *, clear_expired: bool = True) -> str:
+        """One atomic attempt: an expired lease is cleared (unless a script of its run is still running in a
+        session the server shows), the primary key lets exactly one run in. The target row beside it tells
+        two targets that are one database apart (`_holder`)."""
         d, me = self.d, self.identity
         values = {"name": self._lit(LOCK_NAME), "run_id": self._lit(me.run_id), "host": self._lit(me.host),
                   "pid": self._lit(me.pid), "os_user": self._lit(me.os_user), "acquired_at": d.now,
                   "heartbeat_at": d.now, "expires_at": d.plus_seconds(d.now, lease)}
-        return (f"DELETE FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)} AND expires_at < {d.now};\n"
-                + d.insert_ignore(self.lock, values) + "\n" + self._holder_sql())
+        mine = {**values, "name": self._lit(TARGET_ROW + self.token)}
+        clear = ""
+        if clear_expired:
+            busy = self._running_sessions(f"{self.lock}.run_id", provably_gone=False)
+            clear = (f"DELETE FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)} AND expires_at < {d.now} "
+                     f"AND NOT ({busy});\n")
+        targets = (f"SELECT {d.json_row({'ledger_target': 'name'})} FROM {self.lock} WHERE run_id = "
+                   f"{self._lit(me.run_id)} AND name <> {self._lit(LOCK_NAME)};")
+        return (clear + f"DELETE FROM {self.lock} WHERE name <> {self._lit(LOCK_NAME)} AND expires_at < {d.now};\n"
+                + d.insert_ignore(self.lock, values) + "\n" + d.insert_ignore(self.lock, mine) + "\n"
+                + self._holder_sql() + "\n" + targets)
 
     def try_lock(self, lease: int) -> Holder:
-        rows = self._exec(self._lock_sql(lease))
-        if not rows:
+        holder = self._holder(self._exec(self._lock_sql(lease)))
+        if holder is None:
             raise LedgerError(f"{self.db.label}: the lock row vanished while being taken")
-        return Holder(**rows[0])
+        return holder
+
+    def _take_over(self, holder: Holder) -> None:
+        """Remove a dead run's lock row before its lease ends, only if none of its scripts may still run: every
+        `running` row of that run has a recorded session the server shows is gone."""
+        run = self._lit(holder.run_id)
+        self._exec(f"DELETE FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)} AND run_id = {run} "
+                   f"AND NOT ({self._running_sessions(run, provably_gone=True)});")
+
+    def _still_running(self, holder: Holder) -> str:
+        """For a message: the holder's scripts whose sessions the server still shows."""
+        alive = self.d.session_alive("h") if self.version >= 3 else None
+        if not alive:
+            return ""
+        fields = {"script": "h.script", "db_session": "h.db_session"}
+        rows = self._exec(f"SELECT {self.d.json_row(fields)} FROM {self.history} h WHERE h.run_id = "
+                          f"{self._lit(holder.run_id)} AND h.status = {self._lit(RUNNING)} AND {alive};")
+        return "; ".join(f"its script {row['script']} is still running in database session {row['db_session']}"
+                         for row in rows)
 
     def acquire(self, lease: int, timeout: float, on_wait: Callable[[Holder], None] | None = None,
                 deadline: float | None = None) -> None:
         deadline = time.monotonic() + timeout if deadline is None else deadline
         announced = False
-        taken_over: set[str] = set()
         while True:
             holder = self.try_lock(lease)
             if holder.run_id == self.identity.run_id:
                 self.held = True
                 return
-            if self._dead is not None and holder.run_id not in taken_over and self._dead(holder):
-                taken_over.add(holder.run_id)
-                log.warning("%s: taking over the lock of %s: that run ended on this machine without releasing it",
-                            self.db.label, holder.describe())
-                self._exec(f"DELETE FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)} "
-                           f"AND run_id = {self._lit(holder.run_id)};")
-                continue  # only that run's row goes: if another run took the lock meanwhile, it stays theirs
+            if self._dead is not None and self._dead(holder):
+                self._take_over(holder)
+                if self.try_lock(lease).run_id == self.identity.run_id:
+                    log.warning("%s: took over the lock of %s: that run ended on this machine without releasing "
+                                "it, and none of its scripts still runs", self.db.label, holder.describe())
+                    self.held = True
+                    return
             if time.monotonic() >= deadline:
+                running = self._still_running(holder)
                 raise Refused(f"{self.db.label} is locked by {holder.describe()}; gave up after {timeout:g}s "
-                              "(--lock-timeout). A holder that was killed loses the lock when its lease ends.")
+                              "(--lock-timeout). " + (f"The lease has no effect while {running}: a lock is never "
+                                                      "taken over while a script of its run still runs."
+                                                      if running else
+                                                      "A holder that was killed loses the lock when its lease "
+                                                      "ends, once none of its scripts still runs."))
             if on_wait and not announced:
                 on_wait(holder)
                 announced = True
@@ -259,8 +386,7 @@ class Ledger:
         return bool(rows and rows[0]["held"])
 
     def release(self) -> None:
-        """Write any pending success, then free the lock: one client call."""
-        self._exec(self._flush() + f"DELETE FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)} "
-                   f"AND run_id = {self._lit(self.identity.run_id)};")
+        """Write any pending success, then free the lock (and this run's target rows): one client call."""
+        self._exec(self._flush() + f"DELETE FROM {self.lock} WHERE run_id = {self._lit(self.identity.run_id)};")
         self._flushed()
         self.held = False

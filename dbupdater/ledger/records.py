@@ -27,6 +27,18 @@ class LedgerError(UnreachableError):
     """The ledger could not be read or written: the target cannot be used safely."""
 
 
+class SharedLedger(DbUpdaterError):
+    """Two targets of one manifest reached the same ledger: the same database under two names (a DNS alias,
+    a VIP and a node name, 127.0.0.1 and localhost), or one --history-schema shared by two databases."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, label: str, tokens: list[str]) -> None:
+        super().__init__(f"{label}: another target of this manifest reached the same history and lock tables")
+        self.label = label
+        self.tokens = tokens
+
+
 class Refused(DbUpdaterError):
     """The ledger refuses the run: drift, a script in doubt, a lock held by another run, or a ledger written
     by a newer release."""
@@ -60,6 +72,24 @@ class Entry:
         when = self.finished_at or self.started_at
         who = f" by {self.os_user}" if self.os_user else ""
         return f"{self.status} at {when} UTC{who} via {self.runner_host or '?'} (run {self.run_id[:8]})"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the database refused a `running` row: what the ledger says now, read right after."""
+
+    lock_lost: Holder | None  # the lock is not this run's any more: who holds it now (None: nobody, or ours)
+    lease_ended: bool  # the lock row is still ours, but its lease ended (this run was paused, or cut off)
+    latest: Entry | None  # the script's latest history entry now
+
+
+@dataclass(frozen=True)
+class ScriptSession:
+    """The database session a `running` row's script ran in, as the server shows it now."""
+
+    session: str | None
+    visible: bool  # whether this session may see it (recorded, and the same account or allowed to see others)
+    alive: bool
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,9 @@ class Tables:
 STEPS: dict[int, Callable[[Dialect, Tables], str]] = {
     # "reverted" meant "resolved by a person: run it again", which real revert scripts would collide with.
     2: lambda d, t: f"UPDATE {t.history} SET status = {d.literal(RERUN)} WHERE status = {d.literal(LEGACY_RERUN)};",
+    # The session a `running` row's script runs in, and its account (columns db_session and db_user, added by
+    # each dialect's own DDL): a lock is taken over early only when those sessions are provably gone.
+    3: lambda d, t: "",
 }
 CURRENT = max(STEPS)
 

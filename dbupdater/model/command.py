@@ -61,6 +61,16 @@ class Client:
     platform: str = "posix"
 
 
+class Signal(Enum):
+    """What stopping a running command sends, in the order a script timeout escalates: INT (mysql and psql
+    cancel the statement on the server), TERM, KILL; each to the command's whole process group on the
+    runner, so a client's shell escape (`\\! sleep`) ends with it."""
+
+    INT = "INT"
+    TERM = "TERM"
+    KILL = "KILL"
+
+
 class Ending(Enum):
     EXITED = "exited"  # the client ran and exited with `code`
     CLIENT_MISSING = "client missing"  # the command does not exist or cannot execute on the runner

@@ -38,6 +38,7 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stdout_tail: list[str] = field(default_factory=list)
+    timed_out: bool = False  # its script timeout stopped the client
 
 
 @dataclass

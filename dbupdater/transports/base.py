@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from ..model.command import Command, Result
+from ..model.command import Command, Result, Signal
 from ..model.errors import UnreachableError
 from .shells import Shell
 
@@ -112,10 +112,11 @@ class Transport(ABC):
     def close(self) -> None: ...
 
     @abstractmethod
-    def interrupt(self, command: Command | None = None) -> None:
-        """SIGINT to every command still running (or only to `command`, the very object given to `run`: a script
-        over its --script-timeout), as Ctrl-C in its terminal: mysql and psql then cancel the statement on the
-        server and exit non-zero. Returns at once; the commands end by themselves."""
+    def interrupt(self, command: Command | None = None, signal: Signal = Signal.INT) -> None:
+        """A signal to every command still running (or only to `command`, the very object given to `run`: a
+        script over its --script-timeout), to its whole process group on the runner. INT is Ctrl-C in its
+        terminal: mysql and psql then cancel the statement on the server and exit non-zero; TERM and KILL end
+        what ignores it. Returns at once; the commands end by themselves."""
 
     def make_private_dir(self) -> str:
         lines: list[str] = []

@@ -6,14 +6,14 @@ import contextlib
 import os
 import selectors
 import shutil
-import signal
+import signal as signals
 import subprocess
 import tempfile
 import threading
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ..model.command import STDIN_PATH, Command, Ending, RemoteFile, Result
+from ..model.command import STDIN_PATH, Command, Ending, RemoteFile, Result, Signal
 from .base import LineSplitter, OutputHandler, Transport, TransportError
 from .registry import TransportKind, register
 from .shells import PosixShell
@@ -70,12 +70,12 @@ class LocalTransport(Transport):
                 stdin.close()
         return Result(Ending.SIGNALLED, -code, 128 - code) if code < 0 else self.shell.interpret(code)
 
-    def interrupt(self, command: Command | None = None) -> None:
+    def interrupt(self, command: Command | None = None, signal: Signal = Signal.INT) -> None:
         with self._running_lock:
             running = [proc for proc, started in self._running.items() if command is None or started is command]
         for proc in running:
             with contextlib.suppress(OSError):
-                proc.send_signal(signal.SIGINT)
+                os.killpg(proc.pid, getattr(signals, f"SIG{signal.value}"))  # its session: the whole group
 
     def put_stream(self, source: IO[bytes], size: int, remote: str, name: str) -> None:
         fd = os.open(remote, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

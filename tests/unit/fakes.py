@@ -63,7 +63,7 @@ from typing import IO, Any, TypeVar
 from dbupdater.engines import registry as engine_registry
 from dbupdater.engines.base import STARTED_MARKER, Delivery, Engine, OutputLog, Severity, Verdict
 from dbupdater.engines.dialect import Dialect
-from dbupdater.model.command import Command, RemoteFile, Result
+from dbupdater.model.command import Command, RemoteFile, Result, Signal
 from dbupdater.model.specs import DatabaseSpec, Manifest, RunnerSpec
 from dbupdater.reporting.events import Event
 from dbupdater.transports import registry as transport_registry
@@ -124,6 +124,10 @@ class SQLiteDialect(Dialect):
         return (f"INSERT OR IGNORE INTO {table} ({', '.join(values)}) SELECT {', '.join(values.values())} "
                 f"WHERE {condition};")
 
+    def upgrades(self, history: str, lock: str) -> dict[int, tuple[str, ...]]:
+        return {3: (f"ALTER TABLE {history} ADD COLUMN db_session TEXT NULL;",
+                    f"ALTER TABLE {history} ADD COLUMN db_user TEXT NULL;")}
+
     def table_missing(self, schema: str | None, name: str) -> str:
         master = f"{self.ident(schema)}.sqlite_master" if schema else "sqlite_master"
         return f"NOT EXISTS (SELECT 1 FROM {master} WHERE type = 'table' AND name = {self.literal(name)})"
@@ -150,7 +154,9 @@ CREATE TABLE IF NOT EXISTS {history} (
   os_user TEXT NULL,
   tool_version TEXT NULL,
   run_id TEXT NOT NULL,
-  note TEXT NULL
+  note TEXT NULL,
+  db_session TEXT NULL,
+  db_user TEXT NULL
 );
 CREATE INDEX IF NOT EXISTS dbupdater_history_script ON {history} (script);
 CREATE TABLE IF NOT EXISTS {lock} (
@@ -286,7 +292,7 @@ class FakeTransport(Transport):
                 self._running.discard(call)
         return self.shell.interpret(status)
 
-    def interrupt(self, command: Command | None = None) -> None:
+    def interrupt(self, command: Command | None = None, signal: Signal = Signal.INT) -> None:
         with self._guard:
             calls = [call for call in self._running if command is None or call.command is command]
         self.harness.count_interrupt(self.label)

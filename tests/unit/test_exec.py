@@ -51,11 +51,15 @@ def test_exec_of_an_unreachable_runner_is_exit_3(harness: Harness, repo: Repo) -
 # --- script timeout ----------------------------------------------------------------------------------------------
 
 
-def test_a_script_over_its_timeout_is_cancelled_and_recorded_failed(harness: Harness, repo: Repo) -> None:
+def test_a_script_over_its_timeout_is_stopped_and_left_in_doubt_when_its_session_cannot_be_seen(
+        harness: Harness, repo: Repo) -> None:
+    # The stub engine records no database session (as Oracle and SQL Server): whether the script's work on the
+    # server is over cannot be shown, so the history keeps it `running`. MySQL and PostgreSQL, which can show
+    # it, record `failed`: tests/test_script_timeout.py.
     repo.row("a", repo.script("1.sql", "sleep 30"))
     repo.row("a", repo.script("2.sql", "ok"))
     assert main(repo, "apply", "--script-timeout", "0.5") == ExitCode.SCRIPT_FAILED
-    assert harness.history("a") == [("1.sql", "failed")]
+    assert harness.history("a") == [("1.sql", "running")]
     assert harness.ran == [("a", "1.sql")]
 
 
@@ -63,7 +67,7 @@ def test_a_rows_timeout_cancels_only_that_script(harness: Harness, repo: Repo) -
     repo.row("a", repo.script("slow.sql", "sleep 30"), script_timeout="0.5")
     repo.row("b", repo.script("other.sql", "sleep 1.5"), runner="runner1")  # same runner, longer, no limit
     assert with_timeouts(repo, "apply", "--keep-going") == ExitCode.SCRIPT_FAILED
-    assert harness.history("a") == [("slow.sql", "failed")]
+    assert harness.history("a") == [("slow.sql", "running")]  # in doubt: see above
     assert harness.history("b") == [("other.sql", "success")]
 
 

@@ -457,14 +457,16 @@ def test_an_expired_lease_is_taken_over(harness: Harness, repo: Repo) -> None:
 def test_a_version_1_ledger_is_upgraded_and_reverted_reads_as_rerun(harness: Harness, repo: Repo) -> None:
     repo.row("a", repo.script("1.sql", "ok"))
     assert run(repo).exit_code is ExitCode.OK
-    # What the first releases left: no version table, 'reverted' for "run it again".
+    # What the first releases left: no version table, 'reverted' for "run it again", no session columns.
     harness.query("a", "DROP TABLE dbupdater_schema")
     harness.query("a", "UPDATE dbupdater_history SET status = 'reverted'")
+    harness.query("a", "ALTER TABLE dbupdater_history DROP COLUMN db_session")
+    harness.query("a", "ALTER TABLE dbupdater_history DROP COLUMN db_user")
     harness.ran.clear()
     assert run(repo).exit_code is ExitCode.OK
     assert harness.ran == [("a", "1.sql")]
     assert harness.history("a") == [("1.sql", "rerun"), ("1.sql", "success")]
-    assert harness.query("a", "SELECT version FROM dbupdater_schema ORDER BY version") == [(1,), (2,)]
+    assert harness.query("a", "SELECT version FROM dbupdater_schema ORDER BY version") == [(1,), (2,), (3,)]
 
 
 def test_a_ledger_written_by_a_newer_release_is_refused(harness: Harness, repo: Repo) -> None:

@@ -270,7 +270,7 @@ def test_every_ledger_statement_reads_as_one_sqlplus_statement() -> None:
     channel = _Recording()
     ledger = Ledger(channel, None, RunIdentity(), "runner1")  # type: ignore[arg-type]
     ledger.finish_later("001.sql", "success")
-    before = ledger.running_before_script("002 it's; &x.sql", "ab" * 32, 1)
+    before = ledger.running_before_script("002 it's; &x.sql", "ab" * 32, 1, None)
     ledger.mark_finished("002 it's; &x.sql", "failed", "ORA-00942: table or view does not exist;\n/\n")
     ledger.release()
     ledger.read()

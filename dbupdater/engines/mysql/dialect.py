@@ -50,12 +50,43 @@ class MySQLDialect(Dialect):
         return (f"{first} SET @dbupdater_tz = @@session.time_zone, time_zone = '+00:00'; {rest.strip()} COMMIT; "
                 "SET time_zone = @dbupdater_tz, @dbupdater_tz = NULL;")
 
+    session_sql = "CONNECTION_ID()"
+    user_sql = "CURRENT_USER()"
+
+    def null_unless(self, condition: str, value: str) -> str:
+        return f"IF({condition}, {value}, NULL)"
+
+    def count_where(self, table: str, condition: str) -> str:
+        # MySQL refuses a subquery on the table being inserted into (error 1093) unless it is materialised
+        # first: an aggregate in a derived table is never merged into the outer statement.
+        return f"(SELECT n FROM (SELECT COUNT(*) AS n FROM {table} WHERE {condition}) AS dbupdater_seen)"
+
+    def insert_checked(self, table: str, values: dict[str, str]) -> str:
+        # Only a single-row INSERT ... VALUES fails on a NULL for a NOT NULL column whatever the sql_mode;
+        # INSERT ... SELECT would store '' with a warning on a server that is not in strict mode.
+        return f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join(values.values())});"
+
+    def session_alive(self, row: str) -> str | None:
+        return f"EXISTS (SELECT 1 FROM information_schema.PROCESSLIST p WHERE p.ID = {row}.db_session)"
+
+    def session_visible(self, row: str) -> str:
+        # Without the PROCESS privilege an account sees only its own sessions: a session of another account
+        # that is not listed may still run.
+        return f"({row}.db_session IS NOT NULL AND {row}.db_user = CURRENT_USER())"
+
+    def end_session(self, session: str) -> str | None:
+        return f"KILL {int(session)};" if session.isdigit() else None
+
     def insert_ignore(self, table: str, values: dict[str, str]) -> str:
         return (f"INSERT IGNORE INTO {table} ({', '.join(values)}) VALUES ({', '.join(values.values())});")
 
     def insert_ignore_where(self, table: str, values: dict[str, str], condition: str) -> str:
         return (f"INSERT IGNORE INTO {table} ({', '.join(values)}) SELECT {', '.join(values.values())} FROM DUAL "
                 f"WHERE {condition};")
+
+    def upgrades(self, history: str, lock: str) -> dict[int, tuple[str, ...]]:
+        return {3: (f"ALTER TABLE {history} ADD COLUMN db_session VARCHAR(64) NULL, "
+                    "ADD COLUMN db_user VARCHAR(255) NULL;",)}
 
     def table_missing(self, schema: str | None, name: str) -> str:
         where = self.literal(schema) if schema else "DATABASE()"
@@ -86,6 +117,8 @@ CREATE TABLE IF NOT EXISTS {history} (
   tool_version VARCHAR(32) NULL,
   run_id VARCHAR(64) NOT NULL,
   note VARCHAR(1000) NULL,
+  db_session VARCHAR(64) NULL,
+  db_user VARCHAR(255) NULL,
   KEY dbupdater_history_script (script(191))
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 CREATE TABLE IF NOT EXISTS {lock} (

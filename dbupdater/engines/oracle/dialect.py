@@ -105,6 +105,16 @@ class OracleDialect(Dialect):
         return (f"NOT EXISTS (SELECT 1 FROM all_tables WHERE owner = {owner} "
                 f"AND table_name = {self.literal(name.upper())})")
 
+    # Recorded for a person to look up; whether it still runs would need V$SESSION, which an application
+    # account is rarely granted: a lock is taken over when its lease ends, as before.
+    session_sql = "SYS_CONTEXT('USERENV', 'SID')"
+    user_sql = "USER"
+
+    def upgrades(self, history: str, lock: str) -> dict[int, tuple[str, ...]]:
+        # ORA-01430: the column exists (a second opener got there first).
+        return {3: (_ddl(f"ALTER TABLE {history} ADD (db_session VARCHAR2(64 CHAR), db_user VARCHAR2(255 CHAR))",
+                         1430),)}
+
     def before_script(self, first: str, rest: str) -> str:
         # Every statement on a line of its own (SQL*Plus reads `a; b;` as one statement), then committed:
         # the script's session has no autocommit.
@@ -124,7 +134,8 @@ class OracleDialect(Dialect):
                  "checksum_version NUMBER(5) NOT NULL, "
                  f"status VARCHAR2(16) NOT NULL, started_at {tz}, finished_at TIMESTAMP WITH TIME ZONE, "
                  "duration_ms NUMBER(19), runner_host VARCHAR2(255 CHAR), os_user VARCHAR2(128 CHAR), "
-                 "tool_version VARCHAR2(32 CHAR), run_id VARCHAR2(64 CHAR) NOT NULL, note VARCHAR2(1000 CHAR))", 955),
+                 "tool_version VARCHAR2(32 CHAR), run_id VARCHAR2(64 CHAR) NOT NULL, note VARCHAR2(1000 CHAR), "
+                 "db_session VARCHAR2(64 CHAR), db_user VARCHAR2(255 CHAR))", 955),
             # ORA-00955: the name is taken; ORA-01408: that column list is indexed already.
             _ddl(f"CREATE INDEX {index} ON {history} (script)", 955, 1408),
             _ddl(f"CREATE TABLE {lock} (name VARCHAR2(64 CHAR) PRIMARY KEY, run_id VARCHAR2(64 CHAR) NOT NULL, "

@@ -35,6 +35,29 @@ class PostgresDialect(Dialect):
     def json_row(self, fields: dict[str, str]) -> str:
         return "json_build_object(" + ", ".join(f"'{key}', {value}" for key, value in fields.items()) + ")"
 
+    # The backend's pid and its start in microseconds: a pid alone may be reused by a later backend.
+    session_sql = ("pg_backend_pid()::text || ':' || COALESCE((SELECT (floor(extract(epoch FROM backend_start) * "
+                   "1000000))::bigint::text FROM pg_stat_activity WHERE pid = pg_backend_pid()), '')")
+    user_sql = "current_user"
+
+    def session_alive(self, row: str) -> str | None:
+        # Every role sees every backend's pid; backend_start only of its own role's (or with
+        # pg_read_all_stats): where it is hidden, the pid alone decides, which can only err towards "alive".
+        return (f"EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid::text = split_part({row}.db_session, ':', 1) "
+                f"AND (a.backend_start IS NULL OR (floor(extract(epoch FROM a.backend_start) * 1000000))::bigint::text "
+                f"= split_part({row}.db_session, ':', 2)))")
+
+    def session_visible(self, row: str) -> str:
+        return f"({row}.db_session IS NOT NULL)"
+
+    def end_session(self, session: str) -> str | None:
+        pid = session.partition(":")[0]
+        return f"SELECT pg_terminate_backend({int(pid)});" if pid.isdigit() else None
+
+    def upgrades(self, history: str, lock: str) -> dict[int, tuple[str, ...]]:
+        return {3: (f"ALTER TABLE {history} ADD COLUMN IF NOT EXISTS db_session TEXT NULL, "
+                    "ADD COLUMN IF NOT EXISTS db_user TEXT NULL;",)}
+
     def insert_ignore(self, table: str, values: dict[str, str]) -> str:
         return (f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join(values.values())}) "
                 "ON CONFLICT DO NOTHING;")
@@ -71,7 +94,9 @@ CREATE TABLE IF NOT EXISTS {history} (
   os_user TEXT NULL,
   tool_version TEXT NULL,
   run_id TEXT NOT NULL,
-  note TEXT NULL
+  note TEXT NULL,
+  db_session TEXT NULL,
+  db_user TEXT NULL
 );
 CREATE INDEX IF NOT EXISTS dbupdater_history_script ON {history} (script);
 CREATE TABLE IF NOT EXISTS {lock} (

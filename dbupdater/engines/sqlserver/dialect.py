@@ -94,6 +94,14 @@ class SQLServerDialect(Dialect):
     def insert_ignore_where(self, table: str, values: dict[str, str], condition: str) -> str:
         return f"IF {condition} BEGIN {self.insert_ignore(table, values)} END;"
 
+    # sqlcmd runs the `running` row in a ledger call of its own (no shared session): no session is recorded,
+    # only the account.
+    user_sql = "SUSER_SNAME()"
+
+    def upgrades(self, history: str, lock: str) -> dict[int, tuple[str, ...]]:
+        return {3: (f"IF COL_LENGTH({self.literal(history)}, N'db_session') IS NULL "
+                    f"ALTER TABLE {history} ADD db_session NVARCHAR(64) NULL, db_user NVARCHAR(255) NULL;",)}
+
     def table_missing(self, schema: str | None, name: str) -> str:
         return f"OBJECT_ID({self.literal(self.table(schema, name))}, N'U') IS NULL"
 
@@ -131,7 +139,9 @@ IF {missing(history)} CREATE TABLE {history} (
   os_user NVARCHAR(128) NULL,
   tool_version NVARCHAR(32) NULL,
   run_id NVARCHAR(64) NOT NULL,
-  note NVARCHAR(1000) NULL
+  note NVARCHAR(1000) NULL,
+  db_session NVARCHAR(64) NULL,
+  db_user NVARCHAR(255) NULL
 );
 IF {missing(lock)} CREATE TABLE {lock} (
   name NVARCHAR(64) NOT NULL PRIMARY KEY,

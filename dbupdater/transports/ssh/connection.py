@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from ...model.command import Command, Ending, Result
+from ...model.command import Command, Ending, Result, Signal
 from ..base import HostKeyRefused, LineSplitter, OutputHandler, Transport, TransportError, without_module
 from ..shells import PosixShell
 from . import ALIVE_COUNT, SSHOptions, known_hosts
@@ -313,10 +313,10 @@ class SSHTransport(Transport):
             with self._running_lock:
                 self._running.pop(channel, None)
 
-    def interrupt(self, command: Command | None = None) -> None:
+    def interrupt(self, command: Command | None = None, signal: Signal = Signal.INT) -> None:
         # RFC 4254 6.9 "signal": sshd (OpenSSH 7.9+, privilege separation) sends it to the session's process
-        # group. paramiko has no call for it, so the request is built the way paramiko's own send_exit_status
-        # builds its channel requests.
+        # group (killpg), so a client's children go with it. paramiko has no call for it, so the request is
+        # built the way paramiko's own send_exit_status builds its channel requests.
         with self._running_lock:
             channels = [channel for channel, running in self._running.items()
                         if command is None or running is command]
@@ -326,10 +326,10 @@ class SSHTransport(Transport):
             message.add_int(channel.remote_chanid)
             message.add_string("signal")
             message.add_boolean(False)
-            message.add_string("INT")
+            message.add_string(signal.value)
             self._send(message)
         if self._overflowed is not None:
-            self._overflowed.interrupt(command)
+            self._overflowed.interrupt(command, signal)
 
     def _scp(self) -> SCPClient:
         # 128 KiB reads (scp's default is 16 KiB): fewer, fuller SSH packets; a 3.4 MB copy on a new connection

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from ...extras import require
-from ...model.command import Command, Result
+from ...model.command import Command, Result, Signal
 from ..base import MAX_LINE, LineSplitter, OutputHandler, Transport, TransportError
 from . import powershell
 from .clixml import StderrDecoder
@@ -158,12 +158,14 @@ class WinRMTransport(Transport):
         err.close()
         return status
 
-    def interrupt(self, command: Command | None = None) -> None:
+    def interrupt(self, command: Command | None = None, signal: Signal = Signal.INT) -> None:
+        # Windows has Ctrl-C and terminate: TERM and KILL both end the command's process (its job) outright.
+        code = SignalCode.CTRL_C if signal is Signal.INT else SignalCode.TERMINATE
         with self._lock:
             running = [(command_id, shell) for command_id, (shell, started) in self._running.items()
                        if command is None or started is command]
         for command_id, shell in running:
-            threading.Thread(target=self._signal, args=(shell, command_id, SignalCode.CTRL_C), daemon=True).start()
+            threading.Thread(target=self._signal, args=(shell, command_id, code), daemon=True).start()
 
     def _signal(self, shell: WinRS, command_id: str, code: str) -> None:
         """A signal on the control connection: the command's own connection is waiting in a Receive."""
