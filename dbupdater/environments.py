@@ -23,7 +23,7 @@ from .model.errors import UsageError
 from .model.outcome import RunResult, Status
 from .model.specs import DatabaseSpec, Manifest, ManifestRow, first_row_per_database
 from .plan import PlannedRow
-from .vault import TokenRejected, Vault, VaultUnavailable
+from .vault import TokenRejected, Vault, VaultUnavailable, path_problem
 
 CREATED, RUNNING, UPDATING, UPDATED, FAILED = "created", "running", "updating", "updated", "failed"
 STATUSES = (CREATED, RUNNING, UPDATING, UPDATED, FAILED)
@@ -46,6 +46,9 @@ class Environment:
             raise UsageError(f"environment name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
         if "{database}" not in template:
             raise UsageError(f"state path {template!r} must contain {{database}}, or all databases share one entry")
+        problem = path_problem(template.strip("/"))
+        if problem:
+            raise UsageError(f"state path {template!r}: {problem}")
         self.vault = vault
         self.name = name
         self.template = template

@@ -14,22 +14,28 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .model.errors import UnreachableError, UnresolvedReference
+from .model.errors import UnreachableError, UnresolvedReference, UsageError
 from .model.secret import Secret, redact
 
 if TYPE_CHECKING:
     import hvac
+    import requests
 
 PREFIX = "vault:"
 _CAS_ATTEMPTS = 20  # check-and-set retries before a contended update gives up
 RENEW_BELOW = 300  # seconds of token life left at which a renewable token is renewed
+# Characters a URL gives a meaning of its own (a query, a fragment, an escape the server decodes into `..`), a
+# backslash, and characters that are not text.
+UNSAFE = re.compile(r"[?#%\\\x00-\x1f\x7f]")
 
 
 class VaultUnavailable(UnreachableError):
@@ -63,8 +69,24 @@ def _env(*names: str) -> str | None:
     return None
 
 
+def path_problem(path: str) -> str | None:
+    """Why a path could name something other than the secret it spells, or None. The server resolves `.` and
+    `..` segments (`secret/../../sys/seal` is `sys/seal`: out of the secret engine, into Vault's own API) and
+    empty ones; hvac sends the path into a URL, where the characters of UNSAFE change what it names."""
+    segments = path.split("/")
+    if any(segment in (".", "..") for segment in segments):
+        return "a '.' or '..' segment would leave the secret the path names"
+    if "" in segments:
+        return "an empty segment ('//')"
+    unsafe = UNSAFE.search(path)
+    if unsafe:
+        return f"the character {unsafe.group()!r} has a meaning of its own in a Vault URL"
+    return None
+
+
 def parse_reference(cell: str) -> tuple[str, str]:
-    """`vault:<mount>/<path>#<key>` -> (path, key)."""
+    """`vault:<mount>/<path>#<key>` -> (path, key), refused before anything is asked of Vault when the path
+    could reach outside the secret it spells."""
     body = cell[len(PREFIX):]
     path, sep, key = body.rpartition("#")
     path = path.strip("/")
@@ -72,6 +94,9 @@ def parse_reference(cell: str) -> tuple[str, str]:
         raise UnresolvedReference(f"{cell}: expected vault:<mount>/<path>#<key>")
     if "/" not in path:
         raise UnresolvedReference(f"{cell}: the path needs a mount and a secret, e.g. vault:secret/app/db#password")
+    problem = path_problem(path)
+    if problem:
+        raise UnresolvedReference(f"{cell}: {problem}; nothing was read from Vault")
     return path, key
 
 
@@ -83,6 +108,7 @@ class Vault:
         self._client: hvac.Client | None = None
         self._mounts: dict[str, tuple[str, int]] = {}
         self._cache: dict[str, dict[str, Any]] = {}
+        self._answers = threading.local()  # each thread's last HTTP status from Vault (see `_answered`)
         self.address = _env("VAULT_ADDR", "BAO_ADDR") or "https://127.0.0.1:8200"
 
     # -- connection -------------------------------------------------------------------------------
@@ -97,6 +123,7 @@ class Vault:
 
         require("vault")  # hvac, or a UsageError saying how to install it
         import hvac
+        import requests
 
         skip_verify = (_env("VAULT_SKIP_VERIFY", "BAO_SKIP_VERIFY") or "").lower() in ("1", "true", "yes")
         verify: bool | str = not skip_verify
@@ -105,10 +132,17 @@ class Vault:
             verify = ca
         cert_file, key_file = _env("VAULT_CLIENT_CERT", "BAO_CLIENT_CERT"), _env("VAULT_CLIENT_KEY", "BAO_CLIENT_KEY")
         timeout = int(float(_env("VAULT_CLIENT_TIMEOUT", "BAO_CLIENT_TIMEOUT") or "15"))
+        session = requests.Session()
+        session.hooks["response"].append(self._answered)
         client = hvac.Client(url=self.address, namespace=_env("VAULT_NAMESPACE", "BAO_NAMESPACE"), verify=verify,
-                             cert=(cert_file, key_file) if cert_file and key_file else None, timeout=timeout)
+                             cert=(cert_file, key_file) if cert_file and key_file else None, timeout=timeout,
+                             session=session)
         self._login(client)
         return client
+
+    def _answered(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """hvac's exceptions do not keep the HTTP status, and one without a message would say only "None"."""
+        self._answers.status = response.status_code
 
     def _login(self, client: hvac.Client) -> None:
         role_id, secret_id = _env("VAULT_ROLE_ID"), _env("VAULT_SECRET_ID")
@@ -152,15 +186,35 @@ class Vault:
         except hvac.exceptions.VaultDown:
             raise VaultUnavailable(f"Vault at {self.address} is sealed or in maintenance ({what})") from None
         except hvac.exceptions.VaultError as exc:
-            raise VaultUnavailable(redact(f"Vault at {self.address} failed ({what}): {exc}".strip())) from None
+            raise VaultUnavailable(redact(f"Vault at {self.address} failed ({what}): {self._why(exc)}")) from None
         except requests.exceptions.RequestException as exc:
             raise VaultUnavailable(f"Vault at {self.address} is unreachable ({what}): "
                                    f"{type(exc).__name__}") from None
+
+    def _why(self, exc: Exception) -> str:
+        """What the server answered: Vault's error messages; else the HTTP status, and the first line of a body
+        that is not Vault's JSON (a proxy's error page: hvac makes the whole page the message), or that there
+        was no message (hvac would say "None": Vault's answer to a method a path does not allow)."""
+        method, url = getattr(exc, "method", None), getattr(exc, "url", None)
+        on = f", on {str(method).upper()} {url}" if method and url else ""
+        if getattr(exc, "errors", None):
+            return f"{exc.args[0]}{on}"
+        status = getattr(self._answers, "status", None)
+        answer = f"HTTP {status}" if status else type(exc).__name__
+        body = str(getattr(exc, "text", None) or "").strip()
+        if getattr(exc, "json", None) is None and body:
+            first = body.splitlines()[0]
+            return f"it answered {answer}, not in Vault's format ({first[:120]}{'...' if len(first) > 120 else ''})" \
+                   f"{on}"
+        return f"it answered {answer} without an error message{on}"
 
     # -- KV -----------------------------------------------------------------------------------------
     def locate(self, path: str) -> Location:
         """Split a path into its mount and the rest, and learn the mount's KV version (cached per mount)."""
         path = path.strip("/")
+        problem = path_problem(path)
+        if problem:  # references are checked as they are read; this guards every other path (state paths)
+            raise UsageError(f"Vault path {path!r}: {problem}")
         with self._lock:
             for mount, (prefix, version) in self._mounts.items():
                 if path.startswith(mount):
@@ -169,7 +223,8 @@ class Vault:
         import hvac.exceptions
 
         try:
-            info = self._call(lambda: client.adapter.get(f"/v1/sys/internal/ui/mounts/{path}"), f"locating {path}")
+            info = self._call(lambda: client.adapter.get(f"/v1/sys/internal/ui/mounts/{urllib.parse.quote(path)}"),
+                              f"locating {path}")
             data = info["data"]
             prefix = str(data["path"])
             version = 2 if str((data.get("options") or {}).get("version", "1")) == "2" else 1

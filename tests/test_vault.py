@@ -11,6 +11,7 @@ import pytest
 
 from .conftest import Target, Workspace
 from .test_ledger import history, start, wait_for
+from .test_notify import server  # noqa: F401  (the fixture: a real HTTP server on 127.0.0.1)
 
 
 @pytest.fixture
@@ -217,11 +218,11 @@ def run_with_vault_stopped(workspace: Workspace, target: Target, rig, info, vaul
     from environment_creators.openbao import OpenBao
 
     workspace.write()
-    server = OpenBao(rig.layout, info)
+    openbao = OpenBao(rig.layout, info)
     proc = start(workspace, info, "--environment", f"e{target.name[2:]}", env=vault)
     try:
         wait_for(lambda: started(target), what="the first script to start")
-        server.stop()
+        openbao.stop()
         out, _ = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
@@ -257,16 +258,21 @@ def test_a_state_that_cannot_be_recorded_is_in_every_report(workspace: Workspace
     assert any("could not be recorded" in notice["text"] for notice in document["notices"])
 
 
-def test_concurrent_state_updates_lose_nothing(rig, vault, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def in_process(vault, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """This process configured for the rig's OpenBao, as a run's environment would configure it."""
+    for name in ("VAULT_TOKEN", "BAO_TOKEN", "VAULT_ROLE_ID", "VAULT_SECRET_ID", "VAULT_NAMESPACE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in vault.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_concurrent_state_updates_lose_nothing(rig, in_process) -> None:  # type: ignore[no-untyped-def]
     """Two controllers (shards) updating one environment entry: check-and-set keeps every change."""
     from concurrent.futures import ThreadPoolExecutor
 
     from dbupdater.vault import Vault
 
-    for name in ("VAULT_TOKEN", "BAO_TOKEN", "VAULT_ROLE_ID", "VAULT_SECRET_ID", "VAULT_NAMESPACE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in vault.items():
-        monkeypatch.setenv(name, value)
     path = f"secret/ENVIRONMENTS/cas{time.monotonic_ns()}/db"
 
     def bump(field: str) -> None:
@@ -287,3 +293,93 @@ def test_concurrent_state_updates_lose_nothing(rig, vault, monkeypatch) -> None:
     Vault().update(path, lambda current: {"after_delete": current is None})
     assert Vault().read(path) == {"after_delete": True}
     rig.vault_client().secrets.kv.v2.delete_metadata_and_all_versions(path=where, mount_point="secret")
+
+
+LEAVING = ["vault:secret/../../sys/seal#k", "vault:secret/./{prefix}/mysql#password",
+           "vault:secret//{prefix}/mysql#password", "vault:secret/{prefix}/mysql?list=true#password",
+           "vault:secret/{prefix}/%2e%2e/mysql#password", "vault:secret/{prefix}/my#sql#password",
+           "vault:secret/{prefix}\\..\\mysql#password"]
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_vault_paths_that_leave_their_secret_are_bad_input_and_nothing_runs(workspace: Workspace, target: Target,
+                                                                          info, run_tool, vault) -> None:
+    """`..` and `.` segments (the server resolves them: secret/../../sys/seal is Vault's own API), empty ones, and
+    characters a URL reads otherwise: refused as the manifest's problem, naming row and column, before Vault is
+    asked anything (before, `..` ended in exit 3 and "failed (...): None"). The same for --notify references
+    and --state-path."""
+    referenced_row(workspace, target, info, workspace.script("000.sql", "CREATE TABLE never (id INT);\n"))
+    good = str(workspace.write("good.csv"))
+    for number, cell in enumerate(LEAVING):
+        column = ("database_password", "sql_runner_password")[number % 2]
+        workspace.row(target, workspace.script(f"{number:03}.sql", f"CREATE TABLE never{number} (id INT);\n"),
+                      **{column: cell.format(prefix=info.vault_prefix)})
+    manifest = str(workspace.write())
+    for command in ("validate", "apply"):
+        result = run_tool(command, "-f", manifest, env=vault)
+        assert result.code == 2, result.text
+        assert f"{len(LEAVING)} problems; nothing was run" in result.text
+        for number, cell in enumerate(LEAVING):
+            column = ("database_password", "sql_runner_password")[number % 2]
+            assert f"line {number + 3}, column {column}: {cell.format(prefix=info.vault_prefix)}: " in result.text
+        assert "None" not in result.text and "nothing was read from Vault" in result.text
+    for option in (["--notify", "webhook:vault:secret/../x#url"],
+                   ["--environment", "leave", "--state-path", "secret/../sys/{environment}/{database}"]):
+        result = run_tool("-f", good, *option, env=vault)
+        assert result.code == 2 and "'..' segment" in result.text and "None" not in result.text, result.text
+    assert target.tables() == set()  # not even the history table
+
+
+def test_an_answer_without_a_message_says_what_the_server_answered(rig, in_process) -> None:  # type: ignore[no-untyped-def]
+    """OpenBao answers a method a path does not allow with an empty error list; hvac's exception then says
+    "None". The message names the status instead."""
+    from dbupdater.vault import Vault, VaultUnavailable
+
+    client = Vault()
+    api = client.client()
+    with pytest.raises(VaultUnavailable) as raised:
+        client._call(lambda: api.adapter.get("/v1/sys/seal"), "reading sys/seal")
+    assert "it answered HTTP 405 without an error message, on GET " in str(raised.value)
+    assert "None" not in str(raised.value)
+
+
+@pytest.mark.parametrize("target", ["postgresql"], indirect=True)
+def test_a_vault_address_that_is_not_vault_says_what_answered(workspace: Workspace, target: Target, info, run_tool,
+                                                              server) -> None:  # noqa: F811
+    """VAULT_ADDR pointing at another HTTP server (a proxy, the wrong port): its status and the first line of
+    its page, not the whole page as if it were Vault's message."""
+    elsewhere = server(204)  # answers POST only: a GET gets Python's HTML error page, HTTP 501
+    referenced_row(workspace, target, info, workspace.script("001.sql", "SELECT 1;\n"))
+    result = run_tool("validate", "-f", str(workspace.write()),
+                      env={"VAULT_ADDR": elsewhere.url("").rstrip("/"), "VAULT_TOKEN": "not-a-token-0123456789"})
+    assert result.code == 3, result.text
+    assert "it answered HTTP 501, not in Vault's format (<!DOCTYPE HTML>), on GET " in result.text
+    assert "<html" not in result.text and "not-a-token-0123456789" not in result.text
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_showing_an_environment_never_registered_is_exit_2(workspace: Workspace, target: Target, rig, info,
+                                                           run_tool, vault) -> None:
+    """Exit 2, as for a vault: reference to a secret that is not there: the name is the command's mistake. An
+    environment that has some of the manifest's databases is shown, with a warning for the others."""
+    env_name = f"never{target.name[2:]}"
+    referenced_row(workspace, target, info, workspace.script("001.sql", "SELECT 1;\n"))
+    one = str(workspace.write("one.csv"))
+    for output in ("table", "json"):
+        shown = run_tool("environment", "show", "-f", one, "--environment", env_name, "--output", output, env=vault)
+        assert shown.code == 2, shown.text
+        assert f"environment {env_name} is not registered" in shown.err and "environment register" in shown.err
+        assert shown.out == ""
+    sibling = target.sibling(f"{target.name}_b")
+    try:
+        workspace.row(sibling, workspace.script("002.sql", "SELECT 1;\n"))
+        both = str(workspace.write("both.csv"))
+        assert run_tool("environment", "register", "-f", one, "--environment", env_name, env=vault).code == 0
+        shown = run_tool("environment", "show", "-f", both, "--environment", env_name, "--output", "json", env=vault)
+        assert shown.code == 0, shown.text
+        assert "1 of the manifest's 2 databases are not registered" in shown.err
+        assert sorted(record is None for record in json.loads(shown.out).values()) == [False, True]
+    finally:
+        sibling.drop()
+        assert run_tool("environment", "remove", "-f", one, "--environment", env_name, env=vault).code == 0
+    assert state(rig, env_name) == {}
