@@ -41,6 +41,16 @@ def run(manifest: Manifest, args: argparse.Namespace) -> int:
         reporter.say(f"environment {environment.name}: {args.action} done for {len(databases)} database(s)", "green")
         return int(ExitCode.OK)
     records = {environment.path(db): environment.read(db) for db in databases}
+    missing = [path for path, record in records.items() if record is None]
+    if len(missing) == len(records):
+        # A name nobody registered is a mistake in the command (a typo, the wrong --state-path), like a vault:
+        # reference to a secret that is not there: exit 2, and no empty table that looks like an answer.
+        raise UsageError(f"environment {environment.name} is not registered: none of the manifest's "
+                         f"{len(records)} database(s) has a state in Vault (looked at {missing[0]}"
+                         f"{' and others' if len(missing) > 1 else ''}); `environment register` records them")
+    if missing:
+        reporter.warn(f"environment {environment.name}: {len(missing)} of the manifest's {len(records)} databases "
+                      "are not registered (`environment register` records them)")
     if args.output == "json":
         print(json.dumps(records, indent=2, default=str))
     else:
