@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import HEADER, ROOT, Target, Workspace, secret_values
+from .test_notify import server  # noqa: F401  (the fixture: a real HTTP server on 127.0.0.1)
 
 
 def _process_texts() -> list[str]:
@@ -176,3 +177,24 @@ class TestHostKeys:
                           known_hosts=False)
         assert result.code == 3, result.text
         assert "HOST KEY MISMATCH" in result.text
+
+
+WEBHOOK_PASSWORD = "hook-Pa55word-7f3e"
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+@pytest.mark.parametrize("given", ["literal", "reference"])
+def test_a_webhook_url_with_user_and_password_is_refused_before_anything_runs(  # type: ignore[no-untyped-def]
+        workspace: Workspace, target: Target, run_tool, server, given: str) -> None:  # noqa: F811
+    """`http://user:password@host/` passed the URL checks, then every post failed at the end of the run (the
+    HTTP client took `user:password@host` for the host name). Refused up front: exit 2, naming the option,
+    never printing the password, nothing run and nothing posted."""
+    hook = server(204)
+    url = hook.url().replace("://", f"://deploy:{WEBHOOK_PASSWORD}@")
+    workspace.row(target, workspace.script("001.sql", "CREATE TABLE notified (id INT);\n"))
+    value, env = (f"webhook:{url}", {}) if given == "literal" else ("webhook:env:DBU_TEST_HOOK", {"DBU_TEST_HOOK": url})
+    result = run_tool("-f", str(workspace.write()), "--notify", value, env=env)
+    assert result.code == 2, result.text
+    assert "--notify" in result.text and "user name or password" in result.text
+    assert WEBHOOK_PASSWORD not in result.text
+    assert target.tables() == set() and hook.received == []

@@ -4,11 +4,18 @@
 Every notification URL is handled as a secret from the moment the command line is parsed (a Slack incoming
 webhook's URL is its credential; a webhook's may carry a token), so it is masked in everything the tool
 writes, the recorded command line of the run folder included.
+
+A URL with a user name or password in it (`https://user:password@host/`) is refused: the HTTP client would
+take `user:password@host` for the host name and every post would fail at the end of the run, after the
+deployment, when a refusal before anything runs is what a user can act on. A receiver authenticates the tool
+by the body's HMAC signature (`--notify-hmac-secret`, the secret never sent) or a token in the URL's path or
+query, read through a reference.
 """
 
 from __future__ import annotations
 
 import argparse
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,10 +41,26 @@ def notify_value(text: str) -> tuple[str, str]:
                                          f"(KIND:{'|KIND:'.join(PREFIXES)}...)")
     if not is_reference(value):
         Secret(value)  # masked from now on, wherever it might surface
-        problem = check_url(value, kind)
+        problem = check_url(value, kind) or credentials_problem(value)
         if problem:
             raise argparse.ArgumentTypeError(f"{kind}: {problem}")
     return kind, value
+
+
+def credentials_problem(url: str) -> str | None:
+    """Why a URL with user information is refused (see the module's docstring), or None; the message never
+    repeats the URL, and the password in it is masked from now on."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return None  # check_url says what is wrong with it
+    if "@" not in parts.netloc:
+        return None
+    if parts.password:
+        Secret(parts.password)
+    return ("the URL holds a user name or password (user:password@host), which this HTTP client would take for "
+            "part of the host name; sign the body with --notify-hmac-secret, or put the receiver's token in the "
+            "URL's path or query (through env:, file: or vault:)")
 
 
 def secret_reference(text: str) -> str:
@@ -72,7 +95,7 @@ def notifier_for(args: argparse.Namespace) -> Notifier:
     for kind, value in given:
         if is_reference(value):
             url = _resolve(refs, value, f"--notify {kind}:{value}").reveal().strip()
-            problem = check_url(url, kind)
+            problem = check_url(url, kind) or credentials_problem(url)
             if problem:
                 raise UsageError(f"--notify {kind}:{value}: what the reference holds is {problem}")
         else:
