@@ -40,11 +40,17 @@ CASES = {
 }
 
 
+def masking_of(*values: str) -> Redactor:
+    """A redactor of its own (the process's one is left alone), masking these."""
+    masks = Redactor()
+    for value in values:
+        masks.add(value)
+    return masks
+
+
 @pytest.fixture
 def redactor() -> Redactor:
-    masks = Redactor()
-    masks.add(PASSWORD)
-    return masks
+    return masking_of(PASSWORD)
 
 
 @pytest.mark.parametrize("form", list(CASES.values()), ids=list(CASES))
@@ -56,8 +62,7 @@ def test_every_form_is_masked(redactor: Redactor, form: str) -> None:
 @pytest.mark.parametrize("form", [urllib.parse.quote(URL_PASSWORD, safe=""), urllib.parse.quote(URL_PASSWORD),
                                   urllib.parse.quote_plus(URL_PASSWORD)], ids=["quote, safe=''", "quote", "quote_plus"])
 def test_every_url_encoding_is_masked(form: str) -> None:
-    masks = Redactor()
-    masks.add(URL_PASSWORD)
+    masks = masking_of(URL_PASSWORD)
     assert masks(f"https://u:{form}@host/") == f"https://u:{MASK}@host/"
 
 
@@ -80,9 +85,7 @@ def test_pgpass_and_option_file_lines_as_a_script_would_print_them() -> None:
 
 
 def test_values_under_three_characters_are_not_masked() -> None:
-    masks = Redactor()
-    masks.add("ab")
-    masks.add("'\\")
+    masks = masking_of("ab", "'\\")
     assert masks("ab '\\ '' \\\\") == "ab '\\ '' \\\\"
     masks.add("abc")
     assert masks("xabcx") == f"x{MASK}x"
@@ -91,23 +94,19 @@ def test_values_under_three_characters_are_not_masked() -> None:
 def test_a_secret_of_punctuation_only_is_masked_in_every_form() -> None:
     """No run of letters to search for first: the forms are found by their shared characters or their own."""
     value = "'\\\"@#"
-    masks = Redactor()
-    masks.add(value)
+    masks = masking_of(value)
     for form in masking.forms(value):
         assert MASK in masks(f"<{form}>"), form
 
 
 def test_overlapping_secrets_mask_the_longest_first() -> None:
-    masks = Redactor()
-    masks.add("hunter2")
-    masks.add("hunter2'xyz")
+    masks = masking_of("hunter2", "hunter2'xyz")
     assert masks("a hunter2''xyz b hunter2 c") == f"a {MASK} b {MASK} c"
 
 
 def test_a_multi_line_secret_is_masked_line_by_line() -> None:
     key = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nAmZ8a1b2c3d4e5f6g7h8i9j0k1l2m3n4\n-----END KEY-----"
-    masks = Redactor()
-    masks.add(key)
+    masks = masking_of(key)
     assert masks("line: AmZ8a1b2c3d4e5f6g7h8i9j0k1l2m3n4") == f"line: {MASK}"
 
 
@@ -121,8 +120,7 @@ def test_one_search_per_secret_while_nothing_matches() -> None:
 
 
 def test_restore_forgets_later_secrets_and_keeps_earlier_ones() -> None:
-    masks = Redactor()
-    masks.add("first'one")
+    masks = masking_of("first'one")
     saved = masks.values()
     masks.add("second'one")
     masks.restore(saved)
