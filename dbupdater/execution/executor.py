@@ -128,7 +128,9 @@ class Executor:
             return StepEnd.CONTINUE
         if p.row.db.target_label in self.heartbeat.lost:
             outcome.status = Status.REFUSED
-            outcome.reason = f"stopped before this script: the lock on {p.row.db.target_label} was lost"
+            outcome.reason = (f"LOCK LOST: this run no longer holds the lock on {p.row.db.target_label} (its lease "
+                              "could not be renewed: this run was paused or cut off, and another run may have taken "
+                              "it); this script was not started and nothing more runs on this target in this run")
             self.reporter.handle(StepFinished(outcome, total))
             return StepEnd.TARGET_FAILED
         try:

@@ -80,7 +80,8 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
         return
     try:
         began = run_script(on.session.transport, row, outcome, single, on.script, on.credentials, before, on_line,
-                           row.script_timeout or options.script_timeout, on.client)
+                           row.script_timeout or options.script_timeout, on.client,
+                           STOP_OUTRIGHT if ledger.ends_sessions else CANCEL_FIRST)
     finally:
         outcome.seconds = time.monotonic() - started
     cancelled = deployment.cancelled and outcome.status is Status.FAILED
@@ -176,19 +177,30 @@ def settled(ledger: Ledger, row: ManifestRow, outcome: Outcome) -> bool:
     return False
 
 
+# What a script timeout sends to the client's process group on the runner, GRACE seconds apart, until it ends.
+# Never SIGTERM: it can end the client while a child it started lives on, and sshd signals a session's process
+# group only while its first process lives: the child would be out of reach. SIGKILL reaches them all at once.
+# Where the ledger can end the script's session on the server (`settled`), the client is killed outright: a
+# SIGINT would let a client in a shell escape (`\! sleep`: its system() ignores SIGINT, the child dies of it)
+# go straight on to the script's next statement. Elsewhere (`exec`, engines that cannot end a session) SIGINT
+# comes first: the client's own cancel is the only way the statement on the server ends.
+STOP_OUTRIGHT = (Signal.KILL,)
+CANCEL_FIRST = (Signal.INT, Signal.KILL)
+
+
 class Deadline:
-    """A script's time limit: when it passes, the client's process group on the runner gets SIGINT (mysql and
-    psql cancel the statement on the server and exit non-zero), then SIGTERM after GRACE seconds and SIGKILL
-    after twice that if it has not ended (a client in a shell escape, or one that ignores SIGINT); only that
-    command, never the others."""
+    """A script's time limit: when it passes, the client's process group on the runner gets the first of
+    `signals`, and the next ones GRACE seconds apart while it has not ended; only that command, never the
+    others."""
 
     GRACE = 5.0
 
-    def __init__(self, transport: Transport, command: Command, seconds: float) -> None:
+    def __init__(self, transport: Transport, command: Command, seconds: float,
+                 signals: tuple[Signal, ...] = CANCEL_FIRST) -> None:
         self.fired = False
         self._transport, self._command = transport, command
         self._timers = [threading.Timer(seconds + step * self.GRACE, self._fire, args=(signal,))
-                        for step, signal in enumerate(Signal)]
+                        for step, signal in enumerate(signals)]
         for timer in self._timers:
             timer.daemon = True
             timer.start()
@@ -224,7 +236,8 @@ def exec_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: R
 
 def run_script(transport: Transport, row: ManifestRow, outcome: Outcome, single_transaction: bool, script: str,
                credentials: str, before: str, on_line: LineSink | None = None,
-               timeout: float | None = None, client: Client | None = None) -> bool | None:
+               timeout: float | None = None, client: Client | None = None,
+               signals: tuple[Signal, ...] = CANCEL_FIRST) -> bool | None:
     """Run the client on the runner and judge it; returns whether the `running` row went in with it (always
     True when it was written beforehand, None when the runner went away and nobody can tell)."""
     engine = engines.get(row.db.engine)
@@ -242,7 +255,7 @@ def run_script(transport: Transport, row: ManifestRow, outcome: Outcome, single_
             if on_line is not None:
                 on_line(stream, line)
 
-    deadline = Deadline(transport, command, timeout) if timeout else None
+    deadline = Deadline(transport, command, timeout, signals) if timeout else None
     try:
         try:
             result = transport.run(command, feed)

@@ -242,6 +242,11 @@ class Ledger:
             return None
         return ScriptSession(rows[-1]["db_session"], bool(rows[-1]["visible"]), bool(rows[-1]["alive"]))
 
+    @property
+    def ends_sessions(self) -> bool:
+        """Whether `end_session` can end a script's session on the server (whatever session it is given)."""
+        return self.d.end_session("0") is not None
+
     def end_session(self, session: str) -> bool:
         """Ask the server to end a script's session (its client is gone, its statement may still run); False
         when the engine has no way to."""

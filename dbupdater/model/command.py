@@ -62,12 +62,11 @@ class Client:
 
 
 class Signal(Enum):
-    """What stopping a running command sends, in the order a script timeout escalates: INT (mysql and psql
-    cancel the statement on the server), TERM, KILL; each to the command's whole process group on the
-    runner, so a client's shell escape (`\\! sleep`) ends with it."""
+    """What stopping a running command sends to its whole process group on the runner: INT is Ctrl-C (mysql
+    and psql cancel the statement on the server), KILL ends everything in the group, a client's shell escape
+    (`\\! sleep`) included."""
 
     INT = "INT"
-    TERM = "TERM"
     KILL = "KILL"
 
 

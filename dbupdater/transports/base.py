@@ -115,8 +115,8 @@ class Transport(ABC):
     def interrupt(self, command: Command | None = None, signal: Signal = Signal.INT) -> None:
         """A signal to every command still running (or only to `command`, the very object given to `run`: a
         script over its --script-timeout), to its whole process group on the runner. INT is Ctrl-C in its
-        terminal: mysql and psql then cancel the statement on the server and exit non-zero; TERM and KILL end
-        what ignores it. Returns at once; the commands end by themselves."""
+        terminal: mysql and psql then cancel the statement on the server and exit non-zero; KILL ends what
+        ignores it. Returns at once; the commands end by themselves."""
 
     def make_private_dir(self) -> str:
         lines: list[str] = []

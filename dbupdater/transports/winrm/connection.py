@@ -159,7 +159,7 @@ class WinRMTransport(Transport):
         return status
 
     def interrupt(self, command: Command | None = None, signal: Signal = Signal.INT) -> None:
-        # Windows has Ctrl-C and terminate: TERM and KILL both end the command's process (its job) outright.
+        # Windows has Ctrl-C and terminate: KILL ends the command's process outright.
         code = SignalCode.CTRL_C if signal is Signal.INT else SignalCode.TERMINATE
         with self._lock:
             running = [(command_id, shell) for command_id, (shell, started) in self._running.items()
