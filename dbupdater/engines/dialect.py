@@ -86,6 +86,10 @@ class Dialect(ABC):
     # the engine records no session (a lock is then taken over only when its lease ends).
     session_sql: str | None = None
     user_sql: str = "NULL"
+    # Text naming the server instance and the database a session is in, the same through any host name, alias
+    # or address: how commands that write nothing (`plan`, `status`) tell two names of one database apart.
+    # None: the engine cannot say (only `apply`'s target rows beside the lock can).
+    server_identity: str | None = None
 
     def null_unless(self, condition: str, value: str) -> str:
         """`value` when the condition holds, else NULL: written into a NOT NULL column, the NULL makes the

@@ -148,6 +148,8 @@ class Deployment:
 
         parallel_map(open_one, first_rows, workers, group=lambda row: row.runner,
                      per_group=runner_cap(self.options.parallel, self.options.per_runner))
+        if not lock:
+            self._one_database_twice(first_rows)
         if any(history is None for history in histories.values()):
             for row in first_rows:  # hold nothing while waiting for what another run holds
                 taken = self.unlock(row.db.key)
@@ -161,6 +163,18 @@ class Deployment:
             assert history is not None  # waited for, or Refused
             opened[row.db.key] = history
         return opened
+
+    def _one_database_twice(self, first_rows: list[ManifestRow]) -> None:
+        """Commands that write nothing cannot leave target rows beside the lock: the servers' own identity
+        (`Dialect.server_identity`) tells them that two targets are one database."""
+        seen: dict[tuple[str, str], ManifestRow] = {}
+        for row in first_rows:
+            server = self.ledger(row).server
+            if server is None:
+                continue
+            first = seen.setdefault((row.db.engine, server), row)
+            if first is not row:
+                raise one_database(self.manifest.source, row, [first])
 
     def holds_lock(self, ledger: Ledger, key: DbKey) -> bool:
         """Whether this ledger is the one holding its database's lock. A database reached through two runners

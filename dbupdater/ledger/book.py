@@ -67,6 +67,7 @@ class Ledger:
         self._unconfirmed: str = ""
         self.token = secrets.token_hex(8)
         self.version = schema.CURRENT  # the ledger's schema version, as read on opening
+        self.server: str | None = None  # the server instance and database, as `read` found them
 
     # --- plumbing -------------------------------------------------------------------------------------------
 
@@ -108,8 +109,12 @@ class Ledger:
         never touched by us reads as empty. Never writes: an older ledger is read as it is (both spellings of
         a status); a newer one is refused."""
         # The version last: a version-1 ledger has no version table, and what came before its error counts.
-        return self._latest(self._exec("\n".join((self._charset_sql(), self._history_sql(),
-                                                  schema.version_sql(self.d, self.tables))), missing_ok=missing_ok))
+        identity = self.d.server_identity
+        where = f"SELECT {self.d.json_row({'server_identity': identity})}{self.d.from_dual};" if identity else ""
+        rows = self._exec("\n".join((self._charset_sql(), where, self._history_sql(),
+                                     schema.version_sql(self.d, self.tables))), missing_ok=missing_ok)
+        self.server = next((row["server_identity"] for row in rows if "server_identity" in row), None)
+        return self._latest(rows)
 
     def _versioned_read(self) -> str:
         return "\n".join((schema.version_sql(self.d, self.tables), self._charset_sql(), self._history_sql()))

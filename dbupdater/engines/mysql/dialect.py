@@ -52,6 +52,8 @@ class MySQLDialect(Dialect):
 
     session_sql = "CONNECTION_ID()"
     user_sql = "CURRENT_USER()"
+    # MariaDB has no @@server_uuid: the host name, port and data directory name one server instance.
+    server_identity = "CONCAT_WS(' ', @@hostname, @@port, @@datadir, DATABASE())"
 
     def null_unless(self, condition: str, value: str) -> str:
         return f"IF({condition}, {value}, NULL)"

@@ -39,6 +39,9 @@ class PostgresDialect(Dialect):
     session_sql = ("pg_backend_pid()::text || ':' || COALESCE((SELECT (floor(extract(epoch FROM backend_start) * "
                    "1000000))::bigint::text FROM pg_stat_activity WHERE pid = pg_backend_pid()), '')")
     user_sql = "current_user"
+    # The postmaster's start (to the microsecond) and port name the cluster; the oid, the database in it.
+    server_identity = ("concat_ws(' ', pg_postmaster_start_time(), current_setting('port'), "
+                       "(SELECT oid FROM pg_database WHERE datname = current_database()))")
 
     def session_alive(self, row: str) -> str | None:
         # Every role sees every backend's pid; backend_start only of its own role's (or with
