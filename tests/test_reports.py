@@ -4,6 +4,7 @@ script among successes, and the three files checked by their own readers: run.js
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -23,6 +24,9 @@ from .conftest import ROOT, Target, Workspace, fresh_targets, secret_values
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOT = ROOT / "docs" / "report-screenshot.png"
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists() or not CHROMEDRIVER.exists(),
+    reason="needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)")
 
 
 def load(folder: Path) -> dict[str, Any]:
@@ -88,6 +92,39 @@ def test_output_json_on_the_rig(run_tool, workspace: Workspace, target: Target) 
     assert not (workspace.dir / "runs").exists()
 
 
+@pytest.mark.parametrize("target", ["postgresql"], indirect=True)
+def test_characters_xml_forbids_from_a_real_client(run_tool, workspace: Workspace, target: Target,  # type: ignore[no-untyped-def]
+                                                   tmp_path: Path) -> None:
+    """PostgreSQL's error text holding U+FFFF (`RAISE EXCEPTION 'bad %', U&'\\FFFF'`) and output holding U+FFFE
+    made junit.xml not well-formed, and CI systems then drop the whole test report. Now both files are parsed
+    by strict readers (expat, junitparser), after the run and after `report` rebuilt them."""
+    import xml.etree.ElementTree as ET
+
+    workspace.row(target, workspace.script("001_prints.sql", "SELECT U&'odd \\FFFE output' AS x;\n"))
+    workspace.row(target, workspace.script("002_raises.sql",
+                                           "DO $$ BEGIN RAISE EXCEPTION 'bad %', U&'\\FFFF'; END $$;\n"))
+    result = run_tool("apply", "-f", str(workspace.write()), "--report-dir", str(tmp_path / "run"))
+    assert result.code == 1, result.text
+    folder = tmp_path / "run"
+    document = load(folder)
+    [raised] = [r for r in document["results"] if r["status"] == "failed"]
+    assert any("bad \uffff" in line for line in raised["errors"]), raised["errors"]  # the text as the client said it
+    for rebuilt in (False, True):
+        if rebuilt:
+            (folder / "junit.xml").unlink()
+            assert run_tool("report", str(folder / "run.json"), known_hosts=False).code == 1
+        data = (folder / "junit.xml").read_bytes()
+        root = ET.fromstring(data)  # expat: strict XML 1.0
+        [suite] = JUnitXml.fromstring(data.decode("utf-8"))
+        cases = {case.name: case for case in suite}
+        [failure] = cases["002_raises.sql"].result
+        assert isinstance(failure, Failure) and "bad \\uffff" in (failure.text or "")
+        out = root.find(".//testcase[@name='001_prints.sql']/system-out")
+        assert out is not None and "odd \\ufffe output" in (out.text or "")
+        page = (folder / "report.html").read_text(encoding="utf-8")
+        assert "\uffff" not in page and "\ufffe" not in page and "bad \\uffff" in page
+
+
 @pytest.fixture
 def both(rig, info) -> Iterator[list[Target]]:  # type: ignore[no-untyped-def]
     """A fresh MariaDB and a fresh PostgreSQL database, for one run over both."""
@@ -108,8 +145,24 @@ def browser():  # type: ignore[no-untyped-def]
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists() or not CHROMEDRIVER.exists(),
-                    reason="needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)")
+@contextlib.contextmanager
+def opened(page: Path) -> Iterator[Any]:
+    """The page in headless Chromium: no script error when it is drawn, nor after what the test does with it."""
+    driver = browser()
+    try:
+        driver.get(page.as_uri())
+        assert _script_errors(driver) == []
+        yield driver
+        assert _script_errors(driver) == []
+    finally:
+        driver.quit()
+
+
+def _script_errors(driver: Any) -> list[Any]:
+    return [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
+
+
+@needs_chromium
 def test_the_page_in_chromium(run_tool, workspace: Workspace, both: list[Target], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -124,11 +177,7 @@ def test_the_page_in_chromium(run_tool, workspace: Workspace, both: list[Target]
     result = run_tool("apply", "-f", str(workspace.write()), "--keep-going", "--report-dir", str(tmp_path / "run"))
     assert result.code == 1, result.text
     page = tmp_path / "run" / "report.html"
-    driver = browser()
-    try:
-        driver.get(page.as_uri())
-        errors = [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
-        assert errors == [], errors
+    with opened(page) as driver:
         problems = driver.find_elements(By.CSS_SELECTOR, "#problems .problem")
         assert len(problems) == 1 and "003_broken.sql" in problems[0].text and "no_such_table_here" in problems[0].text
         sections = [s.get_attribute("id") for s in driver.find_elements(By.CSS_SELECTOR, "main > section")
@@ -157,12 +206,33 @@ def test_the_page_in_chromium(run_tool, workspace: Workspace, both: list[Target]
         assert "3 of 7 shown" in driver.find_element(By.ID, "shown-count").text
         lanes = [lane for lane in driver.find_elements(By.CSS_SELECTOR, "#timeline .lane") if lane.is_displayed()]
         assert len(lanes) == 1
-        errors = [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
-        assert errors == [], errors
-    finally:
-        driver.quit()
     if not SCREENSHOT.exists() or os.environ.get("DBU_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(tmp_path / "report.png", SCREENSHOT)
+
+
+@needs_chromium
+def test_a_hostile_document_draws_in_chromium(tmp_path: Path) -> None:
+    """A page drawn from a document `report` read from disk: a target named `__proto__` broke the timeline's
+    script (an object used as a map), U+FFFF and a lone surrogate travel as JSON escapes, markup stays text."""
+    from selenium.webdriver.common.by import By
+
+    from dbupdater.reporting.runfolder import render
+
+    from .unit.run_documents import document, result
+
+    hostile = document(results=[
+        result(1, "failed", target="__proto__", errors=["bad \uffff <img src=x onerror=alert(1)>"]),
+        result(2, "applied", target="constructor", reason="lone \ud800"),  # not read back: webdriver cannot
+        result(3, "applied", target="__proto__")])
+    hostile["manifest"] = {}  # the schema requires none of its fields
+    page = tmp_path / "report.html"
+    page.write_bytes(render(hostile)["report.html"])
+    with opened(page) as driver:
+        lanes = driver.find_elements(By.CSS_SELECTOR, "#timeline .lane")
+        assert [lane.get_attribute("data-target") for lane in lanes] == ["__proto__", "constructor"]
+        problem = driver.find_element(By.CSS_SELECTOR, "#problems .problem")
+        assert "<img src=x onerror=alert(1)>" in problem.text and "\uffff" in problem.text
+        assert driver.find_elements(By.CSS_SELECTOR, "#problems img") == []
 
 
 def _label(target: Target) -> str:

@@ -3,16 +3,16 @@ opens from `file://`, from a CI artifact, or attached to a mail.
 
 The document travels inside the page as JSON and the page's script draws it with `textContent` only, so no
 value of a manifest or of a client's output can become markup. `<`, `>` and `&` are escaped in the JSON,
-so the data cannot close its own `<script>` element either.
+so the data cannot close its own `<script>` element either, and so is every character a page must not hold
+(see `characters`): the page's script reads the very strings of the document back.
 """
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from importlib import resources
 
-from ..model.secret import shown
+from .characters import json_text, visible
 from .document import Document
 
 DATA_MARK = "__DBUPDATER_RUN_DATA__"
@@ -25,7 +25,7 @@ def template() -> str:
 
 
 def _embedded(document: Document) -> str:
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    text = json_text(document, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -36,4 +36,7 @@ def _escaped(text: str) -> str:
 def report_html(document: Document) -> str:
     run = document["run"]
     title = f"dbupdater {run['command']} {run['id'][:16]}: exit {run['exit_code']}"
-    return template().replace(TITLE_MARK, _escaped(shown(title))).replace(DATA_MARK, _embedded(document))
+    # Split at the marks rather than replaced: a document's text may hold a mark's words too.
+    head, _, rest = template().partition(TITLE_MARK)
+    middle, _, tail = rest.partition(DATA_MARK)
+    return head + _escaped(visible(title)) + middle + _embedded(document) + tail

@@ -12,6 +12,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from .characters import xml_text
 from .document import Document
 
 FAILURES = {"failed", "refused"}
@@ -19,15 +20,10 @@ ERRORS = {"unreachable", "interrupted"}
 SKIPS = {"skipped", "not run"}
 
 
-def _xml_safe(text: str) -> str:
-    """XML 1.0 cannot hold most control characters, even escaped (the document escaped them already)."""
-    return "".join(ch if ch in "\t\n\r" or ord(ch) >= 0x20 else f"\\x{ord(ch):02x}" for ch in text)
-
-
 def _case(suite: ET.Element, result: dict[str, Any]) -> None:
-    case = ET.SubElement(suite, "testcase", name=_xml_safe(result["script"]), classname=_xml_safe(result["target"]),
-                         time=f"{result['seconds']:.3f}", file=_xml_safe(result["script_id"] or result["script"]))
-    status, reason = result["status"], _xml_safe(result["reason"])
+    case = ET.SubElement(suite, "testcase", name=result["script"], classname=result["target"],
+                         time=f"{result['seconds']:.3f}", file=result["script_id"] or result["script"])
+    status, reason = result["status"], result["reason"]
     if status in FAILURES or status in ERRORS:
         tag = "failure" if status in FAILURES else "error"
         lines = result["errors"] + ([f"... {result['omitted_errors']} more error lines"]
@@ -35,7 +31,7 @@ def _case(suite: ET.Element, result: dict[str, Any]) -> None:
         code = "" if result["exit_code"] is None else f" (client exit {result['exit_code']})"
         body = "\n".join([f"{status}{code}: {result['reason']}", *lines])
         element = ET.SubElement(case, tag, message=reason or status, type=status)
-        element.text = _xml_safe(body)
+        element.text = body
     elif status in SKIPS:
         ET.SubElement(case, "skipped", message=reason or status)
     output = result.get("output")
@@ -43,9 +39,17 @@ def _case(suite: ET.Element, result: dict[str, Any]) -> None:
         cut = output["omitted_lines"]
         text = ([f"[... {cut} earlier lines ({output['omitted_bytes']} bytes) not kept]"] if cut else [])
         text += [f"{line['stream']}: {line['text']}" for line in output["lines"]]
-        ET.SubElement(case, "system-out").text = _xml_safe("\n".join(text))
+        ET.SubElement(case, "system-out").text = "\n".join(text)
     if result["warnings"]:
-        ET.SubElement(case, "system-err").text = _xml_safe("\n".join(f"warning: {w}" for w in result["warnings"]))
+        ET.SubElement(case, "system-err").text = "\n".join(f"warning: {w}" for w in result["warnings"])
+
+
+def _well_formed(root: ET.Element) -> None:
+    """Every text and attribute, whatever field it came from, within what XML 1.0 allows (see `characters`)."""
+    for element in root.iter():
+        if element.text:
+            element.text = xml_text(element.text)
+        element.attrib = {name: xml_text(value) for name, value in element.attrib.items()}
 
 
 def junit_xml(document: Document) -> bytes:
@@ -63,7 +67,7 @@ def junit_xml(document: Document) -> bytes:
     for target, results in by_target.items():
         statuses = [r["status"] for r in results]
         first = next((r for r in results if r.get("started_at")), None)
-        suite = ET.SubElement(root, "testsuite", name=_xml_safe(target), tests=str(len(results)),
+        suite = ET.SubElement(root, "testsuite", name=target, tests=str(len(results)),
                               failures=str(sum(s in FAILURES for s in statuses)),
                               errors=str(sum(s in ERRORS for s in statuses)),
                               skipped=str(sum(s in SKIPS for s in statuses)),
@@ -74,8 +78,9 @@ def junit_xml(document: Document) -> bytes:
         for name, value in (("run_id", results[0].get("run_id") or run["id"]), ("shard", shard),
                             ("environment", run.get("environment")), ("runner", results[0]["runner"])):
             if value:
-                ET.SubElement(properties, "property", name=name, value=_xml_safe(str(value)))
+                ET.SubElement(properties, "property", name=name, value=str(value))
         for result in results:
             _case(suite, result)
+    _well_formed(root)
     ET.indent(root)
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True)) + b"\n"

@@ -8,14 +8,14 @@ said as a warning and never changes the run's exit code: the databases' history 
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .characters import json_text
 from .document import Document
 from .html import report_html
 from .junit import junit_xml
@@ -31,12 +31,16 @@ def default_folder(base_dir: Path, run_id: str, moment: datetime | None = None) 
     return base_dir / RUNS_DIR / f"{moment.strftime('%Y%m%dT%H%M%SZ')}-{run_id}"
 
 
-def render(document: Document) -> dict[str, bytes]:
-    return {
-        "run.json": (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode(),
-        "junit.xml": junit_xml(document),
-        "report.html": report_html(document).encode(),
-    }
+FORMATS: dict[str, Callable[[Document], bytes]] = {
+    "run.json": lambda document: (json_text(document, indent=2) + "\n").encode(),
+    "junit.xml": junit_xml,
+    "report.html": lambda document: report_html(document).encode(),
+}
+
+
+def render(document: Document, names: Iterable[str] = tuple(FORMATS)) -> dict[str, bytes]:
+    """The files of the run folder (or those named) made from the document."""
+    return {name: FORMATS[name](document) for name in names}
 
 
 def _write(path: Path, data: bytes) -> None:
