@@ -61,6 +61,14 @@ def utc(moment: float) -> str:
     return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def moment(text: str) -> float:
+    """The instant a time of the document (`utc`'s form) stands for; ValueError when it is not one."""
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"{text!r} names no time zone")
+    return parsed.timestamp()
+
+
 def clean(text: str, limit: int = MESSAGE_CHARS) -> str:
     text = shown(text)
     return text if len(text) <= limit else f"{text[:limit]} [... {len(text) - limit} more characters]"

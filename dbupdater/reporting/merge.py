@@ -7,13 +7,14 @@ earliest run's clock, so the merged timeline shows the shards side by side as th
 
 from __future__ import annotations
 
-from datetime import datetime
+from itertools import islice
 from typing import Any
 
-from .document import FORMAT, VERSION, Document, summarise, summarise_targets
+from .document import FORMAT, VERSION, Document, moment, summarise, summarise_targets
 
 # The code of the whole from the codes of its parts: the most serious wins, as RunResult.exit_code decides.
 SEVERITY = (130, 4, 3, 2, 5, 1, 0)
+MISSING_LISTED = 100  # missing shards named (the rest are counted)
 
 
 def worst(codes: list[int]) -> int:
@@ -22,8 +23,11 @@ def worst(codes: list[int]) -> int:
     return min(codes, key=lambda code: SEVERITY.index(code) if code in SEVERITY else -1)
 
 
-def _moment(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+def missing_shards(present: set[int], total: int) -> tuple[list[str], int]:
+    """The first MISSING_LISTED shards of `total` that are not present, and how many are missing in all: a
+    document may claim a shard count of a billion, which is no reason to count to it."""
+    listed = list(islice((f"{i}/{total}" for i in range(1, total + 1) if i not in present), MISSING_LISTED))
+    return listed, total - len({i for i in present if 1 <= i <= total})
 
 
 def _shifted(value: float | None, by: float) -> float | None:
@@ -41,15 +45,15 @@ def merge(documents: list[Document], sources: list[str] | None = None) -> Docume
     runs = sorted(unique.values(), key=lambda pair: (pair[0]["run"].get("shard") or "", pair[0]["run"]["started_at"]))
     if len(runs) == 1:
         return runs[0][0]
-    start = min(_moment(document["run"]["started_at"]) for document, _ in runs)
-    end = max(_moment(document["run"]["finished_at"]) for document, _ in runs)
+    start = min(moment(document["run"]["started_at"]) for document, _ in runs)
+    end = max(moment(document["run"]["finished_at"]) for document, _ in runs)
     results: list[dict[str, Any]] = []
     plan_rows: list[dict[str, Any]] = []
     notices: list[dict[str, str]] = []
     shards = []
     for document, source in runs:
         run = document["run"]
-        by = _moment(run["started_at"]) - start
+        by = moment(run["started_at"]) - start
         origin = {"run_id": run["id"], "shard": run.get("shard")}
         for result in document["results"]:
             results.append({**result, **origin, "start_offset": _shifted(result.get("start_offset"), by),
@@ -72,13 +76,15 @@ def merge(documents: list[Document], sources: list[str] | None = None) -> Docume
     first = runs[0][0]
     code = worst([shard["exit_code"] for shard in shards])
     shard_counts = {str(shard["shard"]).partition("/")[2] for shard in shards if shard["shard"]}
-    missing = []
+    missing: list[str] = []
     if len(shard_counts) == 1:
         total = int(shard_counts.pop())
         present = {int(str(shard["shard"]).partition("/")[0]) for shard in shards if shard["shard"]}
-        missing = [f"{i}/{total}" for i in range(1, total + 1) if i not in present]
+        missing, absent = missing_shards(present, total)
         if missing:
-            notices.append({"level": "warning", "text": f"shards missing from this report: {', '.join(missing)}"})
+            more = f" and {absent - len(missing)} more" if absent > len(missing) else ""
+            notices.append({"level": "warning",
+                            "text": f"shards missing from this report: {', '.join(missing)}{more}"})
     commands = sorted({str(shard["command"]) for shard in shards})
     parallel = [(document.get("plan") or {}).get("parallel") for document, _ in runs]
     return {
@@ -87,7 +93,8 @@ def merge(documents: list[Document], sources: list[str] | None = None) -> Docume
                 "command": commands[0] if len(commands) == 1 else ",".join(commands), "argv": [],
                 "environment": first["run"].get("environment"), "shard": None, "history": first["run"]["history"],
                 "report_dir": None, "started_at": min(shard["started_at"] for shard in shards),
-                "finished_at": max(shard["finished_at"] for shard in shards), "seconds": round(end - start, 3),
+                "finished_at": max(shard["finished_at"] for shard in shards),
+                "seconds": round(max(0.0, end - start), 3),
                 "exit_code": code, "interrupted": any(document["run"]["interrupted"] for document, _ in runs),
                 "error": None},
         "manifest": {**first["manifest"], "rows": sum(d["manifest"].get("rows", 0) for d, _ in runs),
