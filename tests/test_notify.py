@@ -89,6 +89,21 @@ def _manifest(workspace: Workspace, target: Target, *, failing: bool = False) ->
     return str(workspace.write())
 
 
+def _in_run_folder(folder: Path, *warnings: str) -> None:
+    """Each warning is a notice of run.json (checked by its schema) and is in report.html's data."""
+    import jsonschema
+
+    from dbupdater.reporting.document import schema
+
+    document = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    jsonschema.validate(document, schema())
+    notices = [notice["text"] for notice in document["notices"] if notice["level"] == "warning"]
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    for warning in warnings:
+        assert any(warning in notice for notice in notices), notices
+        assert warning in page
+
+
 def _assert_clean(text: str) -> None:
     assert HMAC_SECRET not in text and SLACK_PATH not in text and "xoxSECRET" not in text
 
@@ -137,6 +152,10 @@ def test_a_failing_notification_is_a_warning_and_keeps_the_exit_code(workspace: 
     assert f"notification to slack http://127.0.0.1:{slack.port}/*** failed: the server answered HTTP 500" \
         in result.text
     assert broken.one()["path"] == "/hook" and "X-Dbupdater-Signature" not in broken.one()["headers"]
+    # The folder on disk holds the failures too: notifications are posted after it was first written.
+    [folder] = list((workspace.dir / "runs").iterdir())
+    _in_run_folder(folder, f"notification to webhook http://127.0.0.1:{broken.port}/*** failed: the server "
+                           "answered HTTP 500", f"notification to slack http://127.0.0.1:{slack.port}/*** failed")
     message = json.loads(slack.one()["body"])  # Slack's own shape
     assert slack.one()["path"] == SLACK_PATH
     assert message["text"].startswith("dbupdater apply: succeeded (exit 0): 1 applied")
@@ -153,10 +172,13 @@ def test_a_server_that_never_answers_costs_at_most_the_timeout(workspace: Worksp
     baseline = run_tool("-f", manifest)  # nothing to do: skipped
     plain = time.monotonic() - began
     began = time.monotonic()
-    result = run_tool("-f", manifest, "--notify", f"webhook:http://127.0.0.1:{silent_port}/never")
+    folder = workspace.dir / "notified-run"
+    result = run_tool("-f", manifest, "--notify", f"webhook:http://127.0.0.1:{silent_port}/never",
+                      "--report-dir", str(folder))
     took = time.monotonic() - began
     assert baseline.code == 0 and result.code == 0, result.text
     assert "failed: no answer within 10s" in result.text
+    _in_run_folder(folder, f"notification to webhook http://127.0.0.1:{silent_port}/*** failed: no answer within 10s")
     assert took - plain >= 8.5 and took - plain <= 10 + 3, f"{took:.1f}s against {plain:.1f}s without"
     print(f"never-answering webhook: {took:.2f}s against {plain:.2f}s without it")
 

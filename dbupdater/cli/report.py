@@ -57,6 +57,7 @@ def run_reports(args: argparse.Namespace, manifest: Manifest, run_id: str,
     from ..reporting.runfolder import RunFolder, default_folder
 
     sinks: list[Callable[[Document], None]] = []
+    keepers: list[Callable[[Document], None]] = []  # given the document again when a notice comes after the end
     folder: Path | None = None
     if not getattr(args, "no_report", False):
         folder = getattr(args, "report_dir", None) or default_folder(manifest.base_dir, run_id)
@@ -65,10 +66,12 @@ def run_reports(args: argparse.Namespace, manifest: Manifest, run_id: str,
         def warn(text: str) -> None:
             composite.handle(Notice(text, Level.WARNING))
 
-        sinks.append(RunFolder(folder, warn))
+        run_folder = RunFolder(folder, warn)
+        sinks.append(run_folder)
+        keepers.append(run_folder.rewrite)
     if getattr(args, "output", "table") == "json":
         sinks.append(print_document)
-    document = RunDocument(sinks)
+    document = RunDocument(sinks, keepers=keepers)
     composite = Reporters([console or reporter_for(args), document])
     return RunReports(composite, document, folder, command_line(args))
 

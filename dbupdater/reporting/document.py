@@ -138,10 +138,18 @@ class _Step:
 
 class RunDocument:
     """A listener that builds the run document; at RunFinished (or `abort`) it hands the document to its sinks
-    (the run folder, `--output json`). Sinks run once, in order; one that raises does not stop the others."""
+    (the run folder, `--output json`). Sinks run once, in order; one that raises does not stop the others.
 
-    def __init__(self, sinks: Iterable[Sink] = (), *, clock: Callable[[], float] = time.time) -> None:
+    A notice that comes after the end still belongs to the run: notifications are posted after the document
+    was handed out (they listen after it, and may take their 10 s), and a failed one is a warning the run folder
+    must hold too. It is added to the document, which is handed again to the `keepers` (the run folder, which
+    rewrites its files); `--output json` printed it already."""
+
+    def __init__(self, sinks: Iterable[Sink] = (), *, keepers: Iterable[Sink] = (),
+                 clock: Callable[[], float] = time.time) -> None:
         self.sinks = list(sinks)
+        self.keepers = list(keepers)
+        self._amending = False
         self.clock = clock
         self._lock = threading.Lock()
         self.started = clock()
@@ -158,6 +166,7 @@ class RunDocument:
 
     def handle(self, event: Event) -> None:
         now = self.clock()
+        late = False
         with self._lock:
             if isinstance(event, OutputLine):
                 self.excerpts.setdefault(event.outcome.index, Excerpt()).add(event.stream, event.line)
@@ -175,7 +184,12 @@ class RunDocument:
                 self.plan = {"parallel": None, "per_runner": None, "caps": {},
                              "rows": [plan_entry(p) for p in event.planned]}
             elif isinstance(event, Notice):
-                self.notices.append({"level": event.level.value, "text": clean(event.text)})
+                notice = {"level": event.level.value, "text": clean(event.text)}
+                self.notices.append(notice)
+                if self.done is not None:
+                    self.done["notices"].append(notice)
+                    if not self._amending:  # a keeper's own warning while it writes is kept, not rewritten
+                        late = self._amending = True
             elif isinstance(event, Interrupted):
                 self.interrupts.append({"step": event.step.value, "running": event.running, "at": utc(now)})
             elif isinstance(event, WaitingForLock):
@@ -183,6 +197,19 @@ class RunDocument:
                                    "at": utc(now)})
         if isinstance(event, RunFinished):
             self.finish(event.result, exit_code=event.exit_code)
+        if late:
+            self._amend()
+
+    def _amend(self) -> None:
+        with self._lock:
+            assert self.done is not None
+            snapshot = {**self.done, "notices": list(self.done["notices"])}
+        try:
+            for keeper in self.keepers:
+                keeper(snapshot)
+        finally:
+            with self._lock:
+                self._amending = False
 
     def _started(self, event: RunStarted, now: float) -> None:
         self.started = now

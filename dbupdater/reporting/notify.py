@@ -3,9 +3,11 @@
 A listener like every report: it gathers the run's identity from `RunStarted` and posts once, at `RunFinished`,
 or when the CLI says the run ended otherwise (`finish` for a refused run, `abort` for one that ended by an error
 or an interrupt before it had a result). A notification never changes the run's exit code: one that fails or
-takes longer than TIMEOUT seconds (connecting included) becomes a warning. The standard library's HTTP client
-is enough for one POST and keeps the slim install slim (requests comes only with the vault extra); it verifies
-HTTPS certificates and host names by default, and nothing here turns that off.
+takes longer than TIMEOUT seconds (connecting included) becomes a warning: on the console, and in run.json's
+notices and report.html (posting comes after the run folder was written: the run document takes the late
+notice and has the folder written again, so a hanging webhook costs no more than its TIMEOUT). The standard
+library's HTTP client is enough for one POST and keeps the slim install slim (requests comes only with the vault
+extra); it verifies HTTPS certificates and host names by default, and nothing here turns that off.
 """
 
 from __future__ import annotations

@@ -83,6 +83,12 @@ class RunFolder:
         self.warn = warn
         self.written = False
 
+    def rewrite(self, document: Document) -> None:
+        """The document again, after it changed (a notice that came after the end): only over a folder that
+        was written (a first failure was said already)."""
+        if self.written:
+            self(document)
+
     def __call__(self, document: Document) -> None:
         try:
             write_folder(self.folder, render(document))

@@ -178,3 +178,43 @@ def test_exec_writes_its_folder_too(harness: Harness, repo: Repo, capsys: pytest
     assert document == printed
     assert document["run"]["command"] == "exec" and document["run"]["history"] is False
     assert document["results"][0]["output"]["lines"] == [{"stream": "stdout", "text": "checked"}]
+
+
+def test_a_notice_after_the_end_is_written_into_the_folder_again(tmp_path: Path) -> None:
+    """Notifications are posted after the run document was handed out (they listen after it); a failed one is
+    a warning that run.json and report.html must hold too, so the folder is written again with it."""
+    from dbupdater.model.outcome import RunResult
+    from dbupdater.reporting.document import RunDocument
+    from dbupdater.reporting.events import Level, Notice
+    from dbupdater.reporting.runfolder import RunFolder
+
+    warnings: list[str] = []
+    folder = RunFolder(tmp_path / "run", warnings.append)
+    printed: list[dict[str, Any]] = []
+    document = RunDocument([folder, printed.append], keepers=[folder.rewrite])
+    document.finish(RunResult([], 0.5), exit_code=0)
+    assert load(tmp_path / "run")["notices"] == [] and len(printed) == 1
+    document.handle(Notice("notification to webhook http://127.0.0.1:9/*** failed: HTTP 500", Level.WARNING))
+    notices = load(tmp_path / "run")["notices"]
+    assert notices == [{"level": "warning", "text": "notification to webhook http://127.0.0.1:9/*** failed: HTTP 500"}]
+    assert "failed: HTTP 500" in (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert len(printed) == 1 and warnings == []  # stdout's JSON was printed once, at the end
+
+
+def test_a_keeper_that_fails_again_does_not_loop(tmp_path: Path) -> None:
+    from dbupdater.model.outcome import RunResult
+    from dbupdater.reporting.document import RunDocument
+    from dbupdater.reporting.events import Level, Notice
+
+    calls: list[int] = []
+
+    def keeper(document: dict[str, Any]) -> None:  # a folder that cannot be written any more, and says so
+        calls.append(len(document["notices"]))
+        run.handle(Notice("the run folder could not be written", Level.WARNING))
+
+    run = RunDocument([], keepers=[keeper])
+    run.finish(RunResult([], 0.5), exit_code=0)
+    run.handle(Notice("notification failed", Level.WARNING))
+    assert calls == [1]
+    assert run.done is not None and [n["text"] for n in run.done["notices"]] == [
+        "notification failed", "the run folder could not be written"]
