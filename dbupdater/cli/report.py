@@ -103,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-size", type=_mebibytes, default=MAX_SIZE, metavar="MIB",
                         help=f"the most a run document, and all the documents of this report together, may hold "
                              f"(default {MAX_SIZE // MIB} MiB). A larger one is refused before it is read: parsed, "
-                             "a document takes 5 to 10 times its size in memory")
+                             "a document takes 5 to 15 times its size in memory")
 
 
 def _mebibytes(text: str) -> int:

@@ -8,7 +8,8 @@ ended in a traceback.
 - A size limit (MAX_SIZE, `report --max-size`) on each document and on all of one report's documents
   together, checked before a byte is read: what a document costs in memory is bounded by it.
 - A nesting limit (MAX_NESTING levels of `[` and `{`; a run document has 6) checked on the bytes before the
-  parser, which recurses once per level, sees them.
+  parser, which recurses once per level, sees them; and a limit on how many containers the text opens for
+  its size (the parser's objects for empty containers take 20 times their text).
 - Numbers JSON can hold only: NaN, Infinity and a number too large for a double are refused as they are parsed.
 - Folder walks with a depth and a count limit, never through a symbolic link, never into hidden folders (.git,
   a run folder being written), and never of the whole file system.
@@ -37,6 +38,7 @@ from .validation import Invalid, check
 MIB = 1024 * 1024
 MAX_SIZE = 64 * MIB  # bytes of one run document, and of all the documents of one report together
 MAX_NESTING = 32  # levels of [ and {
+DENSITY, SLACK = 16, 1_000  # at most one [ or { per DENSITY bytes (and SLACK more, for a small document)
 WALK_DEPTH = 8  # folder levels searched below a folder given
 WALK_ENTRIES = 20_000  # folder entries looked at, in all the folders given
 MAX_DOCUMENTS = 1_000  # run documents in one report
@@ -126,9 +128,9 @@ class Reading:
         data = self._read(path)
         where = self.name(path)
         try:
-            if nesting(data) > MAX_NESTING:
-                raise UsageError(f"{where}: nested deeper than {MAX_NESTING} levels of [ and {{ "
-                                 "(a run document has 6): not a run document")
+            problem = shape(data)
+            if problem:
+                raise UsageError(f"{where}: {problem}: not a run document")
             text = data.decode("utf-8-sig")
             del data
             loaded = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
@@ -180,14 +182,17 @@ class Reading:
                              f"MiB, more than {self.max_size / MIB:g} MiB; raise the limit with --max-size MIB")
 
 
-def nesting(data: bytes | bytearray, limit: int = MAX_NESTING) -> int:
-    """How deep the brackets of a JSON text nest, strings set aside, counted up to `limit` + 1.
+def shape(data: bytes | bytearray, deepest: int = MAX_NESTING, density: int = DENSITY) -> str | None:
+    """Why the brackets of a JSON text are not a run document's, or None: nested deeper than `deepest`, or more
+    than one `[` or `{` per `density` bytes (the objects a parser makes of empty containers take 20 times their
+    text in memory: 64 MiB of `[],` took 1.6 GB). Strings are set aside, and the count stops at the first excess.
 
     A loop over the structural bytes, jumping through strings and everything else at the regular expression
     engine's speed: no recursion, no copy of the text, and no pattern that backtracks (one that repeats a group
     kept gigabytes of state on 64 MiB of quotes). About 1.5 s for 60 MiB of run document. Unbalanced brackets
     and an unterminated string are the parser's to name."""
-    depth = deepest = position = 0
+    depth = containers = position = 0
+    most = len(data) // density + SLACK
     structure, string_end = _STRUCTURE.search, _STRING_END.search
     while found := structure(data, position):
         position = found.end()
@@ -200,12 +205,15 @@ def nesting(data: bytes | bytearray, limit: int = MAX_NESTING) -> int:
             position = inside.end()
         elif byte in OPENING:
             depth += 1
-            deepest = max(deepest, depth)
-            if deepest > limit:
-                break
+            containers += 1
+            if depth > deepest:
+                return f"nested deeper than {deepest} levels of [ and {{ (a run document has 6)"
+            if containers > most:
+                return (f"more than one [ or {{ per {density} bytes, far more than a run document has (one per "
+                        "100 bytes or so)")
         else:
             depth -= 1
-    return deepest
+    return None
 
 
 def readable(loaded: Any, where: str) -> Document:

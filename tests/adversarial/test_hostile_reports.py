@@ -169,6 +169,8 @@ def test_the_exit_code_of_a_valid_document_is_the_tools_own(tmp_path: Path) -> N
 @pytest.mark.parametrize(("name", "text", "says"), [
     ("200,000 nested brackets", "[" * 200_000 + "]" * 200_000, "nested deeper than 32 levels"),
     ("nesting inside a document", None, "nested deeper than 32 levels"),
+    ("2 MiB of empty arrays", '{"format": "dbupdater-run", "version": 1, "x": [' + "[]," * 700_000 + "[]]}",
+     "more than one [ or { per 16 bytes"),
     ("NaN", '{"format": "dbupdater-run", "version": 1, "x": NaN}', "NaN is not a JSON number"),
     ("Infinity", '{"format": "dbupdater-run", "version": 1, "x": -Infinity}', "-Infinity is not a JSON number"),
     ("a float beyond a double", '{"format": "dbupdater-run", "version": 1, "x": 1e400}', "1e400 is too large"),
@@ -185,6 +187,17 @@ def test_malformed_json_is_refused(tmp_path: Path, name: str, text: str | None, 
     path = tmp_path / "run.json"
     path.write_text(text, encoding="utf-8")
     refused(report(path), f"{path}: ", says)
+
+
+def test_a_document_of_empty_containers_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    """60 MiB of `[],` took 1.6 GB and 22 s to parse and refuse: the parser's objects are 20 times the text.
+    Counting containers for the size stops it early."""
+    path = tmp_path / "run.json"
+    path.write_text('{"format": "dbupdater-run", "version": 1, "x": [' + "[]," * (20 * MIB) + "[]]}")
+    ran = report(path, timeout=120)
+    refused(ran, "more than one [ or { per 16 bytes")
+    assert ran.peak_mib < 250, f"{ran.peak_mib:.0f} MiB"
+    print(f"60 MiB of empty arrays refused in {ran.seconds:.1f}s, peak RSS {ran.peak_mib:.0f} MiB")
 
 
 def test_bytes_that_are_not_utf8_are_refused(tmp_path: Path) -> None:
