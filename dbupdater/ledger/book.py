@@ -155,8 +155,7 @@ class Ledger:
         database decides, in the session that would run it. In that session, it also records the session."""
         d, lit = self.d, self._lit
         me = lit(self.identity.run_id)
-        held = (f"EXISTS (SELECT 1 FROM {self.lock} WHERE name = {lit(LOCK_NAME)} AND run_id = {me} "
-                f"AND expires_at > {d.now})")
+        held = self._held()
         changed = f"id > {seen.id if seen else 0}"
         if seen is not None:
             changed = f"({changed} OR (id = {seen.id} AND status <> {lit(seen.status)}))"
@@ -261,9 +260,25 @@ class Ledger:
         self._exec(sql)
         return True
 
+    def _held(self) -> str:
+        """An SQL boolean: this run holds the lock with its lease running."""
+        return (f"EXISTS (SELECT 1 FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)} "
+                f"AND run_id = {self._lit(self.identity.run_id)} AND expires_at > {self.d.now})")
+
+    def _fenced(self, sql: str) -> None:
+        """Run a person's change to the history (`resolve`, `baseline`), written only while the lock is this
+        run's: the statement checks it on the server, and the call says whether it was."""
+        rows = self._exec(sql + f"\nSELECT {self.d.json_row({'held': f'CASE WHEN {self._held()} THEN 1 ELSE 0 END'})}"
+                          f"{self.d.from_dual};")
+        if not (rows and rows[-1].get("held")):
+            self.held = False
+            raise Refused(f"{self.db.label}: LOCK LOST: this run no longer holds its lock (its lease ended: the run "
+                          "was paused or cut off); nothing more was changed")
+
     def set_status(self, entry: Entry, status: str, checksum: str, note: str) -> None:
-        self._exec(f"UPDATE {self.history} SET status = {self._lit(status)}, checksum = {self._lit(checksum)}, "
-                   f"note = {self._lit(note)} WHERE id = {self._lit(entry.id)} AND status = {self._lit(entry.status)};")
+        self._fenced(f"UPDATE {self.history} SET status = {self._lit(status)}, checksum = {self._lit(checksum)}, "
+                     f"note = {self._lit(note)} WHERE id = {self._lit(entry.id)} AND status = "
+                     f"{self._lit(entry.status)} AND {self._held()};")
 
     def baseline(self, script: str, checksum: str, checksum_version: int, note: str) -> None:
         d = self.d
@@ -273,7 +288,7 @@ class Ledger:
                   "runner_host": self._lit(self.runner_label), "os_user": self._lit(self.identity.os_user),
                   "tool_version": self._lit(__version__), "run_id": self._lit(self.identity.run_id),
                   "note": self._lit(note)}
-        self._exec(f"INSERT INTO {self.history} ({', '.join(values)}) VALUES ({', '.join(values.values())});")
+        self._fenced(d.insert_ignore_where(self.history, values, self._held()))
 
     # --- lock -----------------------------------------------------------------------------------------------
 

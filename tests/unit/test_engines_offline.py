@@ -108,7 +108,13 @@ def test_psql_single_transaction_and_ledger_commands() -> None:
     single = psql.command(spec(psql), SCRIPT, CRED, single_transaction=True)
     assert single.argv[:7] == ("psql", "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "--single-transaction")
     assert single.argv[-2:] == ("-f", SCRIPT) and "-c" not in single.argv and single.started_marker is None
-    assert psql.shares_session(False) and not psql.shares_session(True)  # a rollback must not take the ledger along
+    # With the ledger's row in its session, the script's transaction is its own, opened after the row's: a
+    # rollback must not take the ledger along.
+    assert psql.shares_session(False) and psql.shares_session(True)
+    shared = psql.command(spec(psql), SCRIPT, CRED, single_transaction=True, before="INSERT x;")
+    assert "--single-transaction" not in shared.argv and shared.started_marker == STARTED_MARKER
+    assert shared.argv[-10:] == ("-c", "INSERT x;", "-c", f"\\echo {STARTED_MARKER}", "-c", "BEGIN", "-f", SCRIPT,
+                                 "-c", "COMMIT")
     ledger = psql.ledger_command(spec(psql), CRED)
     assert ledger.argv == ("psql", "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "--no-align", "--tuples-only",
                            "--host=db.example", "--port=5432", "--username=app", "--dbname=dbname='shop'", "-f", "-")

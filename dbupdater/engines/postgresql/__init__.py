@@ -79,19 +79,22 @@ class PostgreSQL(Engine):
 
     def command(self, db: DatabaseSpec, script_path: str, credentials_path: str, *,
                 single_transaction: bool = False, before: str = "") -> Command:
-        options = ["--single-transaction"] if single_transaction else []
         env = self._env(credentials_path)
         if before:
             # psql runs -c and -f in order in one session; each -c string is one transaction of its own. The
-            # marker tells the runner the ledger row is committed and the script is next.
-            argv = [*self._argv(db, *options), "-c", before, "-c", f"\\echo {STARTED_MARKER}", "-f", script_path]
+            # marker tells the runner the ledger row is committed and the script is next. A single transaction
+            # is the script's alone, opened after the ledger's row: --single-transaction would wrap the row in
+            # it too, and a failure would roll back the row and the previous script's success with it. With
+            # ON_ERROR_STOP a failure ends psql before the COMMIT, and the server rolls the script back, as
+            # --single-transaction's ROLLBACK would.
+            script = ["-c", "BEGIN", "-f", script_path, "-c", "COMMIT"] if single_transaction else ["-f", script_path]
+            argv = [*self._argv(db), "-c", before, "-c", f"\\echo {STARTED_MARKER}", *script]
             return Command(tuple(argv), env=env, started_marker=STARTED_MARKER)
+        options = ["--single-transaction"] if single_transaction else []
         return Command(tuple([*self._argv(db, *options), "-f", script_path]), env=env)
 
     def shares_session(self, single_transaction: bool) -> bool:
-        # --single-transaction would put the ledger row inside the script's transaction, and a failure would
-        # roll back the previous script's success with it.
-        return not single_transaction
+        return True
 
     def ledger_command(self, db: DatabaseSpec, credentials_path: str) -> Command:
         return Command(tuple([*self._argv(db, "--no-align", "--tuples-only"), "-f", "-"]),
