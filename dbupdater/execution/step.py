@@ -7,6 +7,7 @@ rides with the database's next ledger call, a failure is written at once.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -76,7 +77,7 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
         else:
             ledger.mark_running(row.script_id, p.checksum, VERSION, p.entry)
     except DbUpdaterError as exc:
-        refused(ledger, p, outcome, f"not started: {exc}")
+        refused(ledger, p, outcome, f"not started: {exc}", [str(exc)])
         return
     try:
         began = run_script(on.session.transport, row, outcome, single, on.script, on.credentials, before, on_line,
@@ -88,7 +89,7 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
     if before and began:
         ledger.running_recorded(all_checked=engine.before_checked)
     if began is False:  # the `running` row was never written, nor the script run
-        refused(ledger, p, outcome, f"not started: {outcome.reason}")
+        refused(ledger, p, outcome, f"not started: {outcome.reason}", outcome.errors)
         return
     if outcome.timed_out and not settled(ledger, row, outcome):
         return  # its session may still run: the history keeps it `running`, in doubt
@@ -109,11 +110,20 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
                           "applied, the history shows it as running, and the next run will ask you to resolve it")
 
 
-def refused(ledger: Ledger, p: PlannedRow, outcome: Outcome, otherwise: str) -> None:
-    """The `running` row did not go in, so the script did not start: ask the ledger why, and say what is true.
-    A lock lost (this run was paused past its lease, or cut off) stops the target, loudly; a script that is
-    no longer what the plan saw (another run, or another name of this database, got there first) is skipped
-    when it was applied as it is now, refused otherwise; anything else is the login's failure."""
+# The server's words when the `running` row's NULL met its NOT NULL column (MySQL 1048, PostgreSQL 23502,
+# ORA-01400, SQL Server 515 all name the column): the refusal, as opposed to a login that failed.
+REFUSAL = re.compile(r"null.*\b(run_id|script)\b|\b(run_id|script)\b.*null", re.IGNORECASE)
+
+
+def refused(ledger: Ledger, p: PlannedRow, outcome: Outcome, otherwise: str, errors: list[str]) -> None:
+    """The `running` row did not go in, so the script did not start: when the server refused it, ask the
+    ledger why, and say what is true. A lock lost (this run was paused past its lease, or cut off) stops the
+    target, loudly; a script that is no longer what the plan saw (another run, or another name of this
+    database, got there first) is skipped when it was applied as it is now, refused otherwise. Anything else
+    is the login's failure (not asked again: a server that is down would cost its connect timeout twice)."""
+    if not any(REFUSAL.search(line) for line in errors):
+        outcome.status, outcome.reason = Status.UNREACHABLE, otherwise
+        return
     try:
         why = ledger.refusal(p.row.script_id)
     except DbUpdaterError:
