@@ -161,7 +161,9 @@ def printable(text: str) -> str:
 
 
 def _escaped(ch: str) -> str:
-    if (unicodedata.category(ch) == "Cc" and ch not in "\n\t") or ch in BIDI:
+    # Control characters, bidi overrides, lone surrogates (a file name's undecodable bytes: no terminal or
+    # UTF-8 stream can carry them) and the noncharacters U+FFFE / U+FFFF.
+    if (unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t") or ch in BIDI or ch in "\ufffe\uffff":
         return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
     return ch
 

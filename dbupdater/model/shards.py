@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from .errors import UsageError
 from .specs import Manifest, targets
+
+DIGITS = re.compile(r"[0-9]{1,9}")
 
 
 @dataclass(frozen=True)
@@ -16,8 +19,9 @@ class Shard:
     @classmethod
     def parse(cls, text: str) -> Shard:
         left, sep, right = text.partition("/")
-        if not sep or not left.isdigit() or not right.isdigit() or not 1 <= int(left) <= int(right):
-            raise UsageError(f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. 2/8")
+        # ASCII digits only (`²` is a digit to str.isdigit, not to int()); nine at most, as run.json allows.
+        if not (sep and DIGITS.fullmatch(left) and DIGITS.fullmatch(right) and 1 <= int(left) <= int(right)):
+            raise UsageError(f"--shard {text!r}: expected I/N with 1 <= I <= N <= 999999999, e.g. 2/8")
         return cls(int(left), int(right))
 
     def select(self, manifest: Manifest) -> Manifest:
