@@ -25,7 +25,7 @@ from .measure import run_timed
 from .settings import PROJECT_DIR, RigParams
 from .testbed import Testbed
 
-RIG = RigParams(name="dbd", root=Path("/tmp/dbupdater-drain-rig"), runners=1, subnet_index=9, base_port=48300)
+RIG = RigParams(name="dbd", root=Path("/tmp/dbupdater-drain-rig"), runners=1, subnet_index=9, base_port=28300)
 DATABASE = "drain"
 LINE = 1000  # characters per output line
 

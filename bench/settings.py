@@ -29,7 +29,7 @@ class RigParams:
     root: Path = Path("/tmp/dbupdater-bench-rig")
     runners: int = 8
     subnet_index: int = 3
-    base_port: int = 47600
+    base_port: int = 27600
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Ansible and sqitch on a private rig. Writes a markdown table and JSON to --out.",
         epilog="approaches: " + "; ".join(f"{k} = {v}" for k, v in APPROACHES.items()) +
                ". Rig options default to $BENCH_RIG_NAME, $BENCH_RIG_ROOT, $BENCH_RIG_SUBNET, $BENCH_RIG_BASE_PORT, "
-               "$BENCH_RIG_RUNNERS, else name dbb, /tmp/dbupdater-bench-rig, subnet 3, ports 47600+, 8 runners.")
+               "$BENCH_RIG_RUNNERS, else name dbb, /tmp/dbupdater-bench-rig, subnet 3, ports 27600+, 8 runners.")
     parser.add_argument("--size", choices=("full", "tiny"), default="full",
                         help="full: the published workloads; tiny: a few seconds, to prove the benchmark works")
     parser.add_argument("--repeat", type=_positive, help="measured repetitions (default: 3 full, 1 tiny)")

@@ -33,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import network, openbao, prerequisites
+from . import ephemeral_ports, network, openbao, prerequisites
 from . import runners as hosts
 from .errors import RigError
 from .info import DbInfo, Mode, RigInfo, RunnerInfo
@@ -50,6 +50,8 @@ MODE_ENV = "DBU_RIG_MODE"
 # Interface names are limited to 15 characters: "<name>-r<NN>h" and "<name>-br0" must fit.
 NAME_RX = re.compile(r"[a-z][a-z0-9_]{0,9}")
 MAX_RUNNERS = 50
+# Below the kernel's ephemeral range (32768 and up by default: ephemeral_ports.py), clear of well-known ports.
+DEFAULT_BASE_PORT = 27300
 # Only what ``up`` creates; ``down`` refuses to wipe a root holding anything else.
 OWN_ENTRIES = {"rig.json", "rig.json.tmp", ".lock", MARIADB_DIR, MARIADB_LATIN1_DIR, "postgres", "ssh", "openbao"}
 # rig.json fields added with OpenBao: a rig brought up before that gets them on its next ``up``.
@@ -65,7 +67,7 @@ class Rig:
     """One named rig. Cheap to construct; nothing happens until ``up``."""
 
     def __init__(self, name: str = "dbu", root: Path | None = None, runners: int = 2, subnet_index: int = 0,
-                 base_port: int = 47300) -> None:
+                 base_port: int = DEFAULT_BASE_PORT) -> None:
         if not NAME_RX.fullmatch(name):
             raise RigError(f"rig name {name!r}: use 1-10 lowercase letters, digits or '_', starting with a letter")
         if not 1 <= runners <= MAX_RUNNERS:
@@ -87,6 +89,23 @@ class Rig:
     # Ports: MariaDB base+1, PostgreSQL base+2, OpenBao base+3 (and its cluster port base+4, which dev mode
     # always opens one above the API port), the latin1 MariaDB base+5 (only once asked for), loopback-mode
     # sshd i at base+10+i.
+    @property
+    def ports(self) -> range:
+        """Every port the rig may listen on (the loopback-mode runners' included, whatever the mode)."""
+        return range(self.base_port + 1, self.base_port + 11 + self.runners)
+
+    def _ephemeral_clash(self) -> str | None:
+        """Why the rig's ports are unsafe to start servers on, or None."""
+        span = ephemeral_ports.clash(self.ports)
+        if span is None:
+            return None
+        first, last = span
+        return (f"ports {self.ports.start}-{self.ports.stop - 1} (--base-port {self.base_port}) overlap the "
+                f"kernel's ephemeral port range {first}-{last} ({ephemeral_ports.PORT_RANGE}): any program's outgoing "
+                "connection may take one of them just before a rig server starts on it. Pick a --base-port of at "
+                f"most {first - 1 - len(self.ports)} (the default is {DEFAULT_BASE_PORT}), or reserve the ports "
+                "(sysctl net.ipv4.ip_local_reserved_ports)")
+
     @property
     def mysql_port(self) -> int:
         return self.base_port + 1
@@ -112,6 +131,11 @@ class Rig:
     def up(self) -> RigInfo:
         """Bring everything up (or complete a partial rig) and wait until every piece accepts logins."""
         started = time.monotonic()
+        # Refused before anything starts; a rig already running on such ports is left running (its servers
+        # hold their ports already), with a warning, and refused once it needs a server started again.
+        clash = self._ephemeral_clash()
+        if clash and not self.layout.rig_json.exists():
+            raise RigError(clash)
         pg_bin = prerequisites.check()
         make_dir(self.root)
         ensure_traversable(self.root)
@@ -119,8 +143,12 @@ class Rig:
             if self.layout.rig_json.exists():
                 info = self._check_same_settings(self.info())
                 if self._healthy(info, pg_bin):
+                    if clash:
+                        log.warning("rig %s: %s", self.name, clash)
                     log.info("rig %s is already up (%s mode)", self.name, info.mode)
                     return info
+                if clash:
+                    raise RigError(clash)
                 self._preflight(info, pg_bin)
             else:
                 info = self._plan(self._choose_mode(), None)
@@ -464,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None, help="rig directory (default: <project>/.rig/NAME)")
     parser.add_argument("--runners", type=int, default=2)
     parser.add_argument("--subnet-index", type=int, default=0, help="runners live in 10.231.I.0/24")
-    parser.add_argument("--base-port", type=int, default=47300)
+    parser.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT,
+                        help="first of the rig's ports, all below the kernel's ephemeral range (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="rig: %(message)s", stream=sys.stderr)
     try:

@@ -36,7 +36,7 @@ def rig():  # type: ignore[no-untyped-def]
     name = os.environ.get("DBU_TEST_RIG_NAME", "dbt")
     root = Path(os.environ.get("DBU_TEST_RIG_ROOT", "/tmp/dbupdater-test-rig" + ("" if name == "dbt" else "-" + name)))
     handle = Rig(name=name, root=root, runners=2, subnet_index=int(os.environ.get("DBU_TEST_RIG_SUBNET", "1")),
-                 base_port=int(os.environ.get("DBU_TEST_RIG_PORT", "47400")))
+                 base_port=int(os.environ.get("DBU_TEST_RIG_PORT", "27400")))
     handle.up()
     yield handle
     if os.environ.get("DBU_KEEP_RIG") != "1":

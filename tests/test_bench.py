@@ -2,7 +2,7 @@
 
 Runs the floor, dbupdater and the sequential baseline; Ansible and sqitch too when they are already
 installed (bench/run.sh installs them; this test never does). The rig (name dbbt, subnet 10.231.4.0/24,
-ports 47650+) is apart from the suite's (dbt) and from the benchmark's own (dbb).
+ports 27650+) is apart from the suite's (dbt) and from the benchmark's own (dbb).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from .conftest import CORPUS, ROOT
 
 RIG_ENV = {"BENCH_RIG_NAME": "dbbt", "BENCH_RIG_ROOT": "/tmp/dbupdater-bench-test-rig", "BENCH_RIG_SUBNET": "4",
-           "BENCH_RIG_BASE_PORT": "47650", "BENCH_RIG_RUNNERS": "2"}
+           "BENCH_RIG_BASE_PORT": "27650", "BENCH_RIG_RUNNERS": "2"}
 
 
 def _optional_approaches() -> str:

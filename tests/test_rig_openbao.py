@@ -22,7 +22,7 @@ hvac = pytest.importorskip("hvac")
 
 ROOT = Path(__file__).resolve().parent.parent
 RIG_ARGS = ["--name", "dbv", "--root", "/tmp/dbupdater-test-rig-vault", "--runners", "1", "--subnet-index", "5",
-            "--base-port", "47700"]
+            "--base-port", "27700"]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def vrig() -> Iterator[Any]:
     from environment_creators.rig import Rig
 
     handle = Rig(name="dbv", root=Path("/tmp/dbupdater-test-rig-vault"), runners=1, subnet_index=5,
-                 base_port=47700)
+                 base_port=27700)
     handle.up()
     yield handle
     if os.environ.get("DBU_KEEP_RIG") != "1":
@@ -77,7 +77,7 @@ def _read_all(api: Any, info: Any) -> dict[str, dict[str, dict[str, str]]]:
 
 
 def test_up_starts_openbao_with_private_token_file(vrig: Any, vinfo: Any) -> None:
-    assert vinfo.vault_addr == "http://127.0.0.1:47703"
+    assert vinfo.vault_addr == "http://127.0.0.1:27703"
     assert vrig.status()["openbao"]
     assert vrig.vault_client().sys.read_health_status(method="GET")["sealed"] is False
     token_file = Path(vinfo.vault_token_file)
@@ -118,7 +118,7 @@ def test_approle_login_reads_rig_secrets_and_manages_environments(vrig: Any, vin
 
 def test_token_is_on_no_command_line_and_in_no_log(vinfo: Any) -> None:
     args = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True, check=True).stdout
-    assert "-dev-listen-address=127.0.0.1:47703" in args, "the rig's OpenBao is not running"
+    assert "-dev-listen-address=127.0.0.1:27703" in args, "the rig's OpenBao is not running"
     assert vinfo.vault_token not in args
     log = (Path(vinfo.root) / "openbao" / "openbao.log").read_text()
     assert "Root Token: (hidden by the rig)" in log
@@ -173,7 +173,7 @@ def test_restarted_server_is_reseeded_by_up(vrig: Any, vinfo: Any) -> None:
     from environment_creators import openbao
 
     openbao.stop(vrig.layout)
-    assert not _port_open(47703)
+    assert not _port_open(27703)
     assert not vrig.status()["openbao"]
     again = vrig.up()
     assert again.vault_token == vinfo.vault_token and again.vault_role_id == vinfo.vault_role_id
@@ -182,8 +182,8 @@ def test_restarted_server_is_reseeded_by_up(vrig: Any, vinfo: Any) -> None:
 
 def test_down_stops_openbao_and_a_new_up_seeds_a_new_token(vrig: Any, vinfo: Any) -> None:
     vrig.down()
-    assert not _port_open(47703) and not _port_open(47704)
-    assert "127.0.0.1:47703" not in subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
+    assert not _port_open(27703) and not _port_open(27704)
+    assert "127.0.0.1:27703" not in subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
     fresh = vrig.up()
     assert fresh.vault_token != vinfo.vault_token
     assert _read_all(vrig.vault_client(), fresh)["kv2"] == _expected(fresh)
