@@ -348,11 +348,10 @@ class Ledger:
                 + d.insert_ignore(self.lock, values) + "\n" + d.insert_ignore(self.lock, mine) + "\n"
                 + self._holder_sql() + "\n" + targets)
 
-    def try_lock(self, lease: int) -> Holder:
-        holder = self._holder(self._exec(self._lock_sql(lease)))
-        if holder is None:
-            raise LedgerError(f"{self.db.label}: the lock row vanished while being taken")
-        return holder
+    def try_lock(self, lease: int) -> Holder | None:
+        """One attempt; None when the holder let go between this attempt's insert and its read (the lock is
+        free now: the caller tries again at once)."""
+        return self._holder(self._exec(self._lock_sql(lease)))
 
     def _take_over(self, holder: Holder) -> None:
         """Remove a dead run's lock row before its lease ends, only if none of its scripts may still run: every
@@ -378,12 +377,18 @@ class Ledger:
         announced = False
         while True:
             holder = self.try_lock(lease)
+            if holder is None:  # freed while we looked: the next attempt takes it, or sees who did
+                if time.monotonic() >= deadline:
+                    raise LedgerError(f"{self.db.label}: the lock row vanished at every attempt until "
+                                      f"--lock-timeout ({timeout:g}s)")
+                continue
             if holder.run_id == self.identity.run_id:
                 self.held = True
                 return
             if self._dead is not None and self._dead(holder):
                 self._take_over(holder)
-                if self.try_lock(lease).run_id == self.identity.run_id:
+                again = self.try_lock(lease)
+                if again is not None and again.run_id == self.identity.run_id:
                     log.warning("%s: took over the lock of %s: that run ended on this machine without releasing "
                                 "it, and none of its scripts still runs", self.db.label, holder.describe())
                     self.held = True

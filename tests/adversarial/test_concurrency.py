@@ -109,8 +109,6 @@ HOLDER = ("INSERT INTO dbupdater_lock (name, run_id, host, pid, os_user, expires
           "'another-run', 'elsewhere', 1, 'someone', {now} + INTERVAL '1' MINUTE)")
 
 
-@pytest.mark.xfail(raises=Defect, strict=True, reason="Ledger.try_lock takes a holder gone between its insert and "
-                                                      "its read for an error (exit 3); the fix is in ledger/book.py")
 @pytest.mark.parametrize("target", ["mysql", "postgresql"], indirect=True)
 def test_a_lock_released_during_an_attempt_is_taken(workspace: Workspace, target: Target, info) -> None:  # type: ignore[no-untyped-def]
     """Why `test_overlapping_runs_never_lock_each_other_out` once ended with exit 3 under load: a waiting run's
