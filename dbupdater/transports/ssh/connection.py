@@ -172,6 +172,19 @@ def _socket(host: str, port: int, timeout: float) -> Any:
     return _QuickAckSocket(sock) if hasattr(socket, "TCP_QUICKACK") else sock
 
 
+class _Heard(threading.Event):
+    """The transport's completion event while keepalives run: paramiko sets it on every reply to a global
+    request (and at the end of a key exchange, also an answer); when it last did is what the keepalives read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at = time.monotonic()
+
+    def set(self) -> None:
+        self.at = time.monotonic()
+        super().set()
+
+
 class SSHTransport(Transport):
     shell = PosixShell()  # sshd runs commands with the user's login shell; Windows runners take WinRM
 
@@ -201,6 +214,9 @@ class SSHTransport(Transport):
         )
         try:
             sock = _socket(host, port, options.connect_timeout)
+        except TimeoutError:
+            raise TransportError(f"runner {self.label} unreachable: no TCP connection within "
+                                 f"{options.connect_timeout:g} s (--connect-timeout)") from None
         except OSError as exc:
             raise TransportError(f"runner {self.label} unreachable: {exc.strerror or exc}") from None
         began = time.monotonic()
@@ -229,7 +245,8 @@ class SSHTransport(Transport):
                 # from the authentication step that follows a handshake that never finished).
                 raise TransportError(
                     f"runner {self.label} unreachable: it accepted the TCP connection but its SSH server did not "
-                    f"complete the handshake within {options.connect_timeout:g} s (--connect-timeout)") from None
+                    f"complete the handshake within {options.connect_timeout:g} s (--connect-timeout; a runner, "
+                    "or this machine, only too loaded to finish in time needs a longer one)") from None
             raise TransportError(f"runner {self.label} unreachable: {exc}") from None
         transport = self._client.get_transport()
         assert transport is not None
@@ -258,26 +275,30 @@ class SSHTransport(Transport):
                          name=f"dbupdater-alive {self.label}").start()
 
     def _keep_alive(self, interval: float) -> None:
-        """OpenSSH's ServerAlive: a request the server must answer, every `interval`. TCP keepalives cannot
-        tell a frozen runner (its kernel still acknowledges) from a busy one; this can. After ALIVE_COUNT
-        unanswered in a row the connection is closed, so every command on it ends as LOST at once."""
-        missed = 0
-        while not self._closing.wait(interval):
-            answered = threading.Event()
-            self._transport.completion_event = answered  # set by any reply to a global request
-            message = paramiko.Message()
-            message.add_byte(cMSG_GLOBAL_REQUEST)
-            message.add_string("keepalive@openssh.com")
-            message.add_boolean(True)  # want a reply: OpenSSH answers "failure", which is an answer
-            threading.Thread(target=self._send, args=(message,), daemon=True).start()  # may block: frozen peer
-            if answered.wait(interval):
-                missed = 0
-                continue
-            missed += 1
-            if missed >= ALIVE_COUNT and not self._closing.is_set():
-                self._gone = f"runner {self.label} did not answer for {missed * interval:g}s (frozen or cut off)"
+        """OpenSSH's ServerAlive: a request the server must answer, sent every `interval`. TCP keepalives cannot
+        tell a frozen runner (its kernel still acknowledges) from a busy one; this can. Once nothing has answered
+        for ALIVE_COUNT intervals the connection is closed, so every command on it ends as LOST at once: at most
+        ALIVE_COUNT x interval after the runner's last answer, as --ssh-alive-interval promises. (Each request
+        used to be waited for before the next interval began, which made that 5 to 7 intervals.)"""
+        heard = _Heard()
+        self._transport.completion_event = heard  # set by any reply to a global request
+        silence = ALIVE_COUNT * interval
+        due = time.monotonic() + interval
+        while self._transport.is_active():
+            now = time.monotonic()
+            if now - heard.at >= silence:
+                self._gone = f"runner {self.label} did not answer for {silence:g}s (frozen or cut off)"
                 logging.getLogger("dbupdater").warning("%s; closing its connection", self._gone)
                 self._transport.close()
+                return
+            if now >= due:
+                message = paramiko.Message()
+                message.add_byte(cMSG_GLOBAL_REQUEST)
+                message.add_string("keepalive@openssh.com")
+                message.add_boolean(True)  # want a reply: OpenSSH answers "failure", which is an answer
+                threading.Thread(target=self._send, args=(message,), daemon=True).start()  # may block: frozen peer
+                due = now + interval
+            if self._closing.wait(max(0.0, min(due, heard.at + silence) - time.monotonic())):
                 return
 
     def _send(self, message: paramiko.Message) -> None:
