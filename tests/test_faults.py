@@ -39,3 +39,22 @@ def test_runner_lost_mid_script_exits_3(workspace: Workspace, target: Target, ri
     # waited out the lease, about 55 s.
     assert "took over the lock" in again.text
     assert time.monotonic() - began < 20, "the next run waited for the dead run's lease"
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_a_runner_cut_off_before_connecting_is_a_named_connect_timeout(workspace: Workspace, target: Target,
+                                                                        info, run_tool) -> None:  # type: ignore[no-untyped-def]
+    """Its cable is cut (the host end of its veth down): the connection attempt gets no answer at all. Before:
+    "runner ... unreachable: timed out", naming neither the limit nor the option that sets it."""
+    from .adversarial.test_faults import _link
+
+    workspace.row(target, workspace.script("001.sql", "CREATE TABLE never (id INT);\n"), runner=2)
+    began = time.monotonic()
+    _link(info, 2, "down")
+    try:
+        result = run_tool("-f", str(workspace.write()), "--connect-timeout", "2")
+    finally:
+        _link(info, 2, "up")
+    assert result.code == 3, result.text
+    assert "unreachable: no TCP connection within 2 s (--connect-timeout)" in result.text
+    assert time.monotonic() - began < 15 and "never" not in target.tables()
