@@ -161,9 +161,10 @@ def printable(text: str) -> str:
 
 
 def _escaped(ch: str) -> str:
-    # Control characters, bidi overrides, lone surrogates (a file name's undecodable bytes: no terminal or
-    # UTF-8 stream can carry them) and the noncharacters U+FFFE / U+FFFF.
-    if (unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t") or ch in BIDI or ch in "\ufffe\uffff":
+    # Control characters, bidi overrides, and lone surrogates (a file name's undecodable bytes: no terminal or
+    # UTF-8 stream can carry them). Noncharacters such as U+FFFF are valid UTF-8 and kept: the run document
+    # keeps text as the client wrote it, and each format escapes what it cannot hold (reporting.characters).
+    if (unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t") or ch in BIDI:
         return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
     return ch
 
