@@ -14,19 +14,19 @@ PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 RESERVED = Path("/proc/sys/net/ipv4/ip_local_reserved_ports")
 
 
-def ephemeral_range(path: Path = PORT_RANGE) -> tuple[int, int] | None:
+def ephemeral_range(path: Path | None = None) -> tuple[int, int] | None:
     """(first, last) of the range, or None where the kernel does not say (not Linux)."""
     try:
-        first, last = (int(field) for field in path.read_text(encoding="ascii").split())
+        first, last = (int(field) for field in (path or PORT_RANGE).read_text(encoding="ascii").split())
     except (OSError, ValueError):
         return None
     return first, last
 
 
-def reserved(path: Path = RESERVED) -> set[int]:
+def reserved(path: Path | None = None) -> set[int]:
     """The reserved ports, from the kernel's list of ports and ranges ("8080,27300-27360")."""
     try:
-        text = path.read_text(encoding="ascii").strip()
+        text = (path or RESERVED).read_text(encoding="ascii").strip()
     except OSError:
         return set()
     found: set[int] = set()
@@ -39,7 +39,8 @@ def reserved(path: Path = RESERVED) -> set[int]:
     return found
 
 
-def clash(ports: range, *, port_range: Path = PORT_RANGE, reserved_ports: Path = RESERVED) -> tuple[int, int] | None:
+def clash(ports: range, *, port_range: Path | None = None, reserved_ports: Path | None = None,
+          ) -> tuple[int, int] | None:
     """The ephemeral range when some of `ports` lie in it unreserved (outgoing connections may take them), else
     None."""
     span = ephemeral_range(port_range)

@@ -4,9 +4,11 @@ before it creates anything; the defaults of every rig the project starts lie bel
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +55,18 @@ def test_the_command_line_says_so(span: tuple[int, int], tmp_path: Path) -> None
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith("rig: error: ports ") and f"range {span[0]}-{span[1]}" in result.stderr
     assert not root.exists()
+
+
+def test_a_running_rig_on_such_ports_is_kept_with_a_warning(rig: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """Its servers hold their ports already; refusing it would only stop the suites using it (a rig of an
+    earlier release, on 47xxx). The suite's rig is made to look like one by a range file that covers it."""
+    fake = tmp_path / "range"
+    fake.write_text(f"{rig.base_port} 60999\n")
+    monkeypatch.setattr(ephemeral_ports, "PORT_RANGE", fake)
+    with caplog.at_level(logging.WARNING, logger="environment_creators"):
+        assert rig.up() == rig.info()
+    assert f"overlap the kernel's ephemeral port range {rig.base_port}-60999 ({fake})" in caplog.text
 
 
 def test_reserved_ports_are_safe_inside_the_range(tmp_path: Path) -> None:
