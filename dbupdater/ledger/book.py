@@ -354,10 +354,10 @@ class Ledger:
         return self._holder(self._exec(self._lock_sql(lease)))
 
     def _take_over(self, holder: Holder) -> None:
-        """Remove a dead run's lock row before its lease ends, only if none of its scripts may still run: every
-        `running` row of that run has a recorded session the server shows is gone."""
-        run = self._lit(holder.run_id)
-        self._exec(f"DELETE FROM {self.lock} WHERE name = {self._lit(LOCK_NAME)} AND run_id = {run} "
+        """Remove a dead run's lock row (and its target rows) before its lease ends, only if none of its scripts
+        may still run: every `running` row of that run has a recorded session the server shows is gone."""
+        run = self._lit(holder.run_id)  # its lock row and its target rows
+        self._exec(f"DELETE FROM {self.lock} WHERE run_id = {run} "
                    f"AND NOT ({self._running_sessions(run, provably_gone=True)});")
 
     def _still_running(self, holder: Holder) -> str:
