@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 DEFAULT_CONNECT_TIMEOUT = 15.0
 DEFAULT_ALIVE_INTERVAL = 15.0
-ALIVE_COUNT = 3  # unanswered keepalives in a row that mean the runner is gone (OpenSSH's ServerAliveCountMax)
+ALIVE_COUNT = 3  # intervals without an answer that mean the runner is gone (OpenSSH's ServerAliveCountMax)
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,9 @@ class SSH(TransportKind):
         group.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS",
                            help="SSH connect and authentication timeout (default: %(default)s)")
         group.add_argument("--ssh-alive-interval", type=float, default=DEFAULT_ALIVE_INTERVAL, metavar="SECONDS",
-                           help="ask each runner to answer this often; after 3 unanswered, it counts as gone, "
-                                "even when its kernel still acknowledges TCP (a frozen host) (default: "
-                                "%(default)s)")
+                           help="ask each runner to answer this often; when it has not answered for 3 intervals, it "
+                                "counts as gone, even when its kernel still acknowledges TCP (a frozen host) "
+                                "(default: %(default)s)")
 
     def options(self, args: argparse.Namespace) -> SSHOptions:
         known_hosts = getattr(args, "known_hosts", None) or Path(DEFAULT_KNOWN_HOSTS)
