@@ -9,7 +9,7 @@
   records `failed` only when the server shows the session gone.
 
 The races are made deterministic by SIGSTOP/SIGCONT and by waiting on what the database says (the lease has
-ended, the session is gone), not by sleeps alone; each runs DBU_TRUST_ROUNDS times per engine (default 2).
+ended, the session is gone), not by sleeps alone; each runs DBU_TRUST_ROUNDS times per engine (default 3).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ..test_ledger import client_pids, start, wait_for
 from . import tally
 from .support import effect_script, effects, latest, locks, until
 
-ROUNDS = int(os.environ.get("DBU_TRUST_ROUNDS", "2"))
+ROUNDS = int(os.environ.get("DBU_TRUST_ROUNDS", "3"))
 MARKS = "trust_marks"
 
 
