@@ -132,8 +132,7 @@ def refused(ledger: Ledger, p: PlannedRow, outcome: Outcome, otherwise: str, err
     target = p.row.db.target_label
     if why.lock_lost is not None or why.lease_ended:
         now = (f"it is held by {why.lock_lost.describe()}" if why.lock_lost is not None else
-               "its lease ended before this script (this run was paused or could not renew it)" if why.lease_ended
-               else "nobody holds it now")
+               "its lease ended before this script: this run was paused or could not renew it")
         outcome.status = Status.REFUSED
         outcome.reason = (f"LOCK LOST: this run no longer holds the lock on {target} ({now}); this script was not "
                           "started and nothing more runs on this target in this run")

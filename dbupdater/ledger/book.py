@@ -36,7 +36,7 @@ from .records import (
 
 log = logging.getLogger("dbupdater")
 # Beside the lock row, each target of a run that opens this ledger leaves a row of its own, named by a token:
-# two such rows of one run mean two targets of its manifest are one database (see `_targets_sql`).
+# two such rows of one run mean two targets of its manifest are one database (see `_lock_sql`, `_holder`).
 TARGET_ROW = "target "
 
 
@@ -213,7 +213,6 @@ class Ledger:
     @property
     def has_pending(self) -> bool:
         return bool(self._pending)
-
 
     def refusal(self, script: str) -> Refusal:
         """What the ledger says after a `running` row did not go in (any pending success is written with it):
