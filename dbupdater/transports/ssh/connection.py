@@ -362,7 +362,13 @@ class SSHTransport(Transport):
         one of them only (the other gets a bare "Unable to open channel"), so a refusal could not be told apart
         from a lost connection. An opening is one round trip."""
         with self._opening:
-            channel = self._transport.open_session(timeout=self._timeout)  # paramiko's default: an hour
+            try:
+                channel = self._transport.open_session(timeout=self._timeout)  # paramiko's default: an hour
+            except paramiko.SSHException as exc:
+                if str(exc) != "Timeout opening channel.":
+                    raise
+                raise paramiko.SSHException(f"no channel opened within {self._timeout:g} s (--connect-timeout)"
+                                            ) from None
         self._served = True
         return channel
 
