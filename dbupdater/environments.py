@@ -18,8 +18,8 @@ from typing import Any
 
 from . import defaults
 from .execution.hooks import StopRun
-from .ledger import RunIdentity
 from .model.errors import UsageError
+from .model.identity import RunIdentity
 from .model.outcome import RunResult, Status
 from .model.specs import DatabaseSpec, Manifest, ManifestRow, first_row_per_database
 from .plan import PlannedRow

@@ -8,9 +8,7 @@ from pathlib import Path
 
 from .checksum import VERSION, checksum
 from .ledger import IN_DOUBT, NOT_APPLIED, SUCCESS, Entry
-from .model.specs import ManifestRow
-
-DbKey = tuple[str, str, int, str]
+from .model.specs import DbKey, ManifestRow
 
 
 class RowState(Enum):

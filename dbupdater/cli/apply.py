@@ -53,7 +53,7 @@ def run(manifest: Manifest, args: argparse.Namespace) -> int:
     from ..environments import EnvironmentState, VaultHealth
     from ..execution.executor import apply
     from ..execution.hooks import Hooks, RunHook
-    from ..ledger import RunIdentity
+    from ..model.identity import RunIdentity
     from ..reporting.events import Level, Notice, PlanMade, RunFinished, RunStarted
 
     environment = environment_for(args)

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(manifest: Manifest, args: argparse.Namespace) -> int:
     from ..environments import unique_databases
-    from ..ledger import RunIdentity
+    from ..model.identity import RunIdentity
 
     reporter = reporter_for(args)
     environment = environment_for(args)

@@ -23,7 +23,7 @@ def run(manifest: Manifest, args: argparse.Namespace) -> int:
     from ..environments import VaultHealth
     from ..execution.executor import apply as walk
     from ..execution.hooks import Hooks
-    from ..ledger import RunIdentity
+    from ..model.identity import RunIdentity
     from ..reporting.events import RunFinished, RunStarted
 
     identity = RunIdentity()

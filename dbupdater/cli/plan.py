@@ -16,8 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(manifest: Manifest, args: argparse.Namespace) -> int:
     from ..execution.pool import Deployment
-    from ..ledger import RunIdentity
     from ..model.errors import DbUpdaterError
+    from ..model.identity import RunIdentity
     from ..model.outcome import RunResult
     from ..plan import plan_rows
     from ..reporting.events import Level, Notice, RunPlanned, RunStarted

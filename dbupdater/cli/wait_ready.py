@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(manifest: Manifest, args: argparse.Namespace) -> int:
     from ..environments import CREATED, RUNNING, now
-    from ..ledger import RunIdentity
+    from ..model.identity import RunIdentity
     from ..readiness import wait_ready
 
     reporter = reporter_for(args)

@@ -16,8 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ..ledger import RunIdentity
 from ..model.errors import DbUpdaterError
+from ..model.identity import RunIdentity
 from ..model.outcome import InterruptStep, Outcome, RunResult, Status
 from ..model.specs import DbKey, Manifest, targets
 from ..plan import PlannedRow, every_row, plan_rows

@@ -21,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..ledger import Holder, RunIdentity
+from ..ledger import Holder
+from ..model.identity import RunIdentity
 
 log = logging.getLogger("dbupdater")
 RUN_ID = re.compile(r"[0-9a-f]{32}")  # a holder's run id comes from the database: never a path as it stands

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..engines import registry as engines
-from ..ledger import Entry, Holder, Ledger, RunIdentity, SharedLedger, SqlChannel
+from ..ledger import Entry, Holder, Ledger, SharedLedger, SqlChannel
 from ..model.errors import DbUpdaterError, ManifestError, Problem
+from ..model.identity import RunIdentity
 from ..model.specs import DatabaseSpec, DbKey, Manifest, ManifestRow, RunnerSpec, first_row_per_database
 from ..plan import PlannedRow
 from ..transports import open_transport

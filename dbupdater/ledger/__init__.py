@@ -21,11 +21,10 @@ from .records import (
     LedgerError,
     Refusal,
     Refused,
-    RunIdentity,
     ScriptSession,
     SharedLedger,
 )
 
 __all__ = ["FAILED", "IN_DOUBT", "NOT_APPLIED", "RERUN", "ROLLED_BACK", "RUNNING", "SUCCESS", "Entry", "Holder",
-           "Ledger", "LedgerError", "Refusal", "Refused", "RunIdentity", "ScriptSession", "SharedLedger",
+           "Ledger", "LedgerError", "Refusal", "Refused", "ScriptSession", "SharedLedger",
            "SqlChannel"]

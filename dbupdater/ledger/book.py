@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import __version__
+from ..model.identity import RunIdentity
 from . import schema
 from .channel import SqlChannel
 from .records import (
@@ -29,7 +30,6 @@ from .records import (
     LedgerError,
     Refusal,
     Refused,
-    RunIdentity,
     ScriptSession,
     SharedLedger,
 )

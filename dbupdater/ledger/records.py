@@ -1,12 +1,8 @@
-"""What the ledger stores and returns: statuses, history entries, lock holders, who a run is."""
+"""What the ledger stores and returns: statuses, history entries, lock holders."""
 
 from __future__ import annotations
 
-import getpass
-import os
-import socket
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..model.errors import DbUpdaterError, ExitCode, UnreachableError
 
@@ -44,14 +40,6 @@ class Refused(DbUpdaterError):
     by a newer release."""
 
     exit_code = ExitCode.REFUSED
-
-
-@dataclass(frozen=True)
-class RunIdentity:
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    host: str = field(default_factory=socket.gethostname)
-    pid: int = field(default_factory=os.getpid)
-    os_user: str = field(default_factory=getpass.getuser)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ import uuid
 from pathlib import Path
 
 from dbupdater.execution.liveness import Liveness
-from dbupdater.ledger import Holder, RunIdentity
+from dbupdater.ledger import Holder
+from dbupdater.model.identity import RunIdentity
 
 
 def holder(identity: RunIdentity, **changes: object) -> Holder:
@@ -45,7 +46,7 @@ def test_a_run_killed_with_sigkill_is_dead_once_its_process_is(tmp_path: Path) -
     where = tmp_path / "runs"
     run_id = uuid.uuid4().hex
     code = ("import sys, time; from pathlib import Path; from dbupdater.execution.liveness import Liveness; "
-            "from dbupdater.ledger import RunIdentity; "
+            "from dbupdater.model.identity import RunIdentity; "
             f"l = Liveness(RunIdentity(run_id={run_id!r}), Path({str(where)!r})); l.start(); "
             "print('up', flush=True); time.sleep(60)")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,

@@ -14,11 +14,11 @@ from dbupdater.engines import OutputLog, Verdict, registry
 from dbupdater.engines.base import STARTED_MARKER
 from dbupdater.engines.oracle import session
 from dbupdater.engines.oracle.dialect import OracleDialect
-from dbupdater.ledger import RunIdentity
 from dbupdater.ledger.book import Ledger
 from dbupdater.ledger.channel import SqlChannel
 from dbupdater.model.command import Command, Ending, RemoteFile, Result
 from dbupdater.model.errors import UnreachableError
+from dbupdater.model.identity import RunIdentity
 from dbupdater.model.secret import Secret
 from dbupdater.model.specs import DatabaseSpec
 from dbupdater.transports.shells import PosixShell

@@ -16,8 +16,8 @@ import pytest
 from dbupdater.engines import OutputLog, Verdict, registry
 from dbupdater.engines.base import Delivery
 from dbupdater.ledger.book import Ledger
-from dbupdater.ledger.records import RunIdentity
 from dbupdater.model.command import STDIN_PATH, Ending, Result
+from dbupdater.model.identity import RunIdentity
 from dbupdater.model.secret import Secret
 from dbupdater.model.specs import DatabaseSpec
 from dbupdater.transports.shells import PosixShell
