@@ -18,16 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", choices=("table", "json"), default="table", help="output format")
 
 
-def _label(key: DbKey) -> str:
-    engine, host, port, database = key
-    return f"{engine}://{host}:{port}/{database}"
-
-
-def status_records(histories: dict[DbKey, dict[str, Entry]]) -> list[dict[str, Any]]:
+def status_records(histories: dict[DbKey, dict[str, Entry]], labels: dict[DbKey, str]) -> list[dict[str, Any]]:
     records = []
     for key, history in histories.items():
         for script, entry in history.items():
-            records.append({"target": _label(key), "script": script, "status": entry.status,
+            records.append({"target": labels[key], "script": script, "status": entry.status,
                             "finished_at": entry.finished_at, "started_at": entry.started_at,
                             "checksum": entry.checksum, "run_id": entry.run_id, "runner_host": entry.runner_host,
                             "os_user": entry.os_user, "note": entry.note})
@@ -41,8 +36,9 @@ def run(manifest: Manifest, args: argparse.Namespace) -> int:
 
     with Deployment(manifest, run_options(args)) as deployment:
         histories = deployment.open(lock=False)
-    records = status_records(histories)
-    targets = list(dict.fromkeys(_label(row.db.key) for row in manifest.rows))
+    labels = {row.db.key: row.db.target_label for row in manifest.rows}
+    records = status_records(histories, labels)
+    targets = list(dict.fromkeys(labels.values()))
     scripts = list(dict.fromkeys([row.script_id for row in manifest.rows] + [r["script"] for r in records]))
     frame = pd.DataFrame(records, columns=["target", "script", "status", "finished_at"])
     frame["cell"] = frame["status"] + " " + frame["finished_at"].fillna("")

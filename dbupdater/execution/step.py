@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..checksum import VERSION
-from ..engines import OutputLog, Verdict
+from ..engines import Engine, OutputLog, Verdict
 from ..engines import registry as engines
 from ..ledger import FAILED, ROLLED_BACK, SUCCESS, Ledger
 from ..model.command import Client, Command, Signal
@@ -39,17 +39,23 @@ class Ready:
     session: RunnerSession
     script: str
     credentials: str
+    engine: Engine
     client: Client
+
+    @property
+    def transport(self) -> Transport:
+        return self.session.transport
 
 
 def ready(deployment: Deployment, row: ManifestRow) -> Ready:
     session = deployment.session(row.runner)
     script = session.upload(row.script, row.encoding)
-    return Ready(session, script, session.credentials(row.db), session.client(engines.get(row.db.engine)))
+    engine = engines.get(row.db.engine)
+    return Ready(session, script, session.credentials(row.db), engine, session.client(engine))
 
 
-def single_transaction(row: ManifestRow, options: RunOptions) -> bool:
-    return row.single_transaction or (options.single_transaction and engines.get(row.db.engine).transactional_ddl)
+def single_transaction(row: ManifestRow, options: RunOptions, engine: Engine) -> bool:
+    return row.single_transaction or (options.single_transaction and engine.transactional_ddl)
 
 
 def interrupted(outcome: Outcome) -> None:
@@ -61,8 +67,6 @@ def interrupted(outcome: Outcome) -> None:
 def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: RunOptions,
               on_line: LineSink | None = None) -> None:
     row = p.row
-    engine = engines.get(row.db.engine)
-    single = single_transaction(row, options)
     started = time.monotonic()
     before = ""
     try:
@@ -71,8 +75,9 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
     except DbUpdaterError as exc:
         outcome.status, outcome.reason = Status.UNREACHABLE, f"not started: {exc}"
         return
+    single = single_transaction(row, options, on.engine)
     try:
-        if engine.shares_session(single):
+        if on.engine.shares_session(single):
             before = ledger.running_before_script(row.script_id, p.checksum, VERSION, p.entry)
         else:
             ledger.mark_running(row.script_id, p.checksum, VERSION, p.entry)
@@ -80,14 +85,13 @@ def apply_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: 
         refused(ledger, p, outcome, f"not started: {exc}", [str(exc)])
         return
     try:
-        began = run_script(on.session.transport, row, outcome, single, on.script, on.credentials, before, on_line,
-                           row.script_timeout or options.script_timeout, on.client,
+        began = run_script(on, row, outcome, single, before, on_line, row.script_timeout or options.script_timeout,
                            STOP_OUTRIGHT if ledger.ends_sessions else CANCEL_FIRST)
     finally:
         outcome.seconds = time.monotonic() - started
     cancelled = deployment.cancelled and outcome.status is Status.FAILED
     if before and began:
-        ledger.running_recorded(all_checked=engine.before_checked)
+        ledger.running_recorded(all_checked=on.engine.before_checked)
     if began is False:  # the `running` row was never written, nor the script run
         refused(ledger, p, outcome, f"not started: {outcome.reason}", outcome.errors)
         return
@@ -235,24 +239,23 @@ def exec_one(deployment: Deployment, p: PlannedRow, outcome: Outcome, options: R
         outcome.status, outcome.reason = Status.UNREACHABLE, f"not started: {exc}"
         return
     try:
-        run_script(on.session.transport, row, outcome, single_transaction(row, options), on.script, on.credentials,
-                   "", on_line, row.script_timeout or options.script_timeout, on.client)
+        run_script(on, row, outcome, single_transaction(row, options, on.engine), "", on_line,
+                   row.script_timeout or options.script_timeout)
     finally:
         outcome.seconds = time.monotonic() - started
     if deployment.cancelled and outcome.status is Status.FAILED:
         interrupted(outcome)
 
 
-def run_script(transport: Transport, row: ManifestRow, outcome: Outcome, single_transaction: bool, script: str,
-               credentials: str, before: str, on_line: LineSink | None = None,
-               timeout: float | None = None, client: Client | None = None,
+def run_script(on: Ready, row: ManifestRow, outcome: Outcome, single_transaction: bool, before: str,
+               on_line: LineSink | None = None, timeout: float | None = None,
                signals: tuple[Signal, ...] = CANCEL_FIRST) -> bool | None:
     """Run the client on the runner and judge it; returns whether the `running` row went in with it (always
     True when it was written beforehand, None when the runner went away and nobody can tell)."""
-    engine = engines.get(row.db.engine)
+    engine, transport = on.engine, on.transport
     log = OutputLog(engine)
-    command = engine.adapt(engine.command(row.db, script, credentials, single_transaction=single_transaction,
-                                          before=before), client or Client(platform=transport.shell.platform))
+    command = engine.adapt(engine.command(row.db, on.script, on.credentials, single_transaction=single_transaction,
+                                          before=before), on.client)
     marker_seen = False
 
     def feed(stream: str, line: str) -> None:
