@@ -165,8 +165,13 @@ def _escaped(ch: str) -> str:
     # UTF-8 stream can carry them). Noncharacters such as U+FFFF are valid UTF-8 and kept: the run document
     # keeps text as the client wrote it, and each format escapes what it cannot hold (reporting.characters).
     if (unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t") or ch in BIDI:
-        return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+        return escape(ch)
     return ch
+
+
+def escape(ch: str) -> str:
+    """One character as the tool shows what it will not write as it is: `\\xNN`, or `\\uNNNN` beyond Latin-1."""
+    return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
 
 
 def shown(text: str) -> str:

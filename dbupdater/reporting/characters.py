@@ -17,7 +17,7 @@ import json
 import re
 from typing import Any
 
-from ..model.secret import shown
+from ..model.secret import escape, shown
 
 # The noncharacters of the first plane (those beyond it are allowed in XML, and a class holding them makes
 # every search several times slower).
@@ -27,13 +27,13 @@ XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff
 # What json.dumps(ensure_ascii=False) leaves as it is and a file or a page must not hold: C0 controls are
 # escaped by json.dumps already; C1 controls, surrogates and noncharacters are not (all beyond ASCII).
 JSON_UNSAFE = re.compile(f"[\x80-\x9f\ud800-\udfff{_NONCHARACTERS}]")
-# What a person's terminal or a log gets as an escape, beyond the control characters `shown` escapes.
-TEXT_UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff{_NONCHARACTERS}]")
+# What a person's terminal, a log or an XML file gets as an escape beyond what `shown` escapes already (control
+# characters, bidi overrides, lone surrogates).
+TEXT_UNSAFE = re.compile(f"[{_NONCHARACTERS}]")
 
 
 def _text_escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return escape(match.group())
 
 
 def _json_escape(match: re.Match[str]) -> str:
@@ -46,8 +46,8 @@ def xml_text(text: str) -> str:
 
 
 def visible(text: str) -> str:
-    """What may reach a terminal, a log or an XML file: `shown` (secrets masked, control characters and bidi
-    overrides escaped), and surrogates and noncharacters escaped as well."""
+    """What may reach a terminal, a log or an XML file: `shown` (secrets masked, control characters, bidi
+    overrides and surrogates escaped), and noncharacters escaped as well."""
     text = shown(text)
     return text if text.isprintable() else TEXT_UNSAFE.sub(_text_escape, text)
 
