@@ -18,7 +18,7 @@ from typing import Any
 
 from . import defaults
 from .execution.hooks import StopRun
-from .model.errors import UsageError
+from .model.errors import DbUpdaterError, UnreachableError, UsageError
 from .model.identity import RunIdentity
 from .model.outcome import RunResult, Status
 from .model.specs import DatabaseSpec, Manifest, ManifestRow, first_row_per_database
@@ -29,6 +29,10 @@ CREATED, RUNNING, UPDATING, UPDATED, FAILED = "created", "running", "updating", 
 STATUSES = (CREATED, RUNNING, UPDATING, UPDATED, FAILED)
 SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class StateNotRecorded(UnreachableError):
+    """The run ended, but its end could not be written to the environment's state in Vault (exit 3)."""
 
 
 def now() -> str:
@@ -132,8 +136,13 @@ class EnvironmentState:
     def before_script(self, row: ManifestRow) -> None:
         pass
 
-    def finished(self, result: RunResult) -> None:
-        self.environment.run_finished(self.manifest, result, self.identity)
+    def finished(self, result: RunResult) -> str | None:
+        try:
+            self.environment.run_finished(self.manifest, result, self.identity)
+        except DbUpdaterError as exc:
+            raise StateNotRecorded(f"the environment state in Vault could not be recorded ({exc}); it still says "
+                                   "'updating'. The history tables in the databases are complete.") from exc
+        return f"environment {self.environment.name}: state recorded in Vault"
 
 
 class VaultHealth:
@@ -155,8 +164,8 @@ class VaultHealth:
             self._check()
             self._checked_at = time.monotonic()
 
-    def finished(self, result: RunResult) -> None:
-        pass
+    def finished(self, result: RunResult) -> str | None:
+        return None
 
     def _check(self) -> None:
         for attempt in range(3):  # a blip of a second or two is not worth stopping a deployment for

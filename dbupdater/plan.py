@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -35,29 +36,51 @@ class PlannedRow:
     state: RowState
     detail: str = ""
     entry: Entry | None = None
+    step: str = "script"  # the kind of step that will do the row
+    action: str = ""  # what that kind says it will do on the target, in a few words
 
 
-def plan_rows(rows: list[ManifestRow], histories: dict[DbKey, dict[str, Entry]]) -> list[PlannedRow]:
+Indexed = Iterable[tuple[int, ManifestRow]]  # rows with their 1-based place in the manifest
+Histories = Mapping[DbKey, Mapping[str, Entry]]
+
+
+class Digests:
+    """Each script file's checksum, read once however many rows name it."""
+
+    def __init__(self) -> None:
+        self._known: dict[Path, str] = {}
+
+    def __call__(self, path: Path) -> str:
+        return self._known.get(path) or self._known.setdefault(path, checksum(path))
+
+
+def plan_rows(rows: list[ManifestRow], histories: Histories) -> list[PlannedRow]:
+    return plan_history(enumerate(rows, start=1), histories)
+
+
+def plan_history(rows: Indexed, histories: Histories, step: str = "script",
+                 digests: Digests | None = None) -> list[PlannedRow]:
+    """Each row against its target's history: pending, applied, drifted or in doubt; a script listed twice
+    for one target runs at its first place only."""
     planned: list[PlannedRow] = []
     seen: dict[tuple[DbKey, str], int] = {}
-    digests: dict[Path, str] = {}
-    for index, row in enumerate(rows, start=1):
-        digest = digests.get(row.script) or digests.setdefault(row.script, checksum(row.script))
+    digest_of = digests or Digests()
+    for index, row in rows:
+        digest = digest_of(row.script)
         entry = histories.get(row.db.key, {}).get(row.script_id)
         state, detail = _state(row, digest, entry)
         first = seen.setdefault((row.db.key, row.script_id), index)
         if first != index and state.runs:
             state, detail = RowState.APPLIED, f"runs earlier in this manifest (row {first})"
-        planned.append(PlannedRow(index, row, digest, state, detail, entry))
+        planned.append(PlannedRow(index, row, digest, state, detail, entry, step))
     return planned
 
 
-def every_row(rows: list[ManifestRow]) -> list[PlannedRow]:
-    """`exec`'s plan: every row runs, as listed (no history says otherwise)."""
-    digests: dict[Path, str] = {}
-    return [PlannedRow(index, row, digests.get(row.script) or digests.setdefault(row.script, checksum(row.script)),
-                       RowState.PENDING, "exec: no history")
-            for index, row in enumerate(rows, start=1)]
+def every_row(rows: Indexed, step: str = "exec", digests: Digests | None = None) -> list[PlannedRow]:
+    """A plan without history (`exec`): every row runs, as listed."""
+    digest_of = digests or Digests()
+    return [PlannedRow(index, row, digest_of(row.script), RowState.PENDING, "exec: no history", step=step)
+            for index, row in rows]
 
 
 def _state(row: ManifestRow, digest: str, entry: Entry | None) -> tuple[RowState, str]:

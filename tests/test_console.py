@@ -18,15 +18,7 @@ from pathlib import Path
 import pytest
 
 from dbupdater.cli.common import guarded, reporter_for
-from dbupdater.ledger import Entry
-from dbupdater.manifest import parse
-from dbupdater.model.errors import UnreachableError
-from dbupdater.model.outcome import InterruptStep, Outcome, RunResult, Status
-from dbupdater.model.secret import Secret
-from dbupdater.plan import PlannedRow, RowState
-from dbupdater.reporting.console import ConsoleReporter, Verbosity
-from dbupdater.reporting.estimates import Estimates
-from dbupdater.reporting.events import (
+from dbupdater.events import (
     Interrupted,
     Level,
     Notice,
@@ -37,6 +29,14 @@ from dbupdater.reporting.events import (
     StepFinished,
     StepStarted,
 )
+from dbupdater.ledger import Entry
+from dbupdater.manifest import parse
+from dbupdater.model.errors import UnreachableError
+from dbupdater.model.outcome import InterruptStep, Outcome, RunResult, Status
+from dbupdater.model.secret import Secret
+from dbupdater.plan import PlannedRow, RowState
+from dbupdater.reporting.console import ConsoleReporter, Verbosity
+from dbupdater.reporting.estimates import Estimates
 
 from .conftest import Target, Workspace
 
@@ -119,11 +119,11 @@ def events_of_a_run(tmp_path: Path) -> tuple[list[object], list[Outcome]]:
     manifest = manifest_of(tmp_path, [("r1", "shop", "001_init.sql"), ("r1", "shop", "002_index.sql"),
                                       ("r2", "crm", "001_init.sql")])
     planned = planned_of(manifest, {("shop", "001_init.sql"): entry("001_init.sql", 3)})
-    outcomes = [Outcome(p.index, p.row) for p in planned]
-    outcomes[0].status, outcomes[0].reason = Status.SKIPPED, "already applied: success at ..."
-    outcomes[1].status, outcomes[1].seconds, outcomes[1].exit_code = Status.APPLIED, 2.034, 0
-    outcomes[2].status, outcomes[2].seconds, outcomes[2].exit_code = Status.FAILED, 0.5, 1
-    outcomes[2].reason, outcomes[2].errors = "mysql exited with 1", ["ERROR 1064 (42000) at line 1: syntax"]
+    first, second, third = planned
+    outcomes = [Outcome(first.index, first.row, Status.SKIPPED, "already applied: success at ..."),
+                Outcome(second.index, second.row, Status.APPLIED, seconds=2.034, exit_code=0),
+                Outcome(third.index, third.row, Status.FAILED, "mysql exited with 1", exit_code=1, seconds=0.5,
+                        errors=("ERROR 1064 (42000) at line 1: syntax",))]
     events: list[object] = [RunStarted(manifest, report_dir=Path("/var/runs/2025-01-01-abc")),
                             RunPlanned(planned, 8, 4, {"runner r1": "1 database"}),
                             StepFinished(outcomes[0], 3), StepStarted(outcomes[1], 3),

@@ -134,10 +134,9 @@ def test_summary_of_a_large_run_lists_only_the_problems(tmp_path: Path) -> None:
               "database_userid", "database_password", "port", "database", "sql_script_to_run"]
     rows = [(n + 2, ["runner.invalid", "u", "", "MySQL", "db.invalid", "u", "", "3306", f"app{n}", "a.sql"])
             for n in range(60)]
-    outcomes = [Outcome(n + 1, row) for n, row in enumerate(parse("m.csv", tmp_path, header, rows).rows)]
-    for outcome in outcomes:
-        outcome.status = Status.APPLIED
-    outcomes[41].status, outcomes[41].reason = Status.FAILED, "mysql exited with 1"
+    manifest = parse("m.csv", tmp_path, header, rows)
+    outcomes = [Outcome(n + 1, row, Status.APPLIED) for n, row in enumerate(manifest.rows)]
+    outcomes[41] = outcomes[41].but(status=Status.FAILED, reason="mysql exited with 1")
     out = io.StringIO()
     ConsoleReporter(out, color=False).run_finished(RunResult(outcomes, 1.0))
     text = out.getvalue()

@@ -24,8 +24,8 @@ from ..model.errors import UnresolvedReference, UsageError
 from ..model.secret import Secret
 
 if TYPE_CHECKING:
+    from ..events import Reporter
     from ..manifest import References
-    from ..reporting.events import Reporter
     from ..reporting.notify import Notifier
 
 KINDS = ("slack", "webhook")
@@ -115,7 +115,7 @@ def notifier_for(args: argparse.Namespace) -> Notifier:
 
 def with_notifications(args: argparse.Namespace, reporter: Reporter) -> tuple[Reporter, Notifier]:
     """The run's reporter with the notifier listening too; its warnings go to the reporter as notices."""
-    from ..reporting.events import Level, Notice, Reporters
+    from ..events import Level, Notice, Reporters
 
     notifier = notifier_for(args)
     composite = Reporters([reporter, notifier])

@@ -1,87 +1,21 @@
 """`report`: rebuild report.html and junit.xml from run.json files, and merge the runs of a CI matrix (every
-shard's run.json) into one document, one JUnit file and one summary, so a fleet of jobs gives one picture.
-
-Also what the running commands share to write their reports: the run folder (`--report-dir`, `--no-report`)
-and `--output json`, wired as listeners of the run's events beside the console.
-"""
+shard's run.json) into one document, one JUnit file and one summary, so a fleet of jobs gives one picture."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..model.errors import ExitCode, UsageError
-from ..model.secret import shown
-from ..reporting.characters import json_text, visible
-from .common import Command, reporter_for
+from ..reporting.characters import visible
+from .common import Command
+from .runs import print_document
 
 if TYPE_CHECKING:
     from ..model.specs import Manifest
-    from ..reporting.document import Document, RunDocument
-    from ..reporting.events import Reporter
-
-
-def add_report_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("reports")
-    group.add_argument("--report-dir", type=Path, metavar="DIR",
-                       help="write the run folder (run.json, junit.xml, report.html) into DIR (created if needed; "
-                            "files replaced) instead of runs/<UTC time>-<run id>/ beside the manifest")
-    group.add_argument("--no-report", action="store_true", help="write no run folder")
-    group.add_argument("--output", choices=("table", "json"), default="table",
-                       help="json: the run document (run.json) on stdout, the human output on stderr")
-
-
-@dataclass
-class RunReports:
-    """The run's listeners: the console and the run document, whose sinks write the folder and stdout JSON."""
-
-    reporter: Reporter
-    document: RunDocument
-    folder: Path | None
-    argv: tuple[str, ...]
-
-
-def command_line(args: argparse.Namespace) -> tuple[str, ...]:
-    given = getattr(args, "argv", None)
-    return tuple(shown(part) for part in (sys.argv[1:] if given is None else given))
-
-
-def run_reports(args: argparse.Namespace, manifest: Manifest, run_id: str,
-                console: Reporter | None = None) -> RunReports:
-    from ..reporting.document import RunDocument
-    from ..reporting.events import Level, Notice, Reporters
-    from ..reporting.runfolder import RunFolder, default_folder
-
-    sinks: list[Callable[[Document], None]] = []
-    keepers: list[Callable[[Document], None]] = []  # given the document again when a notice comes after the end
-    folder: Path | None = None
-    if not getattr(args, "no_report", False):
-        folder = getattr(args, "report_dir", None) or default_folder(manifest.base_dir, run_id)
-        folder = folder.absolute()
-
-        def warn(text: str) -> None:
-            composite.handle(Notice(text, Level.WARNING))
-
-        run_folder = RunFolder(folder, warn)
-        sinks.append(run_folder)
-        keepers.append(run_folder.rewrite)
-    if getattr(args, "output", "table") == "json":
-        sinks.append(print_document)
-    document = RunDocument(sinks, keepers=keepers)
-    composite = Reporters([console or reporter_for(args), document])
-    return RunReports(composite, document, folder, command_line(args))
-
-
-def print_document(document: Document) -> None:
-    sys.stdout.write(json_text(document, indent=2) + "\n")
-    sys.stdout.flush()
-
-
-# --- the `report` command ---------------------------------------------------------------------------------------
+    from ..reporting.document import Document
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

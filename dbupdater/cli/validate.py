@@ -14,11 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(manifest: Manifest, args: argparse.Namespace) -> int:
-    from ..reporting.events import Level, Notice, RunStarted
+    from ..events import Level, Notice
 
-    reporter = reporter_for(args)
-    reporter.handle(RunStarted(manifest))
-    reporter.handle(Notice("manifest is valid", Level.SUCCESS))
+    console = reporter_for(args)  # no run: only what the manifest says, and that it is valid
+    console.run_started(manifest)
+    console.notice(Notice("manifest is valid", Level.SUCCESS))
     return int(ExitCode.OK)
 
 

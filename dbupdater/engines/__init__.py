@@ -5,7 +5,7 @@ The core reaches them only through `registry`; a new engine is one new package t
 
 from __future__ import annotations
 
-from .base import Delivery, Engine, EngineOption, OutputLog, Severity, Verdict
+from .base import Delivery, Engine, EngineOption, OutputLog, Severity
 from .registry import Planned, engines, get
 
-__all__ = ["Delivery", "Engine", "EngineOption", "OutputLog", "Planned", "Severity", "Verdict", "engines", "get"]
+__all__ = ["Delivery", "Engine", "EngineOption", "OutputLog", "Planned", "Severity", "engines", "get"]

@@ -26,6 +26,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from ..model.command import Client, Command, Ending, Result
+from ..model.outcome import Status
 
 if TYPE_CHECKING:
     from ..model.specs import DatabaseSpec
@@ -36,12 +37,6 @@ class Severity(Enum):
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"
-
-
-class Verdict(Enum):
-    APPLIED = "applied"
-    FAILED = "failed"
-    UNREACHABLE = "unreachable"
 
 
 class Delivery(Enum):
@@ -185,27 +180,27 @@ class Engine(ABC):
         """
         raise NotImplementedError(f"{self.display}: no Python driver probe")
 
-    def verdict(self, result: Result, log: OutputLog) -> tuple[Verdict, str]:
+    def verdict(self, result: Result, log: OutputLog) -> tuple[Status, str]:
         """The ending the transport saw first, then the client's own exit code and output."""
         if result.ending is Ending.CLIENT_MISSING:
-            return Verdict.UNREACHABLE, f"the {self.client} client is not installed or not on PATH on the runner"
+            return Status.UNREACHABLE, f"the {self.client} client is not installed or not on PATH on the runner"
         if result.ending is Ending.LOST:
-            return Verdict.UNREACHABLE, ("the runner connection ended before the client reported an exit status; "
+            return Status.UNREACHABLE, ("the runner connection ended before the client reported an exit status; "
                                         "the script may be partially applied")
         return self.judge(result, log)
 
     @abstractmethod
-    def judge(self, result: Result, log: OutputLog) -> tuple[Verdict, str]:
+    def judge(self, result: Result, log: OutputLog) -> tuple[Status, str]:
         """The verdict on a client that ran (it exited, or a signal ended it): exit code, then output.
         Engines judge their own codes and messages first, then end with `judge_exit`."""
 
-    def judge_exit(self, result: Result, log: OutputLog) -> tuple[Verdict, str]:
+    def judge_exit(self, result: Result, log: OutputLog) -> tuple[Status, str]:
         """The rule every engine ends with: non-zero fails, and so does exit 0 with an unexpected stderr line."""
         if result.exit_code() != 0:
-            return Verdict.FAILED, f"{self.client} exited with {result.exit_code()}"
+            return Status.FAILED, f"{self.client} exited with {result.exit_code()}"
         if log.errors:
-            return Verdict.FAILED, f"{self.client} exited 0 but wrote unexpected lines on stderr"
-        return Verdict.APPLIED, "applied"
+            return Status.FAILED, f"{self.client} exited 0 but wrote unexpected lines on stderr"
+        return Status.APPLIED, "applied"
 
 
 def matches_any(patterns: list[re.Pattern[str]], line: str) -> bool:

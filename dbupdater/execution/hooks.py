@@ -29,8 +29,9 @@ class RunHook(Protocol):
     def before_script(self, row: ManifestRow) -> None:
         """The row's script is next. Called from worker threads, possibly at once."""
 
-    def finished(self, result: RunResult) -> None:
-        """The run ended (after `executing`); raising DbUpdaterError says the hook could not do its part."""
+    def finished(self, result: RunResult) -> str | None:
+        """The run ended (after `executing`): a note on what the hook did, if it says one; raising
+        DbUpdaterError says the hook could not do its part, in words a person can act on."""
 
 
 class Hooks:
@@ -39,6 +40,8 @@ class Hooks:
     def __init__(self, hooks: Iterable[RunHook] = ()) -> None:
         self.hooks = list(hooks)
         self.executed = False
+        self._notes: list[str] = []
+        self._failed_any = False
 
     def executing(self, planned: list[PlannedRow]) -> None:
         self.executed = True
@@ -53,10 +56,18 @@ class Hooks:
         """Every hook's failure to finish, in order (none: an empty list). Only after `executing`."""
         if not self.executed:
             return []
-        failures = []
+        failures: list[DbUpdaterError] = []
         for hook in self.hooks:
             try:
-                hook.finished(result)
+                note = hook.finished(result)
             except DbUpdaterError as exc:
                 failures.append(exc)
+            else:
+                if note:
+                    self._notes.append(note)
+        self._failed_any = bool(failures)
         return failures
+
+    def notes(self) -> list[str]:
+        """What the hooks that finished well said they did (only when none failed: a failure says it all)."""
+        return [] if self._failed_any else list(self._notes)

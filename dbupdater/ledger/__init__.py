@@ -23,8 +23,9 @@ from .records import (
     Refused,
     ScriptSession,
     SharedLedger,
+    recorded,
 )
 
 __all__ = ["FAILED", "IN_DOUBT", "NOT_APPLIED", "RERUN", "ROLLED_BACK", "RUNNING", "SUCCESS", "Entry", "Holder",
            "Ledger", "LedgerError", "Refusal", "Refused", "ScriptSession", "SharedLedger",
-           "SqlChannel"]
+           "SqlChannel", "recorded"]

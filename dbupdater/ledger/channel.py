@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..engines import Engine, OutputLog, Verdict
+from ..engines import Engine, OutputLog
 from ..model.command import Client
+from ..model.outcome import Status
 from .records import LedgerError
 
 if TYPE_CHECKING:
@@ -48,9 +49,9 @@ class SqlChannel:
         command = self.engine.adapt(self.engine.ledger_command(self.db, self.credentials_path), self.client)
         result = self.transport.run(command.with_stdin((self.dialect.preamble + sql).encode("utf-8")), collect)
         verdict, reason = self.engine.verdict(result, log)
-        if verdict is Verdict.UNREACHABLE:
+        if verdict is Status.UNREACHABLE:
             raise LedgerError(f"{self.db.label}: {reason}: {' | '.join(log.errors[:3])}")
-        if verdict is Verdict.FAILED and not (
+        if verdict is Status.FAILED and not (
                 missing_ok and any(self.dialect.missing_table.search(line) for line in log.errors)):
             raise LedgerError(f"{self.db.label}: the history table could not be used: "
                               f"{' | '.join(log.errors[:3]) or reason}")

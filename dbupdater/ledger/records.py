@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..model.errors import DbUpdaterError, ExitCode, UnreachableError
+from ..model.outcome import Status
 
 HISTORY_TABLE = "dbupdater_history"
 LOCK_TABLE = "dbupdater_lock"
@@ -17,6 +18,16 @@ LEGACY_RERUN = "reverted"  # what ledger version 1 wrote for RERUN; read as RERU
 ROLLED_BACK = "rolled_back"  # failed inside one transaction: nothing of it remains
 IN_DOUBT = {RUNNING, FAILED}
 NOT_APPLIED = {RERUN, LEGACY_RERUN, ROLLED_BACK}
+
+
+def recorded(status: Status, *, rolled_back: bool = False) -> str:
+    """The history's word for how a script ended: the run's one vocabulary (`Status`) meets the words the
+    history tables have always held here, and only here (existing tables stay readable, never rewritten).
+    Anything but applied is a failure, in doubt until a person resolves it; one that ran inside a single
+    transaction left nothing behind."""
+    if status is Status.APPLIED:
+        return SUCCESS
+    return ROLLED_BACK if rolled_back else FAILED
 
 
 class LedgerError(UnreachableError):

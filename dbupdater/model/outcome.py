@@ -1,15 +1,24 @@
-"""What happened to each row, as plain data: reports, the environment state and exit codes read only this."""
+"""What happened to each row, as plain values: reports, the environment state and exit codes read only this.
+
+`Status` is the one vocabulary from an engine's verdict on its client's output to the run's result; the
+ledger translates it into the words its history tables have always held, at its own boundary only.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from .errors import ExitCode
 from .specs import ManifestRow
 
 
 class Status(Enum):
+    """What became of a step. An engine's verdict is one of APPLIED, FAILED and UNREACHABLE; the run adds the
+    others (a row skipped as applied, refused by the ledger, interrupted, or never reached)."""
+
     APPLIED = "applied"
     SKIPPED = "skipped"
     FAILED = "failed"
@@ -27,18 +36,25 @@ class InterruptStep(Enum):
     LEAVE = "leave"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
+    """One row's outcome, as a value: a step returns one, and an event carries the one that was true when it
+    was sent (a later change is a new value, never an edit that a listener could see half-made)."""
+
     index: int
     row: ManifestRow
     status: Status = Status.NOT_RUN
     reason: str = ""
     exit_code: int | None = None
     seconds: float = 0.0
-    warnings: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    stdout_tail: list[str] = field(default_factory=list)
-    timed_out: bool = False  # its script timeout stopped the client
+    warnings: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    stdout_tail: tuple[str, ...] = ()
+    timed_out: bool = False  # its time limit stopped it
+    step: str = "script"  # the kind of step that produced it
+
+    def but(self, **changes: Any) -> Outcome:
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass

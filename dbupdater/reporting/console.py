@@ -20,13 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..model.outcome import InterruptStep, Outcome, RunResult
-from ..model.secret import shown
-from ..model.specs import DatabaseSpec, Manifest, targets
-from ..plan import PlannedRow, RowState
-from . import lines
-from .estimates import Estimates, duration
-from .events import (
+from ..events import (
     Event,
     Interrupted,
     Level,
@@ -40,6 +34,12 @@ from .events import (
     StepStarted,
     WaitingForLock,
 )
+from ..model.outcome import InterruptStep, Outcome, RunResult
+from ..model.secret import shown
+from ..model.specs import DatabaseSpec, Manifest, targets
+from ..plan import PlannedRow, RowState
+from . import lines
+from .estimates import Estimates, duration
 from .live import LiveView
 from .summary import print_summary
 
@@ -121,9 +121,15 @@ class ConsoleReporter:
             self.report_dir = event.report_dir
             self.run_started(event.manifest)
         elif isinstance(event, RunPlanned):
-            self.run_planned(event)
+            if event.preview:
+                self.plan_table(event.planned)
+            else:
+                self.run_planned(event)
         elif isinstance(event, RunFinished):
-            self.run_finished(event.result, event.exit_code)
+            if event.executed:
+                self.run_finished(event.result, event.exit_code)
+            else:
+                self.close()
         elif isinstance(event, WaitingForLock):
             self.waiting_for_lock(event.db, event.holder)
         elif isinstance(event, Interrupted):

@@ -20,15 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..model.outcome import Outcome, RunResult, Status
-from ..model.secret import shown
-from ..plan import PlannedRow
-from .events import (
+from ..events import (
     Event,
     Interrupted,
     Notice,
     OutputLine,
     PlanMade,
+    RunAborted,
     RunFinished,
     RunPlanned,
     RunStarted,
@@ -36,6 +34,9 @@ from .events import (
     StepStarted,
     WaitingForLock,
 )
+from ..model.outcome import Outcome, RunResult, Status
+from ..model.secret import shown
+from ..plan import PlannedRow
 
 FORMAT = "dbupdater-run"
 VERSION = 1
@@ -121,7 +122,7 @@ def plan_entry(p: PlannedRow) -> dict[str, Any]:
         "index": p.index, "line": row.line, "script": clean(row.script_label), "script_id": clean(row.script_id),
         "checksum": p.checksum, "target": clean(row.db.target_label), "database": clean(row.db.label),
         "runner": clean(row.runner.label), "state": p.state.value, "runs": p.state.runs, "blocks": p.state.blocks,
-        "detail": clean(p.detail),
+        "detail": clean(p.detail), "step": p.step, "action": clean(p.action),
         "history": None if entry is None else {
             "status": entry.status, "checksum": entry.checksum, "started_at": entry.started_at,
             "finished_at": entry.finished_at, "run_id": entry.run_id, "runner_host": clean(entry.runner_host or ""),
@@ -137,7 +138,7 @@ class _Step:
 
 
 class RunDocument:
-    """A listener that builds the run document; at RunFinished (or `abort`) it hands the document to its sinks
+    """A listener that builds the run document; at RunFinished (or RunAborted) it hands the document to its sinks
     (the run folder, `--output json`). Sinks run once, in order; one that raises does not stop the others.
 
     A notice that comes after the end still belongs to the run: notifications are posted after the document
@@ -197,6 +198,8 @@ class RunDocument:
                                    "at": utc(now)})
         if isinstance(event, RunFinished):
             self.finish(event.result, exit_code=event.exit_code)
+        elif isinstance(event, RunAborted):
+            self.abort(event.exit_code, event.error)
         if late:
             self._amend()
 
@@ -235,7 +238,7 @@ class RunDocument:
                 excerpt.add("stdout", line)
         row = outcome.row
         return {
-            "index": outcome.index, "line": row.line, "script": clean(row.script_label),
+            "index": outcome.index, "step": outcome.step, "line": row.line, "script": clean(row.script_label),
             "script_id": clean(row.script_id), "target": clean(row.db.target_label), "engine": row.db.engine,
             "database": clean(row.db.label), "runner": clean(row.runner.label), "status": outcome.status.value,
             "reason": clean(outcome.reason), "exit_code": outcome.exit_code, "seconds": round(outcome.seconds, 3),

@@ -28,9 +28,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .. import __version__
+from ..events import Event, RunAborted, RunFinished, RunStarted
 from ..model.outcome import RunResult, Status
 from ..model.secret import Secret, shown
-from .events import Event, RunFinished, RunStarted
 
 TIMEOUT = 10.0  # seconds per notification, connecting included
 MAX_FAILURES = 50  # failed rows listed in a webhook body (the rest are counted)
@@ -123,6 +123,8 @@ class Notifier:
                              "manifest": event.manifest.source}
         elif isinstance(event, RunFinished):
             self.finish(event.result, exit_code=event.exit_code)
+        elif isinstance(event, RunAborted):
+            self.abort(event.exit_code, event.error)
 
     def finish(self, result: RunResult, *, exit_code: int | None = None, error: str | None = None) -> None:
         """Post once: the first end of the run wins (RunFinished, a refusal, or an abort)."""

@@ -54,18 +54,22 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, TypeVar
 
 from dbupdater.engines import registry as engine_registry
-from dbupdater.engines.base import STARTED_MARKER, Delivery, Engine, OutputLog, Severity, Verdict
+from dbupdater.engines.base import STARTED_MARKER, Delivery, Engine, OutputLog, Severity
 from dbupdater.engines.dialect import Dialect
+from dbupdater.events import Event
+from dbupdater.execution.hooks import RunHook
+from dbupdater.execution.options import RunOptions
 from dbupdater.model.command import Command, RemoteFile, Result, Signal
+from dbupdater.model.outcome import RunResult, Status
 from dbupdater.model.specs import DatabaseSpec, Manifest, RunnerSpec
-from dbupdater.reporting.events import Event
+from dbupdater.plan import PlannedRow
 from dbupdater.transports import registry as transport_registry
 from dbupdater.transports.base import LineSplitter, OutputHandler, Transport, TransportError
 from dbupdater.transports.registry import TransportKind
@@ -220,9 +224,9 @@ class StubEngine(Engine):
             return Severity.WARNING
         return Severity.ERROR
 
-    def judge(self, result: Result, log: OutputLog) -> tuple[Verdict, str]:
+    def judge(self, result: Result, log: OutputLog) -> tuple[Status, str]:
         if result.exit_code() == 2:
-            return Verdict.UNREACHABLE, "cannot connect to or log in to the database"
+            return Status.UNREACHABLE, "cannot connect to or log in to the database"
         return self.judge_exit(result, log)
 
 
@@ -806,3 +810,14 @@ class RecordingReporter:
     def of(self, kind: type[T]) -> list[T]:
         with self._lock:
             return [event for event in self.events if isinstance(event, kind)]
+
+
+def walk(manifest: Manifest, options: RunOptions, reporter: Any, hooks: Iterable[RunHook] = (),
+         command: str = "apply") -> tuple[list[PlannedRow], RunResult]:
+    """One run's plan and result through the Run, with the apply kind of step (no after-hooks, no RunFinished)."""
+    from dbupdater.execution.kinds import every_row
+    from dbupdater.execution.run import Invocation, Run
+    from dbupdater.steps import ExecStep, ScriptStep
+
+    kind = ExecStep() if command == "exec" else ScriptStep()
+    return Run(manifest, Invocation(command), options, reporter, every_row(kind), hooks).walk()

@@ -10,20 +10,19 @@ from __future__ import annotations
 import pytest
 
 from dbupdater import defaults
-from dbupdater.execution.executor import apply
+from dbupdater.events import RunPlanned
 from dbupdater.execution.options import RunOptions
 from dbupdater.execution.scheduler import caps, runner_cap
 from dbupdater.model.errors import ExitCode
-from dbupdater.reporting.events import RunPlanned
 
-from .fakes import Harness, RecordingReporter, Repo
+from .fakes import Harness, RecordingReporter, Repo, walk
 
 R1 = "deploy@runner1"
 
 
 def planned_caps(repo: Repo, **options: object) -> tuple[ExitCode, RunPlanned]:
     reporter = RecordingReporter()
-    _, result = apply(repo.load(), RunOptions(**options), reporter)  # type: ignore[arg-type]
+    _, result = walk(repo.load(), RunOptions(**options), reporter)  # type: ignore[arg-type]
     (planned,) = reporter.of(RunPlanned)
     return result.exit_code, planned
 

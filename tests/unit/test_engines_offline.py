@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from dbupdater.engines import Engine, OutputLog, Verdict, registry
+from dbupdater.engines import Engine, OutputLog, registry
 from dbupdater.engines.base import STARTED_MARKER
 from dbupdater.model.command import Command, Ending, RemoteFile, Result
+from dbupdater.model.outcome import Status
 from dbupdater.model.secret import Secret
 from dbupdater.model.specs import DatabaseSpec
 from dbupdater.transports.shells import PosixShell
@@ -250,7 +251,7 @@ def test_private_dir_and_remove_commands_hold_no_manifest_value() -> None:
 
 
 def judge(engine: Engine, result: Result | int, stderr: tuple[str, ...] = (), stdout: tuple[str, ...] = (),
-          ) -> tuple[Verdict, str, OutputLog]:
+          ) -> tuple[Status, str, OutputLog]:
     log = OutputLog(engine)
     for line in stdout:
         log.feed("stdout", line)
@@ -261,27 +262,27 @@ def judge(engine: Engine, result: Result | int, stderr: tuple[str, ...] = (), st
 
 
 MYSQL_CASES = [
-    (1, ("ERROR 1064 (42000) at line 3: You have an error in your SQL syntax; check the manual",), Verdict.FAILED),
-    (1, ("ERROR 1146 (42S02) at line 1: Table 'shop.nope' doesn't exist",), Verdict.FAILED),
-    (1, ("ERROR 1045 (28000): Access denied for user 'app'@'10.0.0.5' (using password: YES)",), Verdict.UNREACHABLE),
-    (1, ("ERROR 1049 (42000): Unknown database 'shop'",), Verdict.UNREACHABLE),
-    (1, ("ERROR 2002 (HY000): Can't connect to server on 'db.example' (115)",), Verdict.UNREACHABLE),
-    (1, ("ERROR 2013 (HY000) at line 7: Lost connection to server during query",), Verdict.UNREACHABLE),
-    (1, ("ERROR 2006 (HY000) at line 2: Server has gone away",), Verdict.UNREACHABLE),
-    (0, ("sh: 1: echo from a shell escape",), Verdict.FAILED),
-    (0, ("mysql: [Warning] Using a password on the command line interface can be insecure.",), Verdict.APPLIED),
+    (1, ("ERROR 1064 (42000) at line 3: You have an error in your SQL syntax; check the manual",), Status.FAILED),
+    (1, ("ERROR 1146 (42S02) at line 1: Table 'shop.nope' doesn't exist",), Status.FAILED),
+    (1, ("ERROR 1045 (28000): Access denied for user 'app'@'10.0.0.5' (using password: YES)",), Status.UNREACHABLE),
+    (1, ("ERROR 1049 (42000): Unknown database 'shop'",), Status.UNREACHABLE),
+    (1, ("ERROR 2002 (HY000): Can't connect to server on 'db.example' (115)",), Status.UNREACHABLE),
+    (1, ("ERROR 2013 (HY000) at line 7: Lost connection to server during query",), Status.UNREACHABLE),
+    (1, ("ERROR 2006 (HY000) at line 2: Server has gone away",), Status.UNREACHABLE),
+    (0, ("sh: 1: echo from a shell escape",), Status.FAILED),
+    (0, ("mysql: [Warning] Using a password on the command line interface can be insecure.",), Status.APPLIED),
     (0, ("mysql: Deprecated program name. It will be removed in a future release, use '/usr/bin/mariadb' instead",),
-     Verdict.APPLIED),
-    (0, (), Verdict.APPLIED),
-    (1, (), Verdict.FAILED),
-    (130, (), Verdict.FAILED),  # killed by SIGINT (a cancelled run)
-    (127, ("sh: 1: mysql: not found",), Verdict.UNREACHABLE),
-    (-1, (), Verdict.UNREACHABLE),
+     Status.APPLIED),
+    (0, (), Status.APPLIED),
+    (1, (), Status.FAILED),
+    (130, (), Status.FAILED),  # killed by SIGINT (a cancelled run)
+    (127, ("sh: 1: mysql: not found",), Status.UNREACHABLE),
+    (-1, (), Status.UNREACHABLE),
 ]
 
 
 @pytest.mark.parametrize(("status", "stderr", "verdict"), MYSQL_CASES)
-def test_mysql_verdicts(status: int, stderr: tuple[str, ...], verdict: Verdict) -> None:
+def test_mysql_verdicts(status: int, stderr: tuple[str, ...], verdict: Status) -> None:
     assert judge(mysql, status, stderr)[0] is verdict
 
 
@@ -289,7 +290,7 @@ def test_mysql_keeps_warnings_as_warnings_and_says_why() -> None:
     verdict, reason, log = judge(mysql, 0, ("mysql: [Warning] Using a password on the command line",),
                                  ("id", "Warning (Code 1366): Incorrect string value: '\\xF0\\x9F' for column 'a'",
                                   "Note (Code 1051): Unknown table 'shop.t'", "1"))
-    assert verdict is Verdict.APPLIED and reason == "applied" and not log.errors
+    assert verdict is Status.APPLIED and reason == "applied" and not log.errors
     assert len(log.warnings) == 3 and list(log.stdout_tail)[-1] == "1"
     assert judge(mysql, 0, ("oops",))[1] == "mysql exited 0 but wrote unexpected lines on stderr"
     assert judge(mysql, 127)[1] == "the mysql client is not installed or not on PATH on the runner"
@@ -312,25 +313,25 @@ def test_mysql_knows_whether_the_init_command_ran() -> None:
 
 PSQL_CASES = [
     (3, ("psql:/x.sql:2: ERROR:  relation \"t\" does not exist", "LINE 1: SELECT * FROM t;", "                      ^"),
-     Verdict.FAILED),
+     Status.FAILED),
     (2, ("psql: error: connection to server at \"db.example\" (10.0.0.5), port 5432 failed: FATAL:  password "
-         "authentication failed for user \"app\"",), Verdict.UNREACHABLE),
-    (1, ("psql: error: /x.sql: No such file or directory",), Verdict.FAILED),
-    (0, ("hello from a shell escape",), Verdict.FAILED),
-    (0, ("psql:/x.sql:1: NOTICE:  table \"x\" does not exist, skipping",), Verdict.APPLIED),
+         "authentication failed for user \"app\"",), Status.UNREACHABLE),
+    (1, ("psql: error: /x.sql: No such file or directory",), Status.FAILED),
+    (0, ("hello from a shell escape",), Status.FAILED),
+    (0, ("psql:/x.sql:1: NOTICE:  table \"x\" does not exist, skipping",), Status.APPLIED),
     (0, ("psql:/x.sql:4: WARNING:  heads up", "DETAIL:  more about it", "HINT:  and what to do", "  continued"),
-     Verdict.APPLIED),
-    (0, ("psql:/x.sql:4: WARNING:  heads up", "psql:/x.sql:5: ERROR:  then it broke"), Verdict.FAILED),
-    (0, ("", "INFO:  vacuuming", "LOG:  x", "DEBUG:  y"), Verdict.APPLIED),
-    (0, (), Verdict.APPLIED),
-    (126, (), Verdict.UNREACHABLE),
-    (-1, (), Verdict.UNREACHABLE),
-    (130, (), Verdict.FAILED),
+     Status.APPLIED),
+    (0, ("psql:/x.sql:4: WARNING:  heads up", "psql:/x.sql:5: ERROR:  then it broke"), Status.FAILED),
+    (0, ("", "INFO:  vacuuming", "LOG:  x", "DEBUG:  y"), Status.APPLIED),
+    (0, (), Status.APPLIED),
+    (126, (), Status.UNREACHABLE),
+    (-1, (), Status.UNREACHABLE),
+    (130, (), Status.FAILED),
 ]
 
 
 @pytest.mark.parametrize(("status", "stderr", "verdict"), PSQL_CASES)
-def test_psql_verdicts(status: int, stderr: tuple[str, ...], verdict: Verdict) -> None:
+def test_psql_verdicts(status: int, stderr: tuple[str, ...], verdict: Status) -> None:
     assert judge(psql, status, stderr)[0] is verdict
 
 

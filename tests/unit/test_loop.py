@@ -14,22 +14,21 @@ import threading
 import pytest
 
 from dbupdater import cli
-from dbupdater.execution.executor import apply
-from dbupdater.execution.hooks import Hooks, StopRun
+from dbupdater.events import Interrupted, WaitingForLock
+from dbupdater.execution.hooks import RunHook, StopRun
 from dbupdater.execution.options import RunOptions
 from dbupdater.ledger import Refused
 from dbupdater.model.errors import ExitCode, UnreachableError
 from dbupdater.model.outcome import InterruptStep, RunResult, Status
 from dbupdater.model.specs import ManifestRow
 from dbupdater.plan import PlannedRow
-from dbupdater.reporting.events import Interrupted, WaitingForLock
 
-from .fakes import HEADER, PASSWORD, Harness, RecordingReporter, Repo
+from .fakes import HEADER, PASSWORD, Harness, RecordingReporter, Repo, walk
 
 
-def run(repo: Repo, reporter: RecordingReporter | None = None, hooks: Hooks | None = None,
+def run(repo: Repo, reporter: RecordingReporter | None = None, hooks: list[RunHook] | None = None,
         **options: object) -> RunResult:
-    _, result = apply(repo.load(), RunOptions(**options), reporter or RecordingReporter(), hooks)  # type: ignore[arg-type]
+    _, result = walk(repo.load(), RunOptions(**options), reporter or RecordingReporter(), hooks or ())  # type: ignore[arg-type]
     return result
 
 
@@ -118,7 +117,7 @@ def test_a_failure_halts_the_run_and_the_running_scripts_finish(harness: Harness
                                 ("b", "b1.sql", Status.APPLIED), ("b", "b2.sql", Status.NOT_RUN),
                                 ("c", "c1.sql", Status.NOT_RUN)]
     assert result.exit_code is ExitCode.SCRIPT_FAILED
-    assert result.outcomes[0].errors == ["ERROR:  boom"]
+    assert result.outcomes[0].errors == ("ERROR:  boom",)
     assert harness.history("a") == [("a1.sql", "failed")]
     assert harness.history("b") == [("b1.sql", "success")]  # finished and recorded, though the run was stopping
     assert harness.history("c") == []
@@ -164,7 +163,7 @@ def test_what_the_client_says_decides_the_row(harness: Harness, repo: Repo, dire
     expected_second = Status.APPLIED if status is Status.APPLIED else Status.NOT_RUN
     assert result.outcomes[1].status is expected_second
     if status is Status.APPLIED:
-        assert result.outcomes[0].warnings == ["WARNING:  careful"] and result.outcomes[0].stdout_tail == ["fine"]
+        assert result.outcomes[0].warnings == ("WARNING:  careful",) and result.outcomes[0].stdout_tail == ("fine",)
 
 
 # --- the ledger decides what runs -------------------------------------------------------------------------------
@@ -340,7 +339,7 @@ def test_stop_run_from_a_hook_stops_before_the_next_script(harness: Harness, rep
     for name in ("1.sql", "2.sql", "3.sql"):
         repo.row("a", repo.script(name, "ok"))
     hook = StopAt("2.sql")
-    result = run(repo, hooks=Hooks([hook]), parallel=parallel)
+    result = run(repo, hooks=[hook], parallel=parallel)
     assert [o.status for o in result.outcomes] == [Status.APPLIED, Status.UNREACHABLE, Status.NOT_RUN]
     assert result.outcomes[1].reason == "stopped before this script: the vault token was revoked"
     assert result.exit_code is ExitCode.UNREACHABLE
@@ -352,7 +351,7 @@ def test_hooks_are_not_asked_when_nothing_would_run(harness: Harness, repo: Repo
     repo.row("a", repo.script("1.sql", "ok"))
     assert run(repo).exit_code is ExitCode.OK
     hook = StopAt("1.sql")
-    assert run(repo, hooks=Hooks([hook])).exit_code is ExitCode.OK
+    assert run(repo, hooks=[hook]).exit_code is ExitCode.OK
     assert hook.executing_called == [] and hook.asked == []
 
 
@@ -512,7 +511,7 @@ def test_second_ctrl_c_cancels_the_running_script_on_its_runner(harness: Harness
     assert harness.interrupts == {"deploy@runner1": 1}
     slow = result.outcomes[0]
     assert slow.status is Status.INTERRUPTED and slow.reason.startswith("cancelled on the server (interrupted)")
-    assert slow.errors == ["ERROR:  canceling statement due to user request"]
+    assert slow.errors == ("ERROR:  canceling statement due to user request",)
     assert result.outcomes[1].status is Status.NOT_RUN and result.exit_code is ExitCode.INTERRUPTED
     assert harness.history("a") == [("slow.sql", "failed")] and "never" not in harness.tables("a")
     assert run(repo).outcomes[0].status is Status.REFUSED  # in doubt: nobody guesses what a cancel left

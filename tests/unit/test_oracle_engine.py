@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dbupdater.engines import OutputLog, Verdict, registry
+from dbupdater.engines import OutputLog, registry
 from dbupdater.engines.base import STARTED_MARKER
 from dbupdater.engines.oracle import session
 from dbupdater.engines.oracle.dialect import OracleDialect
@@ -19,6 +19,7 @@ from dbupdater.ledger.channel import SqlChannel
 from dbupdater.model.command import Command, Ending, RemoteFile, Result
 from dbupdater.model.errors import UnreachableError
 from dbupdater.model.identity import RunIdentity
+from dbupdater.model.outcome import Status
 from dbupdater.model.secret import Secret
 from dbupdater.model.specs import DatabaseSpec
 from dbupdater.transports.shells import PosixShell
@@ -134,7 +135,7 @@ def sample(name: str) -> list[str]:
     return [re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in lines]
 
 
-def judged(lines: list[str], code: int) -> tuple[Verdict, str, OutputLog]:
+def judged(lines: list[str], code: int) -> tuple[Status, str, OutputLog]:
     log = OutputLog(oracle)
     for line in lines:
         log.feed("stdout", line)
@@ -144,34 +145,34 @@ def judged(lines: list[str], code: int) -> tuple[Verdict, str, OutputLog]:
 
 # (sample, the exit code sqlplus gives in our session, the verdict)
 CASES = [
-    ("sqlplus-ora-00942-exit0-no-whenever.txt", 0, Verdict.FAILED),  # exit 0: the ORA- line fails it
-    ("sqlplus-ora-00942-exit0-no-whenever.txt", 4, Verdict.FAILED),
-    ("sqlplus-ora-00942-view-listing-exit0.txt", 0, Verdict.FAILED),
-    ("sqlplus-docs-whenever-sqlerror-ora-00904.txt", 4, Verdict.FAILED),
-    ("sqlplus-interactive-ora-00942-then-whenever-exit-failure.txt", 0, Verdict.FAILED),
-    ("sqlplus-pls-00201-ora-06550-block-exit0.txt", 0, Verdict.FAILED),
-    ("sqlplus-plsql-error-at-line-ora-06502.txt", 4, Verdict.FAILED),
-    ("sqlplus-ora-20000-raise-application-error-with-and-without-whenever.txt", 0, Verdict.FAILED),
-    ("sqlplus-ora-12505-in-plsql-call-stack.txt", 4, Verdict.FAILED),  # a TNS code from the script, not a login
-    ("sqlplus-show-errors-procedure-and-pls-00905.txt", 0, Verdict.FAILED),
-    ("sqlplus-show-errors-package-body-format.txt", 0, Verdict.FAILED),
-    ("sqlplus-sp2-0310-dollar-in-filename-exit0.txt", 0, Verdict.FAILED),
-    ("sqlplus-sp2-0310-sp2-0606-nested-scripts.txt", 0, Verdict.FAILED),
-    ("sqlplus-sp2-0310-unable-to-open-file.txt", 0, Verdict.FAILED),
-    ("sqlplus-sp2-0734-sp2-0042-blank-lines.txt", 0, Verdict.FAILED),
-    ("sqlplus-sp2-0734-then-ora-00904-star-marker.txt", 4, Verdict.FAILED),
-    ("sqlplus-enter-value-for-ampersand.txt", 0, Verdict.FAILED),
-    ("sqlplus-usage-12.2-help.txt", 1, Verdict.FAILED),
-    ("sqlplus-ora-12541-sp2-0751-L-exit1.txt", 1, Verdict.UNREACHABLE),
-    ("sqlplus-ora-12514-wrapped-line.txt", 3, Verdict.UNREACHABLE),
-    ("sqlplus-ora-12514-wrapped-line.txt", 0, Verdict.UNREACHABLE),
-    ("sqlplus-ora-12541-no-L-reprompts.txt", 0, Verdict.UNREACHABLE),
-    ("sqlplus-connect-ora-01017-no-longer-connected.txt", 0, Verdict.UNREACHABLE),
+    ("sqlplus-ora-00942-exit0-no-whenever.txt", 0, Status.FAILED),  # exit 0: the ORA- line fails it
+    ("sqlplus-ora-00942-exit0-no-whenever.txt", 4, Status.FAILED),
+    ("sqlplus-ora-00942-view-listing-exit0.txt", 0, Status.FAILED),
+    ("sqlplus-docs-whenever-sqlerror-ora-00904.txt", 4, Status.FAILED),
+    ("sqlplus-interactive-ora-00942-then-whenever-exit-failure.txt", 0, Status.FAILED),
+    ("sqlplus-pls-00201-ora-06550-block-exit0.txt", 0, Status.FAILED),
+    ("sqlplus-plsql-error-at-line-ora-06502.txt", 4, Status.FAILED),
+    ("sqlplus-ora-20000-raise-application-error-with-and-without-whenever.txt", 0, Status.FAILED),
+    ("sqlplus-ora-12505-in-plsql-call-stack.txt", 4, Status.FAILED),  # a TNS code from the script, not a login
+    ("sqlplus-show-errors-procedure-and-pls-00905.txt", 0, Status.FAILED),
+    ("sqlplus-show-errors-package-body-format.txt", 0, Status.FAILED),
+    ("sqlplus-sp2-0310-dollar-in-filename-exit0.txt", 0, Status.FAILED),
+    ("sqlplus-sp2-0310-sp2-0606-nested-scripts.txt", 0, Status.FAILED),
+    ("sqlplus-sp2-0310-unable-to-open-file.txt", 0, Status.FAILED),
+    ("sqlplus-sp2-0734-sp2-0042-blank-lines.txt", 0, Status.FAILED),
+    ("sqlplus-sp2-0734-then-ora-00904-star-marker.txt", 4, Status.FAILED),
+    ("sqlplus-enter-value-for-ampersand.txt", 0, Status.FAILED),
+    ("sqlplus-usage-12.2-help.txt", 1, Status.FAILED),
+    ("sqlplus-ora-12541-sp2-0751-L-exit1.txt", 1, Status.UNREACHABLE),
+    ("sqlplus-ora-12514-wrapped-line.txt", 3, Status.UNREACHABLE),
+    ("sqlplus-ora-12514-wrapped-line.txt", 0, Status.UNREACHABLE),
+    ("sqlplus-ora-12541-no-L-reprompts.txt", 0, Status.UNREACHABLE),
+    ("sqlplus-connect-ora-01017-no-longer-connected.txt", 0, Status.UNREACHABLE),
 ]
 
 
 @pytest.mark.parametrize(("name", "code", "verdict"), CASES, ids=[f"{c[0]}-exit{c[1]}" for c in CASES])
-def test_recorded_output_verdicts(name: str, code: int, verdict: Verdict) -> None:
+def test_recorded_output_verdicts(name: str, code: int, verdict: Status) -> None:
     got, reason, log = judged(sample(name), code)
     assert got is verdict, (reason, log.errors)
 
@@ -183,19 +184,19 @@ def test_every_sqlplus_sample_is_judged_here() -> None:
 
 
 @pytest.mark.parametrize(("lines", "code", "verdict", "reason"), [
-    (["Table created."], 0, Verdict.APPLIED, "applied"),
-    (["Warning: Package Body created with compilation errors."], 0, Verdict.FAILED, "reported an error"),
-    (["Warning: Package Body created with compilation errors.", "ORA-20901: dbupdater: ..."], 5, Verdict.FAILED,
+    (["Table created."], 0, Status.APPLIED, "applied"),
+    (["Warning: Package Body created with compilation errors."], 0, Status.FAILED, "reported an error"),
+    (["Warning: Package Body created with compilation errors.", "ORA-20901: dbupdater: ..."], 5, Status.FAILED,
      "compilation errors"),
-    (["SP2-0804: Procedure created with compilation warnings"], 0, Verdict.APPLIED, "applied"),
-    (["ORA-03113: end-of-file on communication channel"], 4, Verdict.UNREACHABLE, "lost"),
-    (["ERROR:", "ORA-01722: invalid number"], 4, Verdict.FAILED, "WHENEVER SQLERROR EXIT 4"),  # a fetch error
-    (["ERROR:", "ORA-28000: the account is locked"], 3, Verdict.UNREACHABLE, "log in"),
-    ([], 3, Verdict.UNREACHABLE, "log in"),
-    ([], 9, Verdict.FAILED, "operating-system"),
-    ([], 7, Verdict.FAILED, "exited with 7"),  # the script's own EXIT 7
+    (["SP2-0804: Procedure created with compilation warnings"], 0, Status.APPLIED, "applied"),
+    (["ORA-03113: end-of-file on communication channel"], 4, Status.UNREACHABLE, "lost"),
+    (["ERROR:", "ORA-01722: invalid number"], 4, Status.FAILED, "WHENEVER SQLERROR EXIT 4"),  # a fetch error
+    (["ERROR:", "ORA-28000: the account is locked"], 3, Status.UNREACHABLE, "log in"),
+    ([], 3, Status.UNREACHABLE, "log in"),
+    ([], 9, Status.FAILED, "operating-system"),
+    ([], 7, Status.FAILED, "exited with 7"),  # the script's own EXIT 7
 ])
-def test_rules(lines: list[str], code: int, verdict: Verdict, reason: str) -> None:
+def test_rules(lines: list[str], code: int, verdict: Status, reason: str) -> None:
     got, why, _ = judged(lines, code)
     assert got is verdict and reason in why, why
 
@@ -203,8 +204,8 @@ def test_rules(lines: list[str], code: int, verdict: Verdict, reason: str) -> No
 def test_stderr_lines_are_unexpected_and_a_missing_client_is_unreachable() -> None:
     log = OutputLog(oracle)
     log.feed("stderr", "sqlplus: error while loading shared libraries: libclntsh.so.19.1")
-    assert oracle.verdict(Result(Ending.EXITED, 127 - 100, 27), log)[0] is Verdict.FAILED
-    assert oracle.verdict(Result(Ending.CLIENT_MISSING, 127, 127), OutputLog(oracle))[0] is Verdict.UNREACHABLE
+    assert oracle.verdict(Result(Ending.EXITED, 127 - 100, 27), log)[0] is Status.FAILED
+    assert oracle.verdict(Result(Ending.CLIENT_MISSING, 127, 127), OutputLog(oracle))[0] is Status.UNREACHABLE
 
 
 def test_started_only_after_the_marker() -> None:

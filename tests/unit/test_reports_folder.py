@@ -183,9 +183,9 @@ def test_exec_writes_its_folder_too(harness: Harness, repo: Repo, capsys: pytest
 def test_a_notice_after_the_end_is_written_into_the_folder_again(tmp_path: Path) -> None:
     """Notifications are posted after the run document was handed out (they listen after it); a failed one is
     a warning that run.json and report.html must hold too, so the folder is written again with it."""
+    from dbupdater.events import Level, Notice
     from dbupdater.model.outcome import RunResult
     from dbupdater.reporting.document import RunDocument
-    from dbupdater.reporting.events import Level, Notice
     from dbupdater.reporting.runfolder import RunFolder
 
     warnings: list[str] = []
@@ -202,9 +202,9 @@ def test_a_notice_after_the_end_is_written_into_the_folder_again(tmp_path: Path)
 
 
 def test_a_keeper_that_fails_again_does_not_loop(tmp_path: Path) -> None:
+    from dbupdater.events import Level, Notice
     from dbupdater.model.outcome import RunResult
     from dbupdater.reporting.document import RunDocument
-    from dbupdater.reporting.events import Level, Notice
 
     calls: list[int] = []
 

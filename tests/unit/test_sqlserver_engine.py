@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from dbupdater.engines import OutputLog, Verdict, registry
+from dbupdater.engines import OutputLog, registry
 from dbupdater.engines.base import Delivery
 from dbupdater.ledger.book import Ledger
 from dbupdater.model.command import STDIN_PATH, Ending, Result
 from dbupdater.model.identity import RunIdentity
+from dbupdater.model.outcome import Status
 from dbupdater.model.secret import Secret
 from dbupdater.model.specs import DatabaseSpec
 from dbupdater.transports.shells import PosixShell
@@ -86,7 +87,7 @@ def test_check_host(engine, host: str, problem: str | None) -> None:  # type: ig
 
 # --- judging: every recorded output --------------------------------------------------------------------------
 
-def judge(engine, stdout: list[str], stderr: list[str], code: int) -> tuple[Verdict, str, OutputLog]:  # type: ignore[no-untyped-def]
+def judge(engine, stdout: list[str], stderr: list[str], code: int) -> tuple[Status, str, OutputLog]:  # type: ignore[no-untyped-def]
     log = OutputLog(engine)
     for line in stdout:
         log.feed("stdout", line)
@@ -109,7 +110,7 @@ def test_server_errors_fail_on_either_stream_and_with_exit_0(engine, name: str, 
     out, err = (lines, []) if stream == "stdout" else ([], lines)
     for code in (1, 16, 0):  # ODBC -b, go -V (the severity), no -b at all: an error fails whatever the code
         verdict, reason, log = judge(engine, out, err, code)
-        assert verdict is Verdict.FAILED, (code, reason)
+        assert verdict is Status.FAILED, (code, reason)
         assert "Invalid object name" in reason or "Msg 208" in reason
     if stream == "stdout":
         assert any(line.startswith("Msg 208") or "> Msg 208" in line for line in log.errors)
@@ -119,7 +120,7 @@ def test_server_errors_fail_on_either_stream_and_with_exit_0(engine, name: str, 
 def test_informational_output_succeeds(engine) -> None:  # type: ignore[no-untyped-def]
     lines = [line for line in (SAMPLES / "go-sqlcmd-rows-affected-singular.txt").read_text().splitlines()[1:]]
     verdict, reason, log = judge(engine, [*lines, "Changed database context to 'shop'.", "Größe"], [], 0)
-    assert verdict is Verdict.APPLIED and not log.errors and not log.warnings, reason
+    assert verdict is Status.APPLIED and not log.errors and not log.warnings, reason
 
 
 @needs_samples
@@ -136,7 +137,7 @@ def test_login_failures_and_timeouts_are_unreachable(engine, name: str, why: str
     assert client
     out, err = (client, []) if stream == "stdout" else ([], client)
     verdict, reason, _ = judge(engine, out, err, 1)
-    assert verdict is Verdict.UNREACHABLE and why in reason, reason
+    assert verdict is Status.UNREACHABLE and why in reason, reason
 
 
 @needs_samples
@@ -151,7 +152,7 @@ def test_the_clients_own_errors_fail_the_script_not_the_login(engine, name: str,
     lines = [line for line in body(name) if line != "1" and not line.startswith("sqlcmd ")]
     out, err = (lines, []) if stream == "stdout" else ([], lines)
     verdict, reason, _ = judge(engine, out, err, code)
-    assert verdict is Verdict.FAILED, reason
+    assert verdict is Status.FAILED, reason
 
 
 @needs_samples
@@ -159,26 +160,26 @@ def test_a_missing_r_file_fails_on_both_clients(engine) -> None:  # type: ignore
     text = (SAMPLES / "sqlcmd-odbc-vs-go-missing-r-file.txt").read_text()
     odbc = re.search(r"stderr: (.+)", text).group(1)  # type: ignore[union-attr]
     go = re.search(r"stdout: (open .+)", text).group(1)  # type: ignore[union-attr]
-    assert judge(engine, [], [odbc], 0)[0] is Verdict.FAILED
-    assert judge(engine, [go], [], 0)[0] is Verdict.FAILED
+    assert judge(engine, [], [odbc], 0)[0] is Status.FAILED
+    assert judge(engine, [go], [], 0)[0] is Status.FAILED
 
 
 def test_levels_up_to_10_are_information_and_warnings_do_not_fail(engine) -> None:  # type: ignore[no-untyped-def]
     verdict, _, log = judge(engine, ["Msg 50000, Level 10, State 1, Server X, Line 1", "heads up"],
                             ["Sqlcmd: Warning: Last operation was terminated by the user."], 0)
-    assert verdict is Verdict.APPLIED and len(log.warnings) == 2
+    assert verdict is Status.APPLIED and len(log.warnings) == 2
 
 
 def test_a_connection_lost_mid_script_may_be_partial(engine) -> None:  # type: ignore[no-untyped-def]
     verdict, reason, _ = judge(engine, [], ["Sqlcmd: Error: Microsoft ODBC Driver 18 for SQL Server : "
                                             "Communication link failure."], 1)
-    assert verdict is Verdict.UNREACHABLE and "partially applied" in reason
+    assert verdict is Status.UNREACHABLE and "partially applied" in reason
 
 
 def test_a_missing_client_and_a_signal(engine) -> None:  # type: ignore[no-untyped-def]
     log = OutputLog(engine)
-    assert engine.verdict(Result(Ending.CLIENT_MISSING, 127, 127), log)[0] is Verdict.UNREACHABLE
-    assert engine.verdict(Result(Ending.SIGNALLED, 2, 130), log)[0] is Verdict.FAILED
+    assert engine.verdict(Result(Ending.CLIENT_MISSING, 127, 127), log)[0] is Status.UNREACHABLE
+    assert engine.verdict(Result(Ending.SIGNALLED, 2, 130), log)[0] is Status.FAILED
 
 
 # --- the dialect and the ledger's SQL -------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import re
 from typing import TYPE_CHECKING
 
 from ...model.command import Command, Ending, RemoteFile, Result
-from ..base import Engine, OutputLog, Severity, Verdict, matches_any, query_one
+from ...model.outcome import Status
+from ..base import Engine, OutputLog, Severity, matches_any, query_one
 from ..registry import register
 from .dialect import MySQLDialect
 
@@ -123,11 +124,11 @@ class MySQL(Engine):
         # --show-warnings prints the server's warnings and notes after each statement on stdout.
         return Severity.WARNING if matches_any(WARNING_PATTERNS[1:2], line) else Severity.INFO
 
-    def judge(self, result: Result, log: OutputLog) -> tuple[Verdict, str]:
+    def judge(self, result: Result, log: OutputLog) -> tuple[Status, str]:
         if any(LOGIN_ERROR.search(line) for line in log.errors):
-            return Verdict.UNREACHABLE, "cannot connect to or log in to the database"
+            return Status.UNREACHABLE, "cannot connect to or log in to the database"
         if any(SERVER_GONE.search(line) for line in log.errors):
-            return Verdict.UNREACHABLE, "the database connection was lost; the script may be partially applied"
+            return Status.UNREACHABLE, "the database connection was lost; the script may be partially applied"
         return self.judge_exit(result, log)
 
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...model.command import Command, Ending, RemoteFile, Result, StdinPart
-from ..base import STARTED_MARKER, Delivery, Engine, EngineOption, OutputLog, Severity, Verdict
+from ...model.outcome import Status
+from ..base import STARTED_MARKER, Delivery, Engine, EngineOption, OutputLog, Severity
 from ..registry import register
 from . import session
 from .dialect import OracleDialect
@@ -166,22 +167,22 @@ class Oracle(Engine):
         return any(LOGIN_CODES.match(line) and index > 0 and tail[index - 1].strip() == "ERROR:"
                    for index, line in enumerate(tail))
 
-    def judge(self, result: Result, log: OutputLog) -> tuple[Verdict, str]:
+    def judge(self, result: Result, log: OutputLog) -> tuple[Status, str]:
         if any(LOST.match(line) for line in log.errors):
-            return Verdict.UNREACHABLE, "the database connection was lost; the script may be partially applied"
+            return Status.UNREACHABLE, "the database connection was lost; the script may be partially applied"
         if self._login_failed(log):
-            return Verdict.UNREACHABLE, "cannot connect to or log in to the database"
+            return Status.UNREACHABLE, "cannot connect to or log in to the database"
         code = result.exit_code()
         if result.exited and code == session.CONNECT_EXIT and not log.errors:
-            return Verdict.UNREACHABLE, "cannot connect to or log in to the database"
+            return Status.UNREACHABLE, "cannot connect to or log in to the database"
         if result.exited and code == session.SQLERROR_EXIT:
-            return Verdict.FAILED, f"the script failed: {self._first(log)} (WHENEVER SQLERROR EXIT {code})"
+            return Status.FAILED, f"the script failed: {self._first(log)} (WHENEVER SQLERROR EXIT {code})"
         if result.exited and code == session.COMPILE_EXIT:
-            return Verdict.FAILED, "the script left objects with compilation errors (USER_ERRORS)"
+            return Status.FAILED, "the script left objects with compilation errors (USER_ERRORS)"
         if result.exited and code == session.OSERROR_EXIT:
-            return Verdict.FAILED, f"sqlplus stopped on an operating-system error: {self._first(log)}"
+            return Status.FAILED, f"sqlplus stopped on an operating-system error: {self._first(log)}"
         if result.exited and code == 0 and log.errors:
-            return Verdict.FAILED, f"sqlplus exited 0 but reported an error: {self._first(log)}"
+            return Status.FAILED, f"sqlplus exited 0 but reported an error: {self._first(log)}"
         return self.judge_exit(result, log)
 
     @staticmethod

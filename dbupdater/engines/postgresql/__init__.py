@@ -11,7 +11,8 @@ import re
 from typing import TYPE_CHECKING
 
 from ...model.command import Command, Result
-from ..base import STARTED_MARKER, Engine, OutputLog, Severity, Verdict
+from ...model.outcome import Status
+from ..base import STARTED_MARKER, Engine, OutputLog, Severity
 from ..registry import register
 from .dialect import PostgresDialect
 
@@ -123,14 +124,14 @@ class PostgreSQL(Engine):
         # they belong to the message above. A line with no message before it is unexpected.
         return previous or Severity.ERROR
 
-    def judge(self, result: Result, log: OutputLog) -> tuple[Verdict, str]:
+    def judge(self, result: Result, log: OutputLog) -> tuple[Status, str]:
         if result.exit_code() == 2:  # the connection failed: at login, or under a running script
             if any(CONNECTION_LOST.search(line) for line in log.errors):
-                return Verdict.UNREACHABLE, ("the database connection was lost mid-script; the script may be "
+                return Status.UNREACHABLE, ("the database connection was lost mid-script; the script may be "
                                             "partially applied")
-            return Verdict.UNREACHABLE, "cannot connect to or log in to the database"
+            return Status.UNREACHABLE, "cannot connect to or log in to the database"
         if result.exit_code() == 3:
-            return Verdict.FAILED, "the script failed (psql exit 3)"
+            return Status.FAILED, "the script failed (psql exit 3)"
         return self.judge_exit(result, log)
 
 

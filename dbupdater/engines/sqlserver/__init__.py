@@ -22,7 +22,8 @@ import re
 from typing import TYPE_CHECKING
 
 from ...model.command import STDIN_PATH, Client, Command, Result
-from ..base import HOST, Delivery, Engine, EngineOption, OutputLog, Severity, Verdict, query_one
+from ...model.outcome import Status
+from ..base import HOST, Delivery, Engine, EngineOption, OutputLog, Severity, query_one
 from ..registry import register
 from . import judging
 from .dialect import SQLServerDialect
@@ -190,20 +191,20 @@ class SQLServer(Engine):
             return Severity.WARNING
         return Severity.INFO
 
-    def judge(self, result: Result, log: OutputLog) -> tuple[Verdict, str]:
+    def judge(self, result: Result, log: OutputLog) -> tuple[Status, str]:
         login = judging.login_failure(log.errors)
         if login:
-            return Verdict.UNREACHABLE, login
+            return Status.UNREACHABLE, login
         if judging.connection_lost(log.errors):
-            return Verdict.UNREACHABLE, ("the database connection was lost mid-script; the script may be "
+            return Status.UNREACHABLE, ("the database connection was lost mid-script; the script may be "
                                         "partially applied")
         first = judging.first_message(log.errors) or (log.errors[0].strip() if log.errors else "")
         if result.exit_code() != 0:
             # ODBC sqlcmd exits 1 on an error with -b; go-sqlcmd with -V exits with the error's severity; a
             # RAISERROR with state 127 gives the message number's low byte (sheet s. 3).
-            return Verdict.FAILED, f"{self.client} exited with {result.exit_code()}" + (f": {first}" if first else "")
+            return Status.FAILED, f"{self.client} exited with {result.exit_code()}" + (f": {first}" if first else "")
         if log.errors:
-            return Verdict.FAILED, f"{self.client} exited 0 but reported an error: {first}"
+            return Status.FAILED, f"{self.client} exited 0 but reported an error: {first}"
         return self.judge_exit(result, log)
 
 

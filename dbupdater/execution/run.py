@@ -1,0 +1,218 @@
+"""The Run: the whole lifecycle of every command that walks targets, written once.
+
+RunStarted; opening the targets (connections; with a kind that keeps the history, every ledger, its lock and
+its history); the plan, each row by its kind of step; the refusal rules (drift, in doubt); the hooks before
+the first step; the walk (parallelism, caps, keep-going, interrupts, time limits); the hooks after, always in
+one order (the environment state in Vault before the end is announced, so every report says how it went);
+RunFinished; the exit code. A command parses its options, chooses its kinds of step and its hooks, and calls
+`execute` (or `preview`, for `plan`); it emits no event and drives no hook itself.
+
+The Run knows no report: it sends events to one `Reporter`, which the command composes from the console, the
+run document and the notifier.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..events import (
+    Interrupted,
+    Level,
+    Notice,
+    PlanMade,
+    Reporter,
+    RunAborted,
+    RunFinished,
+    RunPlanned,
+    RunStarted,
+    WaitingForLock,
+)
+from ..model.errors import DbUpdaterError, ExitCode
+from ..model.identity import RunIdentity
+from ..model.outcome import InterruptStep, Outcome, RunResult, Status
+from ..model.specs import Manifest, ManifestRow, first_row_per_database, targets
+from ..plan import PlannedRow
+from .executor import Executor
+from .heartbeat import Heartbeat
+from .hooks import Hooks, RunHook
+from .interrupts import LEAVE_GRACE, Escalation
+from .kinds import Chooser, Histories, Prepares, StepContext, StepKind
+from .options import RunOptions
+from .pool import Deployment
+from .scheduler import caps, runner_cap
+
+REFUSED = ("refused: nothing ran anywhere. Drifted scripts need a new script instead of an edit; scripts in doubt "
+           "need `resolve` after you checked the database.")
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """Who asked for the run, as the reports say it: the command, its (redacted) command line, the run folder,
+    the environment and the shard."""
+
+    command: str
+    argv: tuple[str, ...] = ()
+    report_dir: Path | None = None
+    environment: str | None = None
+    shard: str | None = None
+
+
+class Run:
+    """One run of one command over one manifest. `choose` says which kind of step does each row."""
+
+    def __init__(self, manifest: Manifest, invocation: Invocation, options: RunOptions, reporter: Reporter,
+                 choose: Chooser, hooks: Iterable[RunHook] = (), identity: RunIdentity | None = None) -> None:
+        self.manifest = manifest
+        self.invocation = invocation
+        self.reporter = reporter
+        self.choose = choose
+        self.hooks = Hooks(hooks)
+        self.identity = identity or RunIdentity()
+        self.kinds: dict[int, StepKind] = {index: choose(row) for index, row in enumerate(manifest.rows, start=1)}
+        self.history = any(kind.history for kind in self.kinds.values())
+        self.options = dataclasses.replace(options, history=self.history)
+
+    # --- the commands' entry points -------------------------------------------------------------------------
+
+    def execute(self) -> int:
+        """Plan, then do every row that runs; the exit code of the whole run."""
+        self.started()
+        with self.aborting():
+            planned, result = self.walk()
+        if any(p.state.blocks for p in planned):
+            self.reporter.handle(PlanMade(planned))
+            self.reporter.handle(Notice(REFUSED, Level.ERROR))
+            self.reporter.handle(RunFinished(result, executed=False))
+            return int(result.exit_code)
+        code = int(result.exit_code)
+        for failure in self.hooks.finished(result):
+            self.reporter.handle(Notice(str(failure), Level.ERROR))
+            code = code or int(ExitCode.UNREACHABLE)
+        for note in self.hooks.notes():
+            self.reporter.handle(Notice(note, Level.DETAIL))
+        self.reporter.handle(RunFinished(result, None if code == int(result.exit_code) else code))
+        return code
+
+    def preview(self) -> int:
+        """`plan`: open every target without locking, read every history, say what `execute` would do."""
+        self.started()
+        with self.aborting(), Deployment(self.manifest, self.options, self.identity) as deployment:
+            histories = deployment.open(lock=False)
+            # one query per database, in manifest order
+            holders = {row.db.target_label: deployment.ledger(row).holder()
+                       for row in first_row_per_database(self.manifest.rows)}
+        planned = self.plan(histories)
+        self.planned(planned, preview=True)
+        for label, holder in holders.items():
+            if holder is not None:
+                self.reporter.handle(Notice(f"{label} is locked right now by {holder.describe()}", Level.NOTE))
+        if any(p.state.blocks for p in planned):
+            self.reporter.handle(Notice("the run would be refused (see drifted / in doubt above); nothing was "
+                                        "executed", Level.ERROR))
+            code = ExitCode.REFUSED
+        else:
+            pending = sum(1 for p in planned if p.state.runs)
+            self.reporter.handle(Notice(f"the run can go ahead: {pending} script(s) to apply; nothing was executed",
+                                        Level.SUCCESS))
+            code = ExitCode.OK
+        self.reporter.handle(RunFinished(RunResult([]), int(code), executed=False))
+        return int(code)
+
+    # --- the lifecycle --------------------------------------------------------------------------------------
+
+    def started(self) -> None:
+        asked = self.invocation
+        self.reporter.handle(RunStarted(self.manifest, asked.command, self.identity.run_id, argv=asked.argv,
+                                        environment=asked.environment, shard=asked.shard or None,
+                                        report_dir=asked.report_dir, history=self.history))
+
+    def aborting(self) -> _Aborting:
+        return _Aborting(self.reporter)
+
+    def plan(self, histories: Histories) -> list[PlannedRow]:
+        """Each kind plans its own rows (from their targets' histories); the plan is in manifest order."""
+        by_kind: dict[int, list[tuple[int, ManifestRow]]] = {}
+        kinds: dict[int, StepKind] = {}
+        for index, row in enumerate(self.manifest.rows, start=1):
+            kind = self.kinds[index]
+            kinds.setdefault(id(kind), kind)
+            by_kind.setdefault(id(kind), []).append((index, row))
+        planned = [dataclasses.replace(p, action=kinds[key].describe(p))
+                   for key, rows in by_kind.items() for p in kinds[key].plan(rows, histories)]
+        return sorted(planned, key=lambda p: p.index)
+
+    def planned(self, planned: list[PlannedRow], *, preview: bool = False) -> None:
+        options = self.options
+        first = [positions[0] for positions in targets([p.row for p in planned]).values()]
+        counts = Counter(planned[position].row.runner.label for position in first)
+        self.reporter.handle(RunPlanned(planned, options.parallel, runner_cap(options.parallel, options.per_runner),
+                                        caps(dict(counts), options.parallel, options.per_runner), preview))
+
+    def walk(self) -> tuple[list[PlannedRow], RunResult]:
+        """Open, plan, refuse or do every row; the plan and the result (no after-hooks, no RunFinished)."""
+        started = time.monotonic()
+        with Deployment(self.manifest, self.options, self.identity) as deployment:
+            histories: Histories = {}
+            if self.history:
+                histories = deployment.open(
+                    lock=True, on_wait=lambda db, holder: self.reporter.handle(WaitingForLock(db, holder)))
+            else:
+                deployment.connect()
+            planned = self.plan(histories)
+            self.planned(planned)
+            outcomes = [Outcome(p.index, p.row, step=p.step) for p in planned]
+            if any(p.state.blocks for p in planned):
+                refused = [o.but(status=Status.REFUSED, reason=f"{p.state.value}: {p.detail}") if p.state.blocks
+                           else o for p, o in zip(planned, outcomes, strict=True)]
+                return planned, RunResult(refused, time.monotonic() - started)
+            if any(p.state.runs for p in planned):
+                self.hooks.executing(planned)
+            self.prepare(planned, deployment)
+            heartbeat = Heartbeat(list(deployment.locked.values()), self.options.lock_lease)
+            heartbeat.start()
+            executor = Executor(deployment, planned, outcomes, heartbeat, self.options, self.reporter, self.hooks,
+                                lambda p: self.kinds[p.index])
+
+            def announce(step: InterruptStep, running: int) -> None:
+                self.reporter.handle(Interrupted(step, running))
+
+            escalation = Escalation(deployment.cancel, announce, executor.leave)
+            try:
+                executor.run(escalation)
+            finally:  # leaving after interrupts: a renewal stuck on a frozen runner must not hold the exit
+                heartbeat.stop(wait=LEAVE_GRACE / 4 if escalation.step is InterruptStep.LEAVE else 30.0)
+        return planned, executor.result(time.monotonic() - started, escalation.interrupted)
+
+    def prepare(self, planned: Sequence[PlannedRow], deployment: Deployment) -> None:
+        """Let each kind that prepares (copies scripts ahead) see the rows it will run."""
+        context = StepContext(deployment, self.options, lambda stream, line: None)
+        by_kind: dict[int, tuple[StepKind, list[PlannedRow]]] = {}
+        for p in planned:
+            if p.state.runs:
+                kind = self.kinds[p.index]
+                by_kind.setdefault(id(kind), (kind, []))[1].append(p)
+        for kind, rows in by_kind.values():
+            if isinstance(kind, Prepares):
+                kind.prepare(rows, context)
+
+
+class _Aborting:
+    """A run that ends by an error before it has a result (a runner unreachable, a lock timeout, Ctrl-C while
+    opening) still tells its reports why; the error goes on to the command line's last line of defence."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> None:
+        if isinstance(error, (DbUpdaterError, KeyboardInterrupt)):
+            code = int(getattr(error, "exit_code", ExitCode.INTERRUPTED))
+            self.reporter.handle(RunAborted(code, str(error) or "interrupted"))
+

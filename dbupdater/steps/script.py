@@ -1,0 +1,146 @@
+"""The two kinds of step that run a row's SQL script with its engine's native client on its runner.
+
+`ScriptStep` (`apply`) keeps the history: the copy first (a failed copy leaves no trace), then the `running`
+row (in the script's own client session when the engine can, fenced by the server), the script, and its
+end; a success rides with the database's next ledger call, a failure is written at once. `ExecStep` (`exec`)
+runs the same script judged the same way, with nothing read from or written to the history.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from ..checksum import VERSION
+from ..engines import registry as engines
+from ..execution.kinds import Histories, StepContext
+from ..ledger import SUCCESS, recorded
+from ..model.errors import DbUpdaterError
+from ..model.outcome import Outcome, Status
+from ..model.secret import redact
+from ..model.specs import ManifestRow
+from ..plan import Digests, PlannedRow, every_row, plan_history
+from .client import CANCEL_FIRST, STOP_OUTRIGHT, interrupted, ready, run_script, single_transaction
+from .draft import Draft
+from .ledgered import refused, settled
+
+
+def _client(row: ManifestRow) -> str:
+    return engines.get(row.db.engine).client
+
+
+class ScriptStep:
+    """Run the row's script once per target, recorded in the target's history (`apply`)."""
+
+    name = "script"
+    history = True
+
+    def __init__(self) -> None:
+        self._digests = Digests()
+
+    def plan(self, rows: Sequence[tuple[int, ManifestRow]], histories: Histories) -> list[PlannedRow]:
+        return plan_history(rows, histories, self.name, self._digests)
+
+    def describe(self, planned: PlannedRow) -> str:
+        return f"run {planned.row.script_label} with {_client(planned.row)}, recorded in the history"
+
+    def prepare(self, planned: Sequence[PlannedRow], context: StepContext) -> None:
+        """Copy, per runner and in the background, the scripts that will run, in the order they will."""
+        context.deployment.prefetch(list(planned))
+
+    def run(self, planned: PlannedRow, context: StepContext) -> Outcome:
+        draft = Draft(planned.index, planned.row, self.name)
+        started = time.monotonic()
+        try:
+            self._apply(planned, context, draft)
+        finally:
+            draft.seconds = draft.seconds or time.monotonic() - started
+        return draft.outcome()
+
+    def _apply(self, p: PlannedRow, context: StepContext, draft: Draft) -> None:
+        row, deployment, options = p.row, context.deployment, context.options
+        started = time.monotonic()
+        before = ""
+        try:
+            ledger = deployment.ledger(row)
+            on = ready(deployment, row)
+        except DbUpdaterError as exc:
+            draft.status, draft.reason = Status.UNREACHABLE, f"not started: {exc}"
+            return
+        single = single_transaction(row, options, on.engine)
+        try:
+            if on.engine.shares_session(single):
+                before = ledger.running_before_script(row.script_id, p.checksum, VERSION, p.entry)
+            else:
+                ledger.mark_running(row.script_id, p.checksum, VERSION, p.entry)
+        except DbUpdaterError as exc:
+            refused(ledger, p, draft, f"not started: {exc}", [str(exc)])
+            return
+        try:
+            began = run_script(on, row, draft, single, before, context.on_line,
+                               row.script_timeout or options.script_timeout,
+                               STOP_OUTRIGHT if ledger.ends_sessions else CANCEL_FIRST)
+        finally:
+            draft.seconds = time.monotonic() - started
+        cancelled = deployment.cancelled and draft.status is Status.FAILED
+        if before and began:
+            ledger.running_recorded(all_checked=on.engine.before_checked)
+        if began is False:  # the `running` row was never written, nor the script run
+            refused(ledger, p, draft, f"not started: {draft.reason}", draft.errors)
+            return
+        if draft.timed_out and not settled(ledger, row, draft):
+            return  # its session may still run: the history keeps it `running`, in doubt
+        rolled_back = draft.status is Status.FAILED and single
+        status = recorded(draft.status, rolled_back=rolled_back)
+        if rolled_back:
+            draft.reason += "; rolled back (single transaction): nothing of it remains"
+        if cancelled:
+            interrupted(draft)
+        if status == SUCCESS and deployment.holds_lock(ledger, row.db.key):
+            ledger.finish_later(row.script_id, status)  # rides with this ledger's next call: the release at the latest
+            return
+        try:
+            ledger.mark_finished(row.script_id, status, None if status == SUCCESS else redact(draft.reason)[:900])
+        except DbUpdaterError as exc:
+            draft.status = Status.UNREACHABLE
+            draft.reason = (f"{draft.reason}; recording the result failed ({exc}): the script may be partially "
+                            "applied, the history shows it as running, and the next run will ask you to resolve it")
+
+
+class ExecStep:
+    """Run the row's script every time, judged exactly as `apply` judges it, with nothing read from or written
+    to the history (`exec`: ad-hoc checks and reports; the way every engine is tested end to end where no
+    server runs)."""
+
+    name = "exec"
+    history = False
+
+    def __init__(self) -> None:
+        self._digests = Digests()
+
+    def plan(self, rows: Sequence[tuple[int, ManifestRow]], histories: Histories) -> list[PlannedRow]:
+        return every_row(rows, self.name, self._digests)
+
+    def describe(self, planned: PlannedRow) -> str:
+        return f"run {planned.row.script_label} with {_client(planned.row)}, without the history"
+
+    def prepare(self, planned: Sequence[PlannedRow], context: StepContext) -> None:
+        context.deployment.prefetch(list(planned))
+
+    def run(self, planned: PlannedRow, context: StepContext) -> Outcome:
+        row = planned.row
+        draft = Draft(planned.index, row, self.name)
+        started = time.monotonic()
+        try:
+            on = ready(context.deployment, row)
+        except DbUpdaterError as exc:
+            draft.status, draft.reason = Status.UNREACHABLE, f"not started: {exc}"
+            return draft.outcome()
+        try:
+            run_script(on, row, draft, single_transaction(row, context.options, on.engine), "", context.on_line,
+                       row.script_timeout or context.options.script_timeout)
+        finally:
+            draft.seconds = time.monotonic() - started
+        if context.deployment.cancelled and draft.status is Status.FAILED:
+            interrupted(draft)
+        return draft.outcome()
