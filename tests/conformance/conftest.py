@@ -1,8 +1,9 @@
 """The suite's parameters come from the engine registry: every registered engine, each through its peer.
 
 `engine` is every name `dbupdater.engines.registry.engines()` holds at collection; `peer` fails the case when
-the engine has no peer, and skips it, saying why, when the test is marked `needs(Capability...)` and the peer
-cannot honour that; `db` is a fresh database of the peer; `tool` runs the real command line on its manifest.
+the engine has no peer, and skips it, saying why, when the test (or its parameter) is marked
+`needs(Capability...)` and the peer cannot honour that; `db` is a fresh database of the peer; `tool` runs
+the real command line on its manifest.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from environment_creators.info import RigInfo
 from environment_creators.rig import Rig
 
 from ..conftest import ROOT, Result, secret_values
-from .peers import PEERS, Capability, Database, Peer, missing_peer
+from .peers import Capability, Database, Peer, peer_for
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -35,16 +36,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def peer(engine: str, request: pytest.FixtureRequest) -> Peer:
-    found = PEERS.get(engine)
-    if found is None:
-        pytest.fail(missing_peer(engine), pytrace=False)
-    for marker in request.node.iter_markers("needs"):
-        for capability in marker.args:
-            assert isinstance(capability, Capability), capability
-            reason = found.why_not(capability)
-            if reason is not None:
-                pytest.skip(reason)
-    return found
+    needed = [capability for marker in request.node.iter_markers("needs") for capability in marker.args]
+    assert all(isinstance(capability, Capability) for capability in needed), needed
+    return peer_for(engine, needed)
 
 
 @pytest.fixture

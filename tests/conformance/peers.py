@@ -24,7 +24,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, NamedTuple
@@ -159,7 +159,6 @@ class Peer(abc.ABC):
 
     engine: str  # the registry's name
     reached: str  # in words, for reports and skip reasons
-    command: str = "apply"  # the command that runs scripts here: `exec` where there is no ledger
 
     @abc.abstractmethod
     def database(self, rig: Rig, info: RigInfo, folder: Path) -> contextlib.AbstractContextManager[Database]:
@@ -370,7 +369,6 @@ class Answers:
 
 class ReplayPeer(Peer):
     client: ClassVar[str]
-    command = "exec"  # judged as apply judges, without the history a replay cannot keep
 
     def __init__(self, engine: str, answers: Answers) -> None:
         self.engine, self.answers = engine, answers
@@ -471,6 +469,19 @@ PEERS: dict[str, Peer] = {peer.engine: peer for peer in (
         ("sqlcmd-odbc-msg208-stdin-prompts.txt odbc", "Invalid object name 'ORDERLINES'"),
         "a message of level 10 or less, 'Sqlcmd: Warning:'", batch_end="GO\n")),
 )}
+
+
+def peer_for(engine: str, needed: Iterable[Capability] = ()) -> Peer:
+    """The engine's peer. Fails the case when there is none; skips it, with the peer's reason, when the peer
+    cannot honour what the case needs."""
+    found = PEERS.get(engine)
+    if found is None:
+        pytest.fail(missing_peer(engine), pytrace=False)
+    for capability in needed:
+        reason = found.why_not(capability)
+        if reason is not None:
+            pytest.skip(reason)
+    return found
 
 
 def missing_peer(engine: str) -> str:

@@ -19,21 +19,28 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dbupdater.engines import registry
 
 from .conftest import Tool
-from .peers import PEERS, Capability, Database, Peer, missing_peer, sha256
+from .peers import PEERS, Capability, Database, missing_peer, peer_for, sha256
 
 TEXT = "Größe – naïve café ☕ 📦 ñ 中文"  # noqa: RUF001 - 2-, 3- and 4-byte UTF-8 on purpose
 needs = pytest.mark.needs
+# Scripts run through `apply` where the peer keeps a ledger, and through `exec`, which judges them the same way
+# without one, everywhere.
+by_command = pytest.mark.parametrize("command", [pytest.param("apply", marks=needs(Capability.LEDGER)), "exec"])
 
 
-def document(folder: Path) -> dict:  # type: ignore[type-arg]
-    """The run document a run wrote into its --report-dir."""
-    return json.loads((folder / "run.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+def results(tool: Tool, folder: Path) -> list[dict[str, Any]]:
+    """Per script, what the run document a run wrote into its --report-dir says (holding no secret)."""
+    text = (folder / "run.json").read_text(encoding="utf-8")
+    assert not tool.leaks(text), "a secret value appeared in run.json"
+    found: list[dict[str, Any]] = json.loads(text)["results"]
+    return found
 
 
 def wait_for(predicate: Callable[[], object], what: str, seen: Callable[[], str] = str, timeout: float = 30) -> None:
@@ -57,12 +64,27 @@ def test_every_peer_is_for_a_registered_engine() -> None:
     assert not stale, f"peers for engines that are not registered: {stale}; remove them from PEERS"
 
 
+def test_an_engine_without_a_peer_fails_saying_how_to_add_one() -> None:
+    with pytest.raises(pytest.fail.Exception, match=r"'informix' .* no conformance peer.* tests/conformance/peers"):
+        peer_for("informix")
+
+
+def test_what_a_peer_cannot_honour_is_a_skip_with_its_reason() -> None:
+    limited = [(peer, capability, reason) for peer in PEERS.values() for capability, reason in peer.limits().items()]
+    if not limited:
+        pytest.skip("every peer honours every behaviour")
+    peer, capability, reason = limited[0]
+    with pytest.raises(pytest.skip.Exception, match=re.escape(reason)):
+        peer_for(peer.engine, [capability])
+
+
 # --- running scripts ----------------------------------------------------------------------------------------------
 
 
-def test_a_good_script_runs(tool: Tool, db: Database, peer: Peer) -> None:
+@by_command
+def test_a_good_script_runs(tool: Tool, db: Database, command: str) -> None:
     db.add("001.sql", db.mark("001"))
-    result = tool(peer.command)
+    result = tool(command)
     assert result.code == 0, result.text
     assert "[1/1] applied  001.sql" in result.out
     assert db.marks() == ["001"]
@@ -80,19 +102,20 @@ def test_an_applied_script_is_recorded_and_skipped_next_time(tool: Tool, db: Dat
     assert db.history() == [("001.sql", "success", sha256(path))]
 
 
-def test_a_failing_script_fails_and_stops_its_target(tool: Tool, db: Database, peer: Peer, tmp_path: Path) -> None:
+@by_command
+def test_a_failing_script_fails_and_stops_its_target(tool: Tool, db: Database, command: str, tmp_path: Path) -> None:
     failing = db.failing()
     db.add("001.sql", db.mark("001"))
     db.add("002.sql", failing.text)
     db.add("003.sql", db.mark("003"))
-    result = tool(peer.command, "--report-dir", str(tmp_path / "report"))
+    result = tool(command, "--report-dir", str(tmp_path / "report"))
     assert result.code == 1, result.text
     assert "[2/3] failed   002.sql" in result.out and failing.shown in result.out
     assert "1 applied, 1 failed, 1 not run" in result.out
     assert db.marks() == ["001"]
-    results = document(tmp_path / "report")["results"]
-    assert [entry["status"] for entry in results] == ["applied", "failed", "not run"]
-    assert any(failing.shown in line for line in results[1]["errors"]), results[1]
+    entries = results(tool, tmp_path / "report")
+    assert [entry["status"] for entry in entries] == ["applied", "failed", "not run"]
+    assert any(failing.shown in line for line in entries[1]["errors"]), entries[1]
 
 
 @needs(Capability.LEDGER)
@@ -134,23 +157,25 @@ def test_a_running_row_is_in_doubt_until_resolved(tool: Tool, db: Database) -> N
 
 
 @needs(Capability.WARNINGS)
-def test_a_script_with_warnings_only_is_applied_with_its_warnings(tool: Tool, db: Database, peer: Peer,
+@by_command
+def test_a_script_with_warnings_only_is_applied_with_its_warnings(tool: Tool, db: Database, command: str,
                                                                    tmp_path: Path) -> None:
     warning = db.warning()
     db.add("001.sql", warning.text + db.mark("001"))
-    result = tool(peer.command, "--report-dir", str(tmp_path / "report"))
+    result = tool(command, "--report-dir", str(tmp_path / "report"))
     assert result.code == 0, result.text
     assert "warning:" in result.out and warning.shown in result.out
     assert db.marks() == ["001"]
-    (entry,) = document(tmp_path / "report")["results"]
+    (entry,) = results(tool, tmp_path / "report")
     assert entry["status"] == "applied" and any(warning.shown in line for line in entry["warnings"]), entry
 
 
-def test_text_arrives_byte_for_byte(tool: Tool, db: Database, peer: Peer) -> None:
+@by_command
+def test_text_arrives_byte_for_byte(tool: Tool, db: Database, command: str) -> None:
     """Through the runner's session without a locale; the rig reads it back from the server, a replay peer
     from the copy of the script its client was given."""
     db.add("001.sql", db.store_text(TEXT))
-    result = tool(peer.command)
+    result = tool(command)
     assert result.code == 0, result.text
     assert db.stored_text() == TEXT
 
@@ -232,10 +257,11 @@ def test_a_second_run_waits_for_the_lock_or_gives_up_naming_the_holder(tool: Too
 # --- the runner -------------------------------------------------------------------------------------------------
 
 
-def test_the_client_missing_on_the_runner_is_exit_3(tool: Tool, db: Database, peer: Peer) -> None:
+@by_command
+def test_the_client_missing_on_the_runner_is_exit_3(tool: Tool, db: Database, command: str) -> None:
     with db.client_missing() as missing:
         db.add("001.sql", db.mark("001"), **missing.cells)
-        result = tool(peer.command, manifest=db.manifest(missing.columns), env=missing.env)
+        result = tool(command, manifest=db.manifest(missing.columns), env=missing.env)
     assert result.code == 3, result.text
     assert "client is not installed or not on PATH" in result.text
     assert db.marks() == []
