@@ -8,7 +8,7 @@ import contextlib
 import os
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -32,6 +32,43 @@ def without_module(name: str) -> Iterator[None]:
 
 OutputHandler = Callable[[str, str], None]
 """Called with ("stdout" | "stderr", line) for every line, as it arrives."""
+
+ByteSource = IO[bytes] | Iterable[bytes]
+"""A command's stdin sent along from here: a file-like object (read in chunks) or an iterable of chunks (a
+generator producing them as it goes). Either is pulled only as fast as the runner reads."""
+
+ByteSink = Callable[[bytes], None]
+"""Called with each chunk of a command's stdout as it arrives, raw: never decoded, split or joined."""
+
+CHUNK = 1 << 20  # bytes read from a file-like ByteSource at a time
+
+
+def chunks(source: ByteSource, size: int = CHUNK) -> Iterator[bytes]:
+    """A ByteSource as chunks of at most `size` bytes (a larger chunk of an iterable is cut, never held twice);
+    empty ones are dropped, since a transport may read an empty write as the end of its input."""
+    if hasattr(source, "read"):
+        read = source.read
+        while data := read(size):
+            yield data
+        return
+    for data in source:
+        if len(data) <= size:
+            if data:
+                yield data
+            continue
+        view = memoryview(data)
+        for at in range(0, len(data), size):
+            yield bytes(view[at:at + size])
+
+
+def with_streamed_stdin(command: Command) -> Command:
+    """`command` with a place for the stdin `stream` sends along, after its files on the runner. The command
+    must carry no bytes of its own: one connection carries one input stream, and two sources sent along
+    would need an order this contract cannot promise."""
+    if any(isinstance(part, bytes) for part in command.stdin):
+        raise ValueError("stream() with a stdin source takes a command whose stdin has no bytes part "
+                         "(send those bytes as the start of the source)")
+    return command.with_stdin(b"")
 
 
 class TransportError(UnreachableError):
@@ -90,6 +127,32 @@ class Transport(ABC):
         """Run the command through the runner's shell, streaming its output as lines; the result's ending is
         already read by the shell (client missing, signal, connection lost)."""
 
+    def stream(self, command: Command, *, stdin: ByteSource | None = None, on_stdout: ByteSink,
+               on_stderr: OutputHandler) -> Result:
+        """Run the command with its stdin and stdout as byte streams: dumps, restores and copies of many GB
+        pass through the controller with flat memory, byte for byte (`run` decodes and splits lines, and
+        sends stdin whole).
+
+        stdin: None feeds the command's own stdin parts, as `run` does. A `ByteSource` is fed after the
+        command's files on the runner (`RemoteFile` parts), and then closed on the runner's side; the
+        command must have no bytes part then (ValueError). stdout reaches `on_stdout` as raw chunks; stderr
+        still reaches `on_stderr` as ("stderr", line), so it can be judged as it streams.
+
+        Back-pressure both ways: `on_stdout` is called on the reading thread, and nothing more is read from
+        the runner while it runs, so a slow consumer slows the remote producer (an SSH channel's window, a
+        pipe) instead of filling memory; `stdin` is pulled a chunk at a time, only as the runner accepts
+        it. Either way the controller holds a few chunks at most, whatever the size.
+
+        The ending is read by the shell as in `run` (client missing, signal, runner lost: Ending.LOST or
+        TransportError, as `run` reports it), and `interrupt(command, signal)` reaches the command as it
+        does one given to `run`. When `on_stdout` raises, or reading `stdin` does, the command is killed
+        (Signal.KILL to its process group) before its input is closed, so it never takes a truncated input
+        for a complete one, and the exception propagates.
+
+        Transports that cannot carry bytes raise NotImplementedError (every registered kind can:
+        tests/test_transport_contract.py runs the byte-stream contract on each)."""
+        raise NotImplementedError(f"{type(self).__name__} does not stream bytes")
+
     def put(self, local: Path, remote: str) -> None:
         """Copy a file, streamed, as mode 0600."""
         with local.open("rb") as handle:
@@ -128,3 +191,18 @@ class Transport(ABC):
 
     def remove(self, *paths: str) -> None:
         self.run(self.shell.remove(paths), lambda stream, line: None)
+
+
+class StreamingTransport(Transport):
+    """A transport whose `run` is its `stream` with stdout split into lines: one code path for both, so
+    what the contract says of one holds for the other."""
+
+    def run(self, command: Command, on_output: OutputHandler) -> Result:
+        out = LineSplitter("stdout", on_output)
+        result = self.stream(command, on_stdout=out.feed, on_stderr=on_output)
+        out.close()
+        return result
+
+    @abstractmethod
+    def stream(self, command: Command, *, stdin: ByteSource | None = None, on_stdout: ByteSink,
+               on_stderr: OutputHandler) -> Result: ...

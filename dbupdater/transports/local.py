@@ -14,7 +14,18 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ..model.command import STDIN_PATH, Command, Ending, RemoteFile, Result, Signal
-from .base import LineSplitter, OutputHandler, Transport, TransportError
+from .base import (
+    CHUNK,
+    ByteSink,
+    ByteSource,
+    LineSplitter,
+    OutputHandler,
+    StreamingTransport,
+    Transport,
+    TransportError,
+    chunks,
+    with_streamed_stdin,
+)
 from .registry import TransportKind, register
 from .shells import PosixShell
 
@@ -22,7 +33,7 @@ if TYPE_CHECKING:
     from ..model.specs import RunnerSpec
 
 
-class LocalTransport(Transport):
+class LocalTransport(StreamingTransport):
     label = "local"
     shell = PosixShell()  # for joining paths and reading exit statuses the way a runner's shell would
 
@@ -30,20 +41,25 @@ class LocalTransport(Transport):
         self._running: dict[subprocess.Popen[bytes], Command] = {}
         self._running_lock = threading.Lock()
 
-    def run(self, command: Command, on_output: OutputHandler) -> Result:
+    def stream(self, command: Command, *, stdin: ByteSource | None = None, on_stdout: ByteSink,
+               on_stderr: OutputHandler) -> Result:
+        """The client as a child in a session of its own, stdin fed by a thread while both pipes are read."""
         env = {**os.environ, **dict(command.env)}
         for name, path in command.env_files:
             env[name] = Path(path).read_text(encoding="utf-8").rstrip("\n")
-        single_file = len(command.stdin) == 1 and isinstance(command.stdin[0], RemoteFile)
-        stdin: IO[bytes] | int = subprocess.DEVNULL if not command.stdin else subprocess.PIPE
+        parts: list[bytes | RemoteFile | ByteSource] = list(command.stdin)
+        if stdin is not None:
+            parts = [*with_streamed_stdin(command).stdin[:-1], stdin]
+        single_file = len(parts) == 1 and isinstance(parts[0], RemoteFile)
+        child_stdin: IO[bytes] | int = subprocess.DEVNULL if not parts else subprocess.PIPE
         if single_file:
-            stdin = open(command.stdin[0].path, "rb")  # type: ignore[union-attr]  # noqa: SIM115 - closed below
+            child_stdin = open(parts[0].path, "rb")  # type: ignore[union-attr]  # noqa: SIM115 - closed below
         try:
             try:
                 # A session of its own: the terminal's Ctrl-C reaches only us, and we decide what the client
                 # gets (nothing at the first one; SIGINT through interrupt() at the second).
                 argv = ["/dev/stdin" if arg == STDIN_PATH else arg for arg in command.argv]
-                proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
+                proc = subprocess.Popen(argv, stdin=child_stdin, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, env=env, start_new_session=True)
             except FileNotFoundError:
                 return Result(Ending.CLIENT_MISSING, 127, 127)
@@ -51,23 +67,35 @@ class LocalTransport(Transport):
                 raise TransportError(f"local: cannot start {command.argv[0]}: {exc.strerror}") from None
             with self._running_lock:
                 self._running[proc] = command
+            failed: list[BaseException] = []
             try:
                 assert proc.stdout is not None and proc.stderr is not None
                 feeder = None
-                if stdin == subprocess.PIPE:
-                    feeder = threading.Thread(target=_feed, args=(proc.stdin, command.stdin), daemon=True)
+                if child_stdin == subprocess.PIPE:
+                    feeder = threading.Thread(target=_feed, args=(proc, parts, failed), daemon=True)
                     feeder.start()
-                _drain({proc.stdout: LineSplitter("stdout", on_output),
-                        proc.stderr: LineSplitter("stderr", on_output)})
-                code = proc.wait()
-                if feeder is not None:
-                    feeder.join()
+                err = LineSplitter("stderr", on_stderr)
+                try:
+                    _drain(proc.stdout, on_stdout, proc.stderr, err)
+                except BaseException:
+                    _kill(proc)  # a consumer that failed: the client must not run on unread
+                    raise
+                finally:
+                    err.close()
+                    code = proc.wait()
+                    if feeder is not None:
+                        feeder.join()
             finally:
                 with self._running_lock:
                     self._running.pop(proc, None)
+                for pipe in (proc.stdout, proc.stderr):
+                    if pipe is not None:
+                        pipe.close()
         finally:
-            if not isinstance(stdin, int):
-                stdin.close()
+            if not isinstance(child_stdin, int):
+                child_stdin.close()
+        if failed:
+            raise failed[0]
         return Result(Ending.SIGNALLED, -code, 128 - code) if code < 0 else self.shell.interpret(code)
 
     def interrupt(self, command: Command | None = None, signal: Signal = Signal.INT) -> None:
@@ -105,33 +133,56 @@ class LocalTransport(Transport):
         pass
 
 
-def _feed(pipe: IO[bytes] | None, parts: tuple[bytes | RemoteFile, ...]) -> None:
-    """Write stdin's parts in order, while the output is drained: a large stdin cannot deadlock."""
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signals.SIGKILL)  # its session: the whole group
+
+
+def _feed(proc: subprocess.Popen[bytes], parts: list[bytes | RemoteFile | ByteSource],
+          failed: list[BaseException]) -> None:
+    """Write stdin's parts in order, while the output is drained: a large stdin cannot deadlock, and a
+    blocking write is the back-pressure on a source. A source that fails kills the client before its
+    stdin is closed (a truncated input must not look complete); a client that stops reading ends the
+    feeding (its exit status says why)."""
+    pipe = proc.stdin
     assert pipe is not None
-    with contextlib.suppress(BrokenPipeError, OSError):
+    try:
         for part in parts:
-            if isinstance(part, bytes):
-                pipe.write(part)
-            else:
+            if isinstance(part, RemoteFile):
                 with open(part.path, "rb") as handle:
-                    shutil.copyfileobj(handle, pipe, 1 << 20)
-    with contextlib.suppress(BrokenPipeError, OSError):
-        pipe.close()
+                    shutil.copyfileobj(handle, pipe, CHUNK)
+                continue
+            pieces = chunks(part) if not isinstance(part, bytes) else iter((part,))
+            while True:
+                try:
+                    data = next(pieces, None)
+                except BaseException as exc:  # the caller's source: re-raised by the caller
+                    failed.append(exc)
+                    _kill(proc)
+                    return
+                if data is None:
+                    break
+                pipe.write(data)
+    except OSError:
+        pass  # the client stopped reading (broken pipe), or the file on the "runner" cannot be read
+    finally:
+        with contextlib.suppress(OSError):
+            pipe.close()
 
 
-def _drain(pipes: dict[IO[bytes], LineSplitter]) -> None:
-    """Read both pipes as data arrives: a client filling one pipe while we block on the other deadlocks."""
+def _drain(stdout: IO[bytes], on_stdout: ByteSink, stderr: IO[bytes], err: LineSplitter) -> None:
+    """Read both pipes as data arrives: a client filling one pipe while we block on the other deadlocks.
+    Nothing more is read while `on_stdout` runs: the pipe, once full, holds the client back."""
     with selectors.DefaultSelector() as selector:
-        for pipe, splitter in pipes.items():
-            selector.register(pipe.fileno(), selectors.EVENT_READ, splitter)
+        selector.register(stdout.fileno(), selectors.EVENT_READ, on_stdout)
+        selector.register(stderr.fileno(), selectors.EVENT_READ, err.feed)
         while selector.get_map():
             for key, _ in selector.select():
-                data = os.read(key.fd, 65536)
+                data = os.read(key.fd, CHUNK)
                 if data:
-                    key.data.feed(data)
+                    key.data(data)
                 else:
                     selector.unregister(key.fd)
-                    key.data.close()
 
 
 class Local(TransportKind):

@@ -22,7 +22,19 @@ from pathlib import Path
 from typing import IO, Any
 
 from ...model.command import Command, Ending, Result, Signal
-from ..base import HostKeyRefused, LineSplitter, OutputHandler, Transport, TransportError, without_module
+from ..base import (
+    CHUNK,
+    ByteSink,
+    ByteSource,
+    HostKeyRefused,
+    LineSplitter,
+    OutputHandler,
+    StreamingTransport,
+    TransportError,
+    chunks,
+    with_streamed_stdin,
+    without_module,
+)
 from ..shells import PosixShell
 from . import ALIVE_COUNT, SSHOptions, known_hosts
 from .known_hosts import KnownHosts
@@ -32,6 +44,7 @@ with without_module("invoke"):
     # which we never read.
     import paramiko
     from paramiko.common import (
+        MSG_CHANNEL_CLOSE,
         MSG_CHANNEL_REQUEST,
         OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
         OPEN_FAILED_CONNECT_FAILED,
@@ -134,6 +147,21 @@ def _handle_channel_request(channel: paramiko.Channel, message: paramiko.Message
     channel.status_event.set()
 
 
+def _handle_channel_close(channel: paramiko.Channel, message: paramiko.Message) -> None:
+    """A channel closed by the runner, answered as paramiko does, but never waiting on paramiko's own thread.
+    paramiko sends the answering close from the thread that reads the connection, after waiting there for a
+    key exchange to end, which only that thread can finish: a close that arrived just after paramiko asked
+    for new keys (every 512 MiB each way) hung the connection for 30 s and then broke it ("Key-exchange
+    timed out"; paramiko issue 822; a 1 GiB stream ending on the second rekey did, one run in three). During
+    a key exchange the answer goes from a thread of its own, once the exchange is over."""
+    transport = channel.get_transport()
+    if transport.clear_to_send.is_set():  # only this thread clears it: no exchange can begin meanwhile
+        paramiko.Channel._handle_close(channel, message)  # type: ignore[attr-defined]
+        return
+    threading.Thread(target=paramiko.Channel._handle_close, args=(channel, message),  # type: ignore[attr-defined]
+                     daemon=True, name="dbupdater-close").start()
+
+
 class _QuickAckSocket:
     """A socket that acknowledges what it receives at once instead of up to 40 ms later.
 
@@ -185,7 +213,7 @@ class _Heard(threading.Event):
         super().set()
 
 
-class SSHTransport(Transport):
+class SSHTransport(StreamingTransport):
     shell = PosixShell()  # sshd runs commands with the user's login shell; Windows runners take WinRM
 
     def __init__(self, host: str, port: int, user: str, password: str | None, key_file: Path | None,
@@ -255,6 +283,7 @@ class SSHTransport(Transport):
         transport._channel_handler_table = {  # type: ignore[attr-defined]
             **transport._channel_handler_table,  # type: ignore[attr-defined]
             MSG_CHANNEL_REQUEST: _handle_channel_request,
+            MSG_CHANNEL_CLOSE: _handle_channel_close,
         }
         self._transport = transport
         self._running: dict[paramiko.Channel, Command] = {}
@@ -305,52 +334,96 @@ class SSHTransport(Transport):
         with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
             self._transport._send_user_message(message)  # type: ignore[attr-defined]
 
-    def run(self, command: Command, on_output: OutputHandler) -> Result:
-        line, stdin_data = self.shell.render(command)
+    def stream(self, command: Command, *, stdin: ByteSource | None = None, on_stdout: ByteSink,
+               on_stderr: OutputHandler) -> Result:
+        line, stdin_data = self.shell.render(command if stdin is None else with_streamed_stdin(command))
         try:
             channel = self.open_session()
         except paramiko.ChannelException as exc:
-            return self._overflow(exc).run(command, on_output)
+            return self._overflow(exc).stream(command, stdin=stdin, on_stdout=on_stdout, on_stderr=on_stderr)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise TransportError(f"runner {self.label} went away: {self._gone or exc}") from None
         with self._running_lock:
             self._running[channel] = command
+        failed: list[BaseException] = []
+        feeder: threading.Thread | None = None
         try:
             with channel:
                 try:
                     channel.exec_command(line)
-                    if stdin_data is not None:
-                        channel.sendall(stdin_data)
-                    channel.shutdown_write()
+                    if stdin is None:
+                        if stdin_data is not None:
+                            channel.sendall(stdin_data)
+                        channel.shutdown_write()
+                    else:
+                        # A thread of its own: a command whose stdout fills the window while its stdin is still
+                        # being sent would otherwise wait for us as we wait for it.
+                        feeder = threading.Thread(target=self._feed, args=(channel, stdin, failed), daemon=True,
+                                                  name=f"dbupdater-stdin {self.label}")
+                        feeder.start()
                 except (paramiko.SSHException, OSError, EOFError) as exc:
                     raise TransportError(f"runner {self.label} went away: {exc}") from None
-                _drain(channel, LineSplitter("stdout", on_output), LineSplitter("stderr", on_output))
+                err = LineSplitter("stderr", on_stderr)
+                try:
+                    _drain(channel, on_stdout, err)
+                except BaseException:
+                    self._signal(channel, Signal.KILL)  # the consumer failed: nothing may run on unread
+                    raise
+                finally:
+                    err.close()
                 # -1 when the connection ended without an exit status: the shell reads that as "runner lost".
                 result = self.shell.interpret(channel.recv_exit_status() if channel.exit_status_ready() else -1)
-                if result.ending is Ending.LOST and self._gone:
-                    raise TransportError(self._gone)
-                return result
         finally:
             with self._running_lock:
                 self._running.pop(channel, None)
+            if feeder is not None:
+                feeder.join()  # the channel is closed: a send still waiting for the window fails at once
+        if failed:
+            raise failed[0]
+        if result.ending is Ending.LOST and self._gone:
+            raise TransportError(self._gone)
+        return result
+
+    def _feed(self, channel: paramiko.Channel, source: ByteSource, failed: list[BaseException]) -> None:
+        """Send `source` on the channel, then its end. `sendall` returns only once the runner's window took
+        the chunk, so a source is never read ahead of the runner by more than one chunk. A source that fails
+        gets the command killed instead of an end: a truncated input must not look complete to it."""
+        pieces = chunks(source)
+        while True:
+            try:
+                data = next(pieces, None)
+            except BaseException as exc:  # the caller's source: re-raised by the caller
+                failed.append(exc)
+                self._signal(channel, Signal.KILL)
+                return
+            try:
+                if data is None:
+                    channel.shutdown_write()
+                    return
+                channel.sendall(data)
+            except (paramiko.SSHException, OSError, EOFError):
+                return  # the command ended (or the runner went away) before reading all: its ending says
 
     def interrupt(self, command: Command | None = None, signal: Signal = Signal.INT) -> None:
-        # RFC 4254 6.9 "signal": sshd (OpenSSH 7.9+, privilege separation) sends it to the session's process
-        # group (killpg), so a client's children go with it. paramiko has no call for it, so the request is
-        # built the way paramiko's own send_exit_status builds its channel requests.
         with self._running_lock:
             channels = [channel for channel, running in self._running.items()
                         if command is None or running is command]
         for channel in channels:
-            message = paramiko.Message()
-            message.add_byte(cMSG_CHANNEL_REQUEST)
-            message.add_int(channel.remote_chanid)
-            message.add_string("signal")
-            message.add_boolean(False)
-            message.add_string(signal.value)
-            self._send(message)
+            self._signal(channel, signal)
         if self._overflowed is not None:
             self._overflowed.interrupt(command, signal)
+
+    def _signal(self, channel: paramiko.Channel, signal: Signal) -> None:
+        # RFC 4254 6.9 "signal": sshd (OpenSSH 7.9+, privilege separation) sends it to the session's process
+        # group (killpg), so a client's children go with it. paramiko has no call for it, so the request is
+        # built the way paramiko's own send_exit_status builds its channel requests.
+        message = paramiko.Message()
+        message.add_byte(cMSG_CHANNEL_REQUEST)
+        message.add_int(channel.remote_chanid)
+        message.add_string("signal")
+        message.add_boolean(False)
+        message.add_string(signal.value)
+        self._send(message)
 
     def _scp(self) -> SCPClient:
         # 128 KiB reads (scp's default is 16 KiB): fewer, fuller SSH packets; a 3.4 MB copy on a new connection
@@ -442,20 +515,24 @@ class _Sessions:
         return self._link._transport.getpeername()
 
 
-def _drain(channel: paramiko.Channel, out: LineSplitter, err: LineSplitter) -> None:
-    """Read stdout and stderr as they arrive until the remote command has ended and sent everything."""
+def _drain(channel: paramiko.Channel, on_stdout: ByteSink, err: LineSplitter) -> None:
+    """Read stdout and stderr as they arrive until the remote command has ended and sent everything. Nothing
+    more is read while `on_stdout` runs, and paramiko gives the runner window only for what was read: a slow
+    consumer holds the remote producer back, and at most a window's worth waits here."""
     while True:
-        select.select([channel], [], [], 5.0)
-        while channel.recv_ready():
-            out.feed(channel.recv(65536))
-        while channel.recv_stderr_ready():
-            err.feed(channel.recv_stderr(65536))
+        if channel.recv_ready():
+            on_stdout(channel.recv(CHUNK))
+            if channel.recv_stderr_ready():
+                err.feed(channel.recv_stderr(CHUNK))
+            continue
+        if channel.recv_stderr_ready():
+            err.feed(channel.recv_stderr(CHUNK))
+            continue
         finished = channel.exit_status_ready() and channel.eof_received
         if finished or channel.closed or not channel.get_transport().is_active():
             while channel.recv_ready():
-                out.feed(channel.recv(65536))
+                on_stdout(channel.recv(CHUNK))
             while channel.recv_stderr_ready():
-                err.feed(channel.recv_stderr(65536))
-            break
-    out.close()
-    err.close()
+                err.feed(channel.recv_stderr(CHUNK))
+            return
+        select.select([channel], [], [], 5.0)
