@@ -199,14 +199,15 @@ def test_an_edited_applied_script_is_drift_and_nothing_runs(tool: Tool, db: Data
 
 @needs(Capability.LEDGER)
 def test_plan_shows_pending_and_applied_and_runs_nothing(tool: Tool, db: Database) -> None:
-    db.add("001.sql", db.mark("001"))
+    path = db.add("001.sql", db.mark("001"))
     assert (first := tool("apply")).code == 0, first.text
     db.add("002.sql", db.mark("002"))
-    plan = tool("plan")
+    plan = tool("plan", "--output", "json")  # the run document on stdout, the table on stderr
     assert plan.code == 0, plan.text
-    states = dict(re.findall(r"│ \d+ │ (\S+) +│ [^│]+│ (\w[\w ]*?) +│", plan.out))
-    assert states == {"001.sql": "applied", "002.sql": "pending"}, plan.out
-    assert "nothing was executed" in plan.out
+    rows = json.loads(plan.out)["plan"]["rows"]
+    assert [(row["script"], row["state"]) for row in rows] == [("001.sql", "applied"), ("002.sql", "pending")]
+    assert rows[0]["history"]["checksum"] == sha256(path) and rows[1]["history"] is None
+    assert "nothing was executed" in plan.err
     assert db.marks() == ["001"]
     assert [script for script, _, _ in db.history()] == ["001.sql"]
 
@@ -230,11 +231,12 @@ def test_a_second_run_waits_for_the_lock_or_gives_up_naming_the_holder(tool: Too
     db.manifest()
     holder = tool.start("apply")
     waiter: subprocess.Popen[str] | None = None
-    lines: list[str] = []
+    lines: list[str] = []  # the waiter's output, read as it comes
+    reader: threading.Thread | None = None
     try:
         wait_for(lambda: ("001.sql", "running") in [(s, st) for s, st, _ in db.history()], "the first run's script")
         waiter = tool.start("apply", "--lock-timeout", "120")
-        reader = threading.Thread(target=lambda: lines.extend(waiter.stdout or []), daemon=True)
+        reader = threading.Thread(target=lines.extend, args=(waiter.stdout or [],), daemon=True)
         reader.start()
         wait_for(lambda: any("waiting for the lock" in line for line in lines), "the second run to wait",
                  lambda: "".join(lines))
@@ -245,12 +247,13 @@ def test_a_second_run_waits_for_the_lock_or_gives_up_naming_the_holder(tool: Too
     finally:
         db.open_gate()
         holder_out, _ = holder.communicate(timeout=60)
-        if waiter is not None:
+        if waiter is not None and reader is not None:
             waiter.wait(timeout=60)
-            reader.join(timeout=10)
+            reader.join(timeout=10)  # all of its output read
+    waited = "".join(lines)
     assert holder.returncode == 0, holder_out
-    assert waiter.returncode == 0, "".join(lines)
-    assert "1 skipped" in "".join(lines)
+    assert waiter.returncode == 0 and "1 skipped" in waited, waited
+    assert not tool.leaks(holder_out + waited), "a secret value appeared in the tool's output"
     assert db.marks() == ["001"]
 
 
