@@ -29,6 +29,7 @@ from .conftest import Tool
 from .peers import PEERS, Capability, Database, missing_peer, peer_for, sha256
 
 TEXT = "Größe – naïve café ☕ 📦 ñ 中文"  # noqa: RUF001 - 2-, 3- and 4-byte UTF-8 on purpose
+NAME = "données/ç-001 ☕.sql"
 needs = pytest.mark.needs
 # Scripts run through `apply` where the peer keeps a ledger, and through `exec`, which judges them the same way
 # without one, everywhere.
@@ -173,11 +174,14 @@ def test_a_script_with_warnings_only_is_applied_with_its_warnings(tool: Tool, db
 @by_command
 def test_text_arrives_byte_for_byte(tool: Tool, db: Database, command: str) -> None:
     """Through the runner's session without a locale; the rig reads it back from the server, a replay peer
-    from the copy of the script its client was given."""
-    db.add("001.sql", db.store_text(TEXT))
+    from the copy of the script its client was given. The script's own path is not ASCII either: the history
+    keeps it as it is."""
+    path = db.add(NAME, db.store_text(TEXT))
     result = tool(command)
     assert result.code == 0, result.text
     assert db.stored_text() == TEXT
+    if command == "apply":
+        assert db.history() == [(NAME, "success", sha256(path))]
 
 
 # --- the ledger -------------------------------------------------------------------------------------------------
