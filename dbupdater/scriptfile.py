@@ -76,9 +76,16 @@ def layout(path: Path, declared: str) -> Layout | str:
     return Layout(declared, len(optional) if optional and head.startswith(optional) else 0)
 
 
+BLANK = "is blank (empty, or white space only): nothing to run"
+"""What `check` says of a blank script: not a problem unless the manifest is read strictly (real migration
+histories hold blank files for changes that concern other engines only; every migration tool takes them as
+no-ops), so callers compare with `is`."""
+
+
 def check(path: Path, declared: str) -> str | None:
-    """Read the whole file in its declared encoding (streamed); None if it is clean text, else the problem:
-    the first byte that does not decode, or the first NUL, with its line (1-based) and byte offset (0-based)."""
+    """Read the whole file in its declared encoding (streamed); None if it is clean text, BLANK when it holds
+    nothing but white space, else the problem: the first byte that does not decode, or the first NUL, with its
+    line (1-based) and byte offset (0-based)."""
     found = layout(path, declared)
     if isinstance(found, str):
         return found
@@ -108,8 +115,7 @@ def check(path: Path, declared: str) -> str | None:
             offset += len(chunk)
             blank = blank and not text.strip()
             if not chunk:
-                return ("is empty: nothing to run (if it is meant to do nothing, put a comment in it)" if blank
-                        else None)
+                return BLANK if blank else None
 
 
 @contextlib.contextmanager

@@ -167,3 +167,26 @@ def test_agent_authentication_when_neither_password_nor_key(workspace: Workspace
     finally:
         agent.terminate()
         agent.wait()
+
+
+def test_blank_scripts_are_no_ops_recorded_as_applied(workspace: Workspace, target: Target, run_tool) -> None:
+    """Real histories hold blank files (a change for another engine only): applied as no-ops, recorded, and
+    the next run applies nothing."""
+    workspace.row(target, workspace.script("01_create.sql", "CREATE TABLE kept (id INT);\n"))
+    workspace.row(target, workspace.script("02_other_engine.sql", ""))
+    workspace.row(target, workspace.script("03_spaces.sql", "\n   \n\t\n"))
+    workspace.row(target, workspace.script("04_insert.sql", "INSERT INTO kept (id) VALUES (4);\n"))
+    manifest = str(workspace.write())
+    result = run_tool("-f", manifest)
+    assert result.code == 0, result.text
+    assert "2 blank script(s)" in result.out and "4 applied" in result.out
+    assert target.rows("SELECT id FROM kept") == [["4"]]
+    history = target.rows("SELECT script, status FROM dbupdater_history ORDER BY id")
+    assert history == [["01_create.sql", "success"], ["02_other_engine.sql", "success"],
+                       ["03_spaces.sql", "success"], ["04_insert.sql", "success"]]
+    again = run_tool("-f", manifest)
+    assert again.code == 0, again.text
+    assert "4 skipped" in again.out or "already applied" in again.out
+    assert len(target.rows("SELECT script FROM dbupdater_history")) == 4
+    strict = run_tool("-f", manifest, "--strict")
+    assert strict.code == 2 and "--strict refuses blank scripts" in strict.err

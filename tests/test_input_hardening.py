@@ -24,12 +24,12 @@ HEADER = ("sql_runner_host,sql_runner_userid,sql_runner_password,database_type,d
           "database_password,port,database,sql_script_to_run")
 
 
-def load_problems(tmp_path: Path, *rows: str) -> list[tuple[int | None, str | None, str]]:
+def load_problems(tmp_path: Path, *rows: str, strict: bool = False) -> list[tuple[int | None, str | None, str]]:
     (tmp_path / "s1.sql").write_text("SELECT 1;\n")
     path = tmp_path / "m.csv"
     path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
     with pytest.raises(ManifestError) as caught:
-        manifest.load(path, references=References())
+        manifest.load(path, references=References(), strict=strict)
     return [(p.line, p.column, p.message) for p in caught.value.problems]
 
 
@@ -51,18 +51,21 @@ def test_script_paths_that_cannot_be_files(tmp_path: Path) -> None:
     (tmp_path / "link.sql").symlink_to(outside)
     (tmp_path / "inside.sql").symlink_to(tmp_path / "s1.sql")
     long_name = "x" * 300 + ".sql"
-    found = load_problems(tmp_path, *(f"r,u,pw,MySQL,db,app,pw,3306,shop,{name}" for name in (
+    rows = [f"r,u,pw,MySQL,db,app,pw,3306,shop,{name}" for name in (
         "folder.sql", "pipe.sql", "/dev/zero", "empty.sql", "blank.sql", "link.sql", long_name, "comment.sql",
-        "inside.sql", "~nobody-here-at-all/x.sql")))
-    messages = {line: message for line, _, message in found}
+        "inside.sql", "~nobody-here-at-all/x.sql")]
+    messages = {line: message for line, _, message in load_problems(tmp_path, *rows)}
     assert "is not a regular file but a directory" in messages[2]
     assert "is not a regular file but a FIFO, socket or device" in messages[3]
     assert "is not a regular file but a FIFO, socket or device" in messages[4]
-    assert "is empty: nothing to run" in messages[5] and "is empty: nothing to run" in messages[6]
     assert f"is a symbolic link to {outside}" in messages[7]
     assert "cannot be used: File name too long" in messages[8]
     assert "not found" in messages[11]
-    assert set(messages) == {2, 3, 4, 5, 6, 7, 8, 11}  # a comment-only script and a link inside are fine
+    # A comment-only script and a link inside are fine; so are blank ones (no-ops), unless --strict.
+    assert set(messages) == {2, 3, 4, 7, 8, 11}
+    strict = {line: message for line, _, message in load_problems(tmp_path, *rows, strict=True)}
+    assert set(strict) == {2, 3, 4, 5, 6, 7, 8, 11}
+    assert "is blank (empty, or white space only): nothing to run" in strict[5] and "--strict" in strict[6]
 
 
 def test_file_references_that_cannot_be_secrets(tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         from .. import manifest as manifest_module
 
-        manifest = manifest_module.load(args.file, args.script_encoding, references())
+        manifest = manifest_module.load(args.file, args.script_encoding, references(), strict=args.strict)
         if args.shard:
             from ..model.shards import Shard
 

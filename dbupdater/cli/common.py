@@ -115,6 +115,9 @@ def add_manifest_options(parser: argparse.ArgumentParser) -> None:
                         help="encoding of scripts whose manifest row leaves the encoding column empty (default: "
                              "%(default)s; e.g. cp1252, latin1, utf-16): they are checked, and converted to UTF-8 "
                              "on the way to the runner")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse blank scripts (empty or white space only; exit 2) instead of recording them as "
+                             "applied without starting a client")
 
 
 def add_environment_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:

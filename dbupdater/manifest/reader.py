@@ -17,11 +17,12 @@ from .references import References
 from .rows import parse
 
 
-def load(path: Path, script_encoding: str = scriptfile.DEFAULT, references: References | None = None) -> Manifest:
+def load(path: Path, script_encoding: str = scriptfile.DEFAULT, references: References | None = None, *,
+         strict: bool = False) -> Manifest:
     """Read a manifest CSV: every cell as text, UTF-8 with or without BOM, cells and names trimmed.
 
     `script_encoding` is the encoding of scripts whose row leaves the encoding column empty; `references`
-    resolves credential references (without one, `vault:` cells are problems).
+    resolves credential references (without one, `vault:` cells are problems); `strict` refuses blank scripts.
     """
     source = str(path)
     records: list[tuple[int, list[str]]] = []
@@ -46,7 +47,7 @@ def load(path: Path, script_encoding: str = scriptfile.DEFAULT, references: Refe
     if ragged:
         raise ManifestError(source, ragged)
     return parse(source, path.resolve().parent, header, [(line, cells) for line, cells in body if any(cells)],
-                 script_encoding, references)
+                 script_encoding, references, strict=strict)
 
 
 def from_mapping(source: str, base_dir: Path, cells: Mapping[str, str], script_encoding: str = scriptfile.DEFAULT,

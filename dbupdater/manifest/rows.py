@@ -21,7 +21,8 @@ from .references import References, is_reference
 
 
 def parse(source: str, base_dir: Path, header: list[str], rows: Iterable[tuple[int, list[str]]],
-          script_encoding: str = scriptfile.DEFAULT, references: References | None = None) -> Manifest:
+          script_encoding: str = scriptfile.DEFAULT, references: References | None = None, *,
+          strict: bool = False) -> Manifest:
     problems: list[Problem] = []
     refs = references or References()
     try:
@@ -51,11 +52,16 @@ def parse(source: str, base_dir: Path, header: list[str], rows: Iterable[tuple[i
             problems.append(Problem(f"exact duplicate of line {seen[key]}", line))
             continue
         seen[key] = line
-        row = _parse_row(line, values, base_dir, problems, default_encoding, scans, refs)
+        row = _parse_row(line, values, base_dir, problems, default_encoding, scans, refs, strict)
         if row is not None:
             parsed.append(row)
     if problems:
         raise ManifestError(source, problems)
+    blank = list(dict.fromkeys(row.script_label for row in parsed if row.blank))
+    if blank:
+        shown = ", ".join(blank[:5]) + (f" and {len(blank) - 5} more" if len(blank) > 5 else "")
+        notes.append(f"{len(blank)} blank script(s) (empty or white space only) are recorded as applied without "
+                     f"starting a client: {shown}; --strict refuses them")
     warnings = []
     if plain:
         shown = ", ".join(map(str, plain[:10])) + (", ..." if len(plain) > 10 else "")
@@ -226,8 +232,9 @@ def _transport(values: dict[str, str], line: int, problems: list[Problem]) -> tr
 
 
 def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list[Problem], default_encoding: str,
-               scans: dict[tuple[Path, str], str | None], refs: References) -> ManifestRow | None:
+               scans: dict[tuple[Path, str], str | None], refs: References, strict: bool = False) -> ManifestRow | None:
     before = len(problems)
+    blank = False
     kind = _transport(values, line, problems)
     needs_host = kind is None or kind.needs_host
     optional_plugin_columns = cols.plugin_columns()  # an engine's or transport's own columns may be empty
@@ -275,7 +282,11 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
                     scans[scan] = scriptfile.check(script, encoding)
                 except OSError as exc:
                     scans[scan] = f"cannot be read: {exc.strerror}"
-            if scans[scan] is not None:
+            blank = scans[scan] is scriptfile.BLANK
+            if blank and strict:
+                problems.append(Problem(f"script {script_cell} {scriptfile.BLANK} (--strict refuses blank scripts)",
+                                        line, "sql_script_to_run"))
+            elif scans[scan] is not None and not blank:
                 hint = "" if values.get("encoding") else (
                     "; if the file is in another encoding, declare it in the encoding column or with --script-encoding")
                 problems.append(Problem(f"script {script_cell} {scans[scan]}{hint}", line, "sql_script_to_run"))
@@ -300,7 +311,7 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
                       db_options)
     script_id = Path(os.path.relpath(script, base_dir)).as_posix()
     return ManifestRow(line, runner, db, script, script_cell, script_id, flags["repeatable"],
-                       flags["single_transaction"], encoding, script_timeout)
+                       flags["single_transaction"], encoding, script_timeout, blank)
 
 
 def _engine_options(values: dict[str, str], engine: str | None, line: int,

@@ -97,6 +97,8 @@ class ManifestRow:
     encoding: str = "utf-8"
     # Seconds the script may run before it is cancelled on the server and the row fails (None: --script-timeout).
     script_timeout: float | None = None
+    # The script holds nothing but white space: recorded as applied without starting a client.
+    blank: bool = False
 
 
 @dataclass

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from ..checksum import VERSION
 from ..engines import registry as engines
 from ..execution.kinds import Histories, StepContext
-from ..ledger import SUCCESS, recorded
+from ..ledger import SUCCESS, Ledger, recorded
 from ..model.errors import DbUpdaterError
 from ..model.outcome import Outcome, Status
 from ..model.secret import redact
@@ -42,11 +42,13 @@ class ScriptStep:
         return plan_history(rows, histories, self.name, self._digests)
 
     def describe(self, planned: PlannedRow) -> str:
+        if planned.row.blank:
+            return f"record the blank {planned.row.script_label} as applied, starting no client"
         return f"run {planned.row.script_label} with {_client(planned.row)}, recorded in the history"
 
     def prepare(self, planned: Sequence[PlannedRow], context: StepContext) -> None:
         """Copy, per runner and in the background, the scripts that will run, in the order they will."""
-        context.deployment.prefetch(list(planned))
+        context.deployment.prefetch([p for p in planned if not p.row.blank])
 
     def run(self, planned: PlannedRow, context: StepContext) -> Outcome:
         draft = Draft(planned.index, planned.row, self.name)
@@ -59,6 +61,9 @@ class ScriptStep:
 
     def _apply(self, p: PlannedRow, context: StepContext, draft: Draft) -> None:
         row, deployment, options = p.row, context.deployment, context.options
+        if row.blank:
+            self._blank(p, context, draft)
+            return
         started = time.monotonic()
         before = ""
         try:
@@ -96,15 +101,38 @@ class ScriptStep:
             draft.reason += "; rolled back (single transaction): nothing of it remains"
         if cancelled:
             interrupted(draft)
-        if status == SUCCESS and deployment.holds_lock(ledger, row.db.key):
-            ledger.finish_later(row.script_id, status)  # rides with this ledger's next call: the release at the latest
+        _finish(ledger, p, status, draft, context)
+
+    def _blank(self, p: PlannedRow, context: StepContext, draft: Draft) -> None:
+        """A blank script: its `running` row goes in (fenced, as any script's), then its success; no copy, no
+        client. The history then holds it like any applied script, so a later edit is drift."""
+        try:
+            ledger = context.deployment.ledger(p.row)
+        except DbUpdaterError as exc:
+            draft.status, draft.reason = Status.UNREACHABLE, f"not started: {exc}"
             return
         try:
-            ledger.mark_finished(row.script_id, status, None if status == SUCCESS else redact(draft.reason)[:900])
+            ledger.mark_running(p.row.script_id, p.checksum, VERSION, p.entry)
         except DbUpdaterError as exc:
-            draft.status = Status.UNREACHABLE
-            draft.reason = (f"{draft.reason}; recording the result failed ({exc}): the script may be partially "
-                            "applied, the history shows it as running, and the next run will ask you to resolve it")
+            refused(ledger, p, draft, f"not recorded: {exc}", [str(exc)])
+            return
+        draft.status, draft.reason = Status.APPLIED, "blank script: recorded as applied; no client was started"
+        _finish(ledger, p, SUCCESS, draft, context)
+
+
+def _finish(ledger: Ledger, p: PlannedRow, status: str, draft: Draft, context: StepContext) -> None:
+    """Record how the script ended: a success rides with this ledger's next call (the release at the latest)
+    where this ledger holds the lock; anything else, or a success through another runner, at once."""
+    row = p.row
+    if status == SUCCESS and context.deployment.holds_lock(ledger, row.db.key):
+        ledger.finish_later(row.script_id, status)
+        return
+    try:
+        ledger.mark_finished(row.script_id, status, None if status == SUCCESS else redact(draft.reason)[:900])
+    except DbUpdaterError as exc:
+        draft.status = Status.UNREACHABLE
+        draft.reason = (f"{draft.reason}; recording the result failed ({exc}): the script may be partially "
+                        "applied, the history shows it as running, and the next run will ask you to resolve it")
 
 
 class ExecStep:
@@ -122,14 +150,19 @@ class ExecStep:
         return every_row(rows, self.name, self._digests)
 
     def describe(self, planned: PlannedRow) -> str:
+        if planned.row.blank:
+            return f"nothing: {planned.row.script_label} is blank"
         return f"run {planned.row.script_label} with {_client(planned.row)}, without the history"
 
     def prepare(self, planned: Sequence[PlannedRow], context: StepContext) -> None:
-        context.deployment.prefetch(list(planned))
+        context.deployment.prefetch([p for p in planned if not p.row.blank])
 
     def run(self, planned: PlannedRow, context: StepContext) -> Outcome:
         row = planned.row
         draft = Draft(planned.index, row, self.name)
+        if row.blank:
+            draft.status, draft.reason = Status.APPLIED, "blank script: nothing to run; no client was started"
+            return draft.outcome()
         started = time.monotonic()
         try:
             on = ready(context.deployment, row)
