@@ -26,7 +26,17 @@ from typing import IO, TYPE_CHECKING
 
 from ...extras import require
 from ...model.command import Command, Result, Signal
-from ..base import MAX_LINE, LineSplitter, OutputHandler, Transport, TransportError
+from ..base import (
+    MAX_LINE,
+    ByteSink,
+    ByteSource,
+    LineSplitter,
+    OutputHandler,
+    StreamingTransport,
+    TransportError,
+    chunks,
+    with_streamed_stdin,
+)
 from . import powershell
 from .clixml import StderrDecoder
 
@@ -55,7 +65,7 @@ POWERSHELL_EXE = "powershell.exe"
 NETWORK_ERRORS = (requests.RequestException, WinRMError, OSError, ET.ParseError, UnicodeError)
 
 
-class WinRMTransport(Transport):
+class WinRMTransport(StreamingTransport):
     def __init__(self, label: str, connect: Callable[[], WSMan]) -> None:
         self.label = label
         self.shell = powershell.PowerShell()
@@ -71,12 +81,32 @@ class WinRMTransport(Transport):
 
     # -- commands ---------------------------------------------------------------------------------------
 
-    def run(self, command: Command, on_output: OutputHandler) -> Result:
-        script, stdin = self.shell.render(command)
-        return self._execute(script, [stdin] if stdin else [], on_output, command)
+    def stream(self, command: Command, *, stdin: ByteSource | None = None, on_stdout: ByteSink,
+               on_stderr: OutputHandler) -> Result:
+        """The client writes to the WinRS stdout pipe itself, so the Receive streams are its bytes as they are.
+        A stdin source goes as base64 lines (the script decodes `$input` into the client's stdin), one Send
+        per line, from a thread on a connection of its own while this one waits in Receive: a command that
+        prints while it reads is received as it prints, and the source is pulled a line at a time, as the
+        server answers each Send."""
+        if stdin is None:
+            script, data = self.shell.render(command)
+            return self._execute(script, [data] if data else [], on_stdout, on_stderr, command)
+        script, _ = self.shell.render(with_streamed_stdin(command))
+        return self._execute(script, self._stdin_lines(stdin), on_stdout, on_stderr, command, streamed=True)
 
-    def _execute(self, script: str, stdin: Iterable[bytes], on_output: OutputHandler,
-                 command: Command | None = None) -> Result:
+    def _lines(self, script: str, stdin: Iterable[bytes], on_output: OutputHandler) -> Result:
+        """The shell's own scripts, read as lines."""
+        out = LineSplitter("stdout", on_output)
+        result = self._execute(script, stdin, out.feed, on_output)
+        out.close()
+        return result
+
+    def _stdin_lines(self, source: ByteSource) -> Iterator[bytes]:
+        # Raw bytes per base64 line: a line, base64 encoded again by the Send, fills one envelope.
+        return powershell.encode_stdin(chunks(source, max(1024, (self._payload() // 4 * 3 - 2) // 4 * 3)))
+
+    def _execute(self, script: str, stdin: Iterable[bytes], on_stdout: ByteSink, on_stderr: OutputHandler,
+                 command: Command | None = None, streamed: bool = False) -> Result:
         arguments = powershell.encoded_command(script)
         saved = None
         if len(POWERSHELL_EXE) + sum(len(argument) + 1 for argument in arguments) > COMMAND_LINE_LIMIT:
@@ -87,15 +117,17 @@ class WinRMTransport(Transport):
             self.put_bytes(script.encode("utf-8-sig"), saved)
             arguments = powershell.encoded_command(powershell.bootstrap_script(saved))
         try:
-            return self._command(arguments, stdin, on_output, command)
+            return self._command(arguments, stdin, on_stdout, on_stderr, command, streamed)
         finally:
             if saved is not None:
                 self.remove(saved)
 
-    def _command(self, arguments: list[str], stdin: Iterable[bytes], on_output: OutputHandler,
-                 command: Command | None) -> Result:
+    def _command(self, arguments: list[str], stdin: Iterable[bytes], on_stdout: ByteSink,
+                 on_stderr: OutputHandler, command: Command | None, streamed: bool) -> Result:
         shell = self._shell()
         healthy = False
+        failed: list[BaseException] = []
+        feeder: threading.Thread | None = None
         try:
             try:
                 response = shell.command(POWERSHELL_EXE, arguments)
@@ -108,53 +140,90 @@ class WinRMTransport(Transport):
             with self._lock:
                 self._running[command_id] = (shell, command)
             try:
-                self._send(shell, command_id, stdin)
-                status = self._receive(shell, command_id, on_output)
+                if streamed:
+                    feeder = threading.Thread(target=self._feed, args=(shell, command_id, stdin, failed),
+                                              daemon=True, name=f"dbupdater-stdin {self.label}")
+                    feeder.start()
+                else:
+                    self._send(shell, command_id, stdin)
+                status = self._receive(shell, command_id, on_stdout, on_stderr)
             finally:
                 with self._lock:
                     self._running.pop(command_id, None)
                 # Ends the command on the server and releases it ([MS-WSMV] 3.1.4.12; pywinrm's cleanup_command).
                 with contextlib.suppress(*NETWORK_ERRORS):
                     shell.signal(SignalCode.TERMINATE, command_id)
+                if feeder is not None:
+                    feeder.join()  # the command is ended: a Send still under way is refused at once
+            if failed:
+                raise failed[0]
             healthy = status >= 0 or status == powershell.CONTROL_C_EXIT - (1 << 32)
             return self.shell.interpret(status)
         finally:
             self._release(shell, healthy)
 
-    def _send(self, shell: WinRS, command_id: str, stdin: Iterable[bytes]) -> None:
-        """Stdin in pieces that fit one envelope, the last one marked as the end."""
-        size = max(1024, shell.wsman.max_payload_size // 4 * 3)
+    def _feed(self, shell: WinRS, command_id: str, stdin: Iterable[bytes], failed: list[BaseException]) -> None:
+        """A streamed stdin, sent on a connection of its own. A source that fails, or a connection that does,
+        gets the command terminated instead of its input's end: a truncated input must not look complete."""
         try:
-            for data in stdin:
+            wsman = self._connect()
+        except NETWORK_ERRORS as exc:
+            failed.append(self._failure("cannot connect to send input", exc))
+            self._signal(shell, command_id, SignalCode.TERMINATE)
+            return
+        try:
+            sender = WinRS(wsman, id=shell.id)
+            sender._selector_set = shell._selector_set  # the shell the command runs in
+            self._send(sender, command_id, stdin)
+        except BaseException as exc:  # re-raised by the caller once the command has ended
+            failed.append(exc)
+            self._signal(shell, command_id, SignalCode.TERMINATE)
+        finally:
+            with contextlib.suppress(*NETWORK_ERRORS):
+                wsman.close()
+
+    def _send(self, shell: WinRS, command_id: str, stdin: Iterable[bytes]) -> None:
+        """Stdin in pieces that fit one envelope, the last one marked as the end. What a caller's source
+        raises goes up as it is, and the end is not sent."""
+        size = max(1024, shell.wsman.max_payload_size // 4 * 3)
+        pieces = iter(stdin)
+        while True:
+            data = next(pieces, None)  # outside the try below: the source's own errors are not the network's
+            try:
+                if data is None:
+                    shell.send("stdin", b"", command_id=command_id, end=True)
+                    return
                 for at in range(0, len(data), size):
                     shell.send("stdin", data[at:at + size], command_id=command_id, end=False)
-            shell.send("stdin", b"", command_id=command_id, end=True)
-        except WSManFaultError:
-            pass  # the command ended before reading all of it: its exit status says how
-        except NETWORK_ERRORS as exc:
-            raise self._failure("went away while sending input", exc) from None
+            except WSManFaultError:
+                return  # the command ended before reading all of it: its exit status says how
+            except NETWORK_ERRORS as exc:
+                raise self._failure("went away while sending input", exc) from None
 
-    def _receive(self, shell: WinRS, command_id: str, on_output: OutputHandler) -> int:
-        """Output as it comes, until the command is done: its exit code, or -1 when the runner went away."""
-        out = LineSplitter("stdout", on_output)
-        err = _StderrLines(on_output)
-        status = -1
-        try:
-            while True:
-                try:
-                    state, code, streams = shell.receive("stdout stderr", command_id)
-                except WSManFaultError as exc:
-                    if exc.code == OPERATION_TIMEOUT:
-                        continue
-                    raise
-                out.feed(streams.get("stdout", b""))
-                err.feed(streams.get("stderr", b""))
-                if state == CommandState.DONE:
-                    status = code if code is not None else -1
-                    break
-        except NETWORK_ERRORS as exc:
-            logging.getLogger("dbupdater").warning("%s: %s", self.label, _reason(exc))
-        out.close()
+    def _receive(self, shell: WinRS, command_id: str, on_stdout: ByteSink, on_stderr: OutputHandler) -> int:
+        """Output as it comes, until the command is done: its exit code, or -1 when the runner went away. One
+        Receive at a time, each delivered before the next is asked for: what is not received yet waits on the
+        runner, not here."""
+        err = _StderrLines(on_stderr)
+        while True:
+            try:
+                state, code, streams = shell.receive("stdout stderr", command_id)
+            except WSManFaultError as exc:
+                if exc.code == OPERATION_TIMEOUT:
+                    continue
+                logging.getLogger("dbupdater").warning("%s: %s", self.label, _reason(exc))
+                status = -1
+                break
+            except NETWORK_ERRORS as exc:
+                logging.getLogger("dbupdater").warning("%s: %s", self.label, _reason(exc))
+                status = -1
+                break
+            if data := streams.get("stdout"):
+                on_stdout(data)
+            err.feed(streams.get("stderr", b""))
+            if state == CommandState.DONE:
+                status = code if code is not None else -1
+                break
         err.close()
         return status
 
@@ -183,14 +252,12 @@ class WinRMTransport(Transport):
     def put_stream(self, source: IO[bytes], size: int, remote: str, name: str) -> None:
         digest = hashlib.sha256()
 
-        def chunks() -> Iterator[bytes]:
-            # Raw bytes per base64 line: a line, base64 encoded again by the Send, fills one envelope.
-            block = max(1024, (self._payload() // 4 * 3 - 2) // 4 * 3)
-            while data := source.read(block):
+        def read() -> Iterator[bytes]:
+            for data in chunks(source):
                 digest.update(data)
-                yield from powershell.encode_stdin([data])
+                yield data
 
-        self._upload(chunks(), digest, remote, name)
+        self._upload(self._stdin_lines(read()), digest, remote, name)
 
     def put_bytes(self, data: bytes, remote: str) -> None:
         digest = hashlib.sha256(data)
@@ -198,8 +265,7 @@ class WinRMTransport(Transport):
 
     def _upload(self, stdin: Iterable[bytes], digest: hashlib._Hash, remote: str, name: str) -> None:
         lines: list[str] = []
-        result = self._execute(powershell.upload_script(remote), stdin,
-                               lambda stream, line: lines.append(line))
+        result = self._lines(powershell.upload_script(remote), stdin, lambda stream, line: lines.append(line))
         answer = lines[-1].strip() if lines else ""
         if not (result.exited and result.code == 0):
             raise TransportError(f"copying {name} to {self.label} failed: {' '.join(lines)[-300:]}")
@@ -224,7 +290,7 @@ class WinRMTransport(Transport):
                     digest.update(data)
                     handle.write(data)
 
-            result = self._execute(powershell.fetch_script(remote), [], take)
+            result = self._lines(powershell.fetch_script(remote), [], take)
         if not (result.exited and result.code == 0) or answer != [f"sha256:{digest.hexdigest()}"]:
             local.unlink(missing_ok=True)
             raise TransportError(f"copying {remote} from {self.label} failed: {' '.join(failed)[-300:]}")
