@@ -23,6 +23,7 @@ from typing import IO
 from . import defaults
 
 DEFAULT = defaults.SCRIPT_ENCODING
+RAW = "bytes"  # not a text encoding: the file is copied byte for byte (a command step's executable)
 CHUNK = 1 << 20
 # Encodings whose byte-order mark says which byte order follows (the BOM itself is not text).
 _BOMS: dict[str, tuple[tuple[bytes, str], ...]] = {
@@ -121,7 +122,12 @@ def check(path: Path, declared: str) -> str | None:
 @contextlib.contextmanager
 def utf8(path: Path, declared: str) -> Iterator[tuple[IO[bytes], int]]:
     """The script as UTF-8 without a BOM, and its size in bytes: the file itself (past its BOM) when it is
-    UTF-8 already, else a converted copy spooled in memory and then on local disk, 0600, removed after."""
+    UTF-8 already, else a converted copy spooled in memory and then on local disk, 0600, removed after; RAW:
+    the file as it is."""
+    if declared == RAW:
+        with path.open("rb") as handle:
+            yield handle, os.fstat(handle.fileno()).st_size
+        return
     found = layout(path, declared)
     if isinstance(found, str):
         raise EncodingError(f"{path.name} {found}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .. import defaults
 from ..model.specs import Manifest
@@ -14,14 +15,32 @@ from .runs import add_report_options, run_of
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)
     add_environment_options(parser)
+    add_promotion_options(parser)
+
+
+def add_promotion_options(parser: argparse.ArgumentParser) -> None:
+    """Saved plans, approvals and waves (see environments.toml)."""
+    group = parser.add_argument_group("promotion (saved plans, approvals, waves)")
+    group.add_argument("--plan", type=Path, metavar="FILE", dest="saved_plan",
+                       help="apply exactly this saved plan (`plan --save FILE`): refused (exit 5), naming what "
+                            "changed, if a script, a target, a target's history or the manifest differs from it")
+    group.add_argument("--yes", action="store_true",
+                       help="the saved plan was approved before this run (e.g. by the CI platform's protected "
+                            "environment): record that approval and apply it without asking; only with --plan")
+    group.add_argument("--pause-between-waves", action="store_true",
+                       help="with waves (a tier's `waves`), ask on the terminal before starting each later wave")
+    group.add_argument("--warnings-are-errors", action="store_true",
+                       help="a script that printed warnings stops its database and fails the run (it stays "
+                            "recorded as applied)")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """What `apply` and `exec` share: how the manifest is walked and how each script runs."""
     fanout = parser.add_argument_group("parallelism")
-    fanout.add_argument("--parallel", type=positive, default=defaults.PARALLEL, metavar="N",
+    fanout.add_argument("--parallel", type=positive, metavar="N",
                         help="run up to N databases at once, each database's scripts in manifest order "
-                             "(default: %(default)s); 1 runs the whole manifest strictly in order")
+                             f"(default: the tier's parallel, else {defaults.PARALLEL}); 1 runs the whole manifest "
+                             "strictly in order")
     fanout.add_argument("--per-runner", type=positive, default=defaults.PER_RUNNER, metavar="M",
                         help="at most M databases at once through one runner host (default: --parallel, at most "
                              f"{defaults.PER_CONNECTION}, what one SSH connection carries under sshd's default "
@@ -41,9 +60,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(manifest: Manifest, args: argparse.Namespace) -> int:
-    from ..steps import ScriptStep
+    from ..steps import chooser
 
-    return run_of(args, manifest, "apply", ScriptStep()).execute()
+    return run_of(args, manifest, "apply", chooser(history=True)).execute()
 
 
 COMMAND = Command("apply", "run every pending script of the manifest in order (the default)", add_arguments, run)

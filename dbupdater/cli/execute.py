@@ -16,9 +16,9 @@ from .runs import run_of
 
 
 def run(manifest: Manifest, args: argparse.Namespace) -> int:
-    from ..steps import ExecStep
+    from ..steps import chooser
 
-    return run_of(args, manifest, "exec", ExecStep()).execute()
+    return run_of(args, manifest, "exec", chooser(history=False)).execute()
 
 
 COMMAND = Command("exec", "run every row's script on its target without the history: nothing recorded, no lock, "

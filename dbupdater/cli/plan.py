@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..model.specs import Manifest
-from .common import Command
+from .common import Command, add_environment_options
 from .runs import add_report_options, run_of
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_report_options(parser)  # the run folder and `--output json` hold the plan part of the run document
+    add_environment_options(parser)  # the tier: its manifest, and its name in the saved plan
+    parser.add_argument("--save", type=Path, metavar="FILE", dest="save_plan",
+                        help="save the plan to FILE (JSON, no secrets) with a digest over every script's checksum, "
+                             "every target and its history, the manifest and the tool version, for `apply --plan`")
 
 
 def run(manifest: Manifest, args: argparse.Namespace) -> int:
-    from ..steps import ScriptStep
+    from ..steps import chooser
 
-    return run_of(args, manifest, "plan", ScriptStep()).preview()
+    return run_of(args, manifest, "plan", chooser(history=True)).preview()
 
 
 COMMAND = Command("plan", "connect, log in, read the history and show what apply would do; executes nothing",

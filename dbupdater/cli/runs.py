@@ -14,16 +14,19 @@ from typing import TYPE_CHECKING
 from ..model.identity import RunIdentity
 from ..model.secret import shown
 from ..reporting.characters import json_text
+from ..model.errors import UsageError
 from .common import environment_for, reporter_for, run_options
 
 if TYPE_CHECKING:
     from ..environments import Environment
     from ..events import Reporter
     from ..execution.hooks import RunHook
-    from ..execution.kinds import StepKind
-    from ..execution.run import Run
+    from ..execution.kinds import Chooser
+    from ..execution.run import Promotion, Run
     from ..model.specs import Manifest
+    from ..reporting.console import ConsoleReporter
     from ..reporting.document import Document
+    from ..tiers import Tier
 
 
 def add_report_options(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +49,8 @@ def print_document(document: Document) -> None:
     sys.stdout.flush()
 
 
-def listeners(args: argparse.Namespace, manifest: Manifest, run_id: str) -> tuple[Reporter, Path | None]:
+def listeners(args: argparse.Namespace, manifest: Manifest, run_id: str,
+              console: ConsoleReporter | None = None) -> tuple[Reporter, Path | None]:
     """The console, the run document (its sinks write the run folder and stdout JSON) and the notifier, as one
     reporter; and the run folder, if one is written. Notification references are resolved here: a bad one is
     exit 2 before anything runs."""
@@ -69,7 +73,7 @@ def listeners(args: argparse.Namespace, manifest: Manifest, run_id: str) -> tupl
         keepers.append(run_folder.rewrite)
     if getattr(args, "output", "table") == "json":
         sinks.append(print_document)
-    composite = Reporters([reporter_for(args), RunDocument(sinks, keepers=keepers)])
+    composite = Reporters([console or reporter_for(args), RunDocument(sinks, keepers=keepers)])
     reporter, _ = with_notifications(args, composite)
     return reporter, folder
 
@@ -87,15 +91,52 @@ def hooks(environment: Environment | None, manifest: Manifest, identity: RunIden
     return chosen
 
 
-def run_of(args: argparse.Namespace, manifest: Manifest, command: str, kind: StepKind) -> Run:
-    """The Run of one command whose rows are all of one kind of step."""
-    from ..execution.kinds import every_row
+def run_of(args: argparse.Namespace, manifest: Manifest, command: str, choose: Chooser) -> Run:
+    """The Run of one command, each row done by the kind `choose` gives it. The console answers for the
+    operator when both ends are a terminal (a pause step asks there); elsewhere nobody can answer."""
     from ..execution.run import Invocation, Run
 
+    promotion = promotion_of(args)
     environment = environment_for(args)
     identity = RunIdentity()
-    reporter, folder = listeners(args, manifest, identity.run_id)
+    console = reporter_for(args)
+    reporter, folder = listeners(args, manifest, identity.run_id, console)
     invocation = Invocation(command, command_line(args), folder, environment.name if environment else None,
                             getattr(args, "shard", None))
-    return Run(manifest, invocation, run_options(args), reporter, every_row(kind),
-               hooks(environment, manifest, identity), identity)
+    interactive = sys.stdin.isatty() and console.console.is_terminal
+    return Run(manifest, invocation, run_options(args), reporter, choose, hooks(environment, manifest, identity),
+               identity, console.ask if interactive else None, promotion)
+
+
+def promotion_of(args: argparse.Namespace) -> Promotion:
+    """The tier's rules and the promotion options as the Run takes them (a saved plan is read here: a file that
+    is not one is exit 2 before anything is contacted)."""
+    from .. import saved_plans
+    from ..execution.run import Promotion
+
+    tier: Tier | None = getattr(args, "tier", None)
+    policy = tier.policy if tier is not None else None
+    loaded = getattr(args, "saved_plan", None)
+    if getattr(args, "yes", False) and loaded is None:
+        raise UsageError("--yes is accepted only with --plan FILE: an approval names the plan it approves")
+    pause = getattr(args, "pause_between_waves", False) or (policy is not None and policy.pause_between_waves)
+    if pause and policy is not None and policy.waves is not None and not sys.stdin.isatty():
+        raise UsageError(f"tier {tier.name if tier else ''}: pausing between waves asks the operator on a terminal, "
+                         "and this run has none (stdin is not a terminal)")
+    target = getattr(args, "save_plan", None)
+
+    def save(plan: saved_plans.SavedPlan) -> str:
+        assert target is not None
+        plan.write(target)
+        return (f"plan saved to {target}: {plan.runs()} script(s) to run, digest {plan.digest}; apply exactly this "
+                f"plan with `apply --plan {target}`")
+
+    return Promotion(
+        environment=getattr(args, "environment", None), require_approval=bool(policy and policy.require_approval),
+        policy=None if policy is None else policy.data(),
+        saved=None if loaded is None else saved_plans.read(loaded), saved_name=f"the saved plan {loaded}",
+        yes=getattr(args, "yes", False), save=None if target is None else save,
+        waves=None if policy is None else policy.waves, pause_between_waves=pause,
+        warnings_are_errors=getattr(args, "warnings_are_errors", False) or bool(policy and policy.warnings_are_errors),
+        notes=tuple(f"tier {tier.name if tier else ''} is not protected: the command line loosens its policy: {what}"
+                    for what in getattr(args, "loosened", ())))

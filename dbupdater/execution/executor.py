@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ..events import OutputLine, Reporter, StepFinished, StepStarted
+from ..events import Level, Notice, OutputLine, Reporter, StepFinished, StepStarted
 from ..model.errors import DbUpdaterError
 from ..model.outcome import InterruptStep, Outcome, RunResult, Status
 from ..model.specs import DbKey, targets
@@ -22,7 +22,7 @@ from ..plan import PlannedRow
 from .heartbeat import Heartbeat
 from .hooks import Hooks, StopRun
 from .interrupts import LEAVE_GRACE, Escalation
-from .kinds import StepContext, StepKind
+from .kinds import Ask, StepContext, StepKind
 from .options import RunOptions
 from .pool import Deployment
 from .scheduler import Scheduler, runner_cap
@@ -44,6 +44,12 @@ class Executor:
     reporter: Reporter
     hooks: Hooks
     kind_of: Callable[[PlannedRow], StepKind]
+    ask: Ask | None = None  # the operator, when the run has one
+    # The targets in waves (manifest order): a wave starts when the ones before it ended without a problem.
+    waves: list[list[DbKey]] | None = None
+    # Between waves: whether the next wave may start (wave number, waves, its targets' labels); None: it may.
+    pause: Callable[[int, int, list[str]], bool] | None = None
+    warnings_are_errors: bool = False  # a tier's policy: a script's warnings stop its target and fail the run
     running: set[int] = field(default_factory=set)
     # After the third Ctrl-C: the outcomes as they were when the run left. Abandoned workers may still end
     # their scripts and change the live ones; the result and the reports are of the moment of leaving.
@@ -64,10 +70,35 @@ class Executor:
         return [(self.planned[positions[0]].row.runner, positions)
                 for positions in targets([p.row for p in self.planned]).values()]
 
+    def wave_jobs(self) -> list[list[tuple[object, list[int]]]]:
+        """The jobs of each wave, in order: one wave of every job without waves. In strict order (--parallel 1)
+        each wave is one job, its targets' rows in manifest order."""
+        if not self.waves:
+            return [self.jobs()]
+        wave_of = {key: number for number, keys in enumerate(self.waves) for key in keys}
+        if self.strict:
+            return [[("manifest", [position for position, p in enumerate(self.planned)
+                                   if wave_of[p.row.db.key] == number])] for number in range(len(self.waves))]
+        grouped: list[list[tuple[object, list[int]]]] = [[] for _ in self.waves]
+        for runner, positions in self.jobs():
+            grouped[wave_of[self.planned[positions[0]].row.db.key]].append((runner, positions))
+        return grouped
+
     def run(self, escalation: Escalation) -> None:
+        waves = self.wave_jobs()
         try:
-            self.scheduler.run([(runner, functools.partial(self.walk, positions))
-                                for runner, positions in self.jobs()], escalation)
+            for number, jobs in enumerate(waves, start=1):
+                if number > 1:
+                    why = self.before_wave(waves, number)
+                    if why is not None:
+                        self.never_started(waves, number, why)
+                        break
+                if len(waves) > 1:
+                    labels = self.labels(jobs)
+                    self.reporter.handle(Notice(f"wave {number} of {len(waves)}: {len(labels)} target(s): "
+                                                f"{', '.join(labels)}", Level.INFO))
+                self.scheduler.run([(runner, functools.partial(self.walk, positions)) for runner, positions in jobs],
+                                   escalation)
         except KeyboardInterrupt:
             if escalation.step is not InterruptStep.LEAVE:
                 raise
@@ -78,6 +109,41 @@ class Executor:
             return
         for key in list(self.deployment.locked):
             self.release(key)
+
+    def labels(self, jobs: list[tuple[object, list[int]]]) -> list[str]:
+        """The targets of some jobs, in manifest order."""
+        rows = [self.planned[position].row for _, positions in jobs for position in positions]
+        return [rows[positions[0]].db.target_label for positions in targets(rows).values()]
+
+    def before_wave(self, waves: list[list[tuple[object, list[int]]]], number: int) -> str | None:
+        """Why wave `number` must not start (None: it may): the run stopped, a wave before it had a problem
+        (even with --keep-going: a wave is how a tier limits what one bad change reaches), or the operator
+        said no."""
+        done = [position for jobs in waves[:number - 1] for _, positions in jobs for position in positions]
+        problems = [self.outcomes[position] for position in done
+                    if self.outcomes[position].status not in (Status.APPLIED, Status.SKIPPED, Status.NOT_RUN)]
+        if problems:
+            first = problems[0]
+            return (f"wave {number - 1} had a problem ({first.row.script_label} {first.status.value} on "
+                    f"{first.row.db.target_label})")
+        if self.scheduler.stopped:
+            return "the run stopped"
+        if self.pause is not None and not self.pause(number, len(waves), self.labels(waves[number - 1])):
+            return f"the operator did not start wave {number}"
+        return None
+
+    def never_started(self, waves: list[list[tuple[object, list[int]]]], number: int, why: str) -> None:
+        """The targets of waves `number` and later were never touched: each row says so, and so does a notice."""
+        later = [job for jobs in waves[number - 1:] for job in jobs]
+        reason = f"not started: waves {number}-{len(waves)} of {len(waves)} never started ({why})"
+        with self._guard:
+            for _, positions in later:
+                for position in positions:
+                    if self.outcomes[position].status is Status.NOT_RUN:
+                        self.outcomes[position] = self.outcomes[position].but(reason=reason)
+        labels = self.labels(later)
+        self.reporter.handle(Notice(f"{reason}: {len(labels)} target(s) never started: {', '.join(labels)}",
+                                    Level.ERROR))
 
     def walk(self, positions: list[int]) -> None:
         stopped: set[DbKey] = set()
@@ -128,12 +194,19 @@ class Executor:
         begun = self.outcomes[position]
         self.reporter.handle(StepStarted(begun, total))
         context = StepContext(self.deployment, self.options,
-                              lambda stream, line: self.reporter.handle(OutputLine(begun, stream, line)))
+                              lambda stream, line: self.reporter.handle(OutputLine(begun, stream, line)), self.ask)
         outcome = self.kind_of(p).run(p, context)
         with self._guard:
             self.outcomes[position] = outcome
         if self.left is not None:
             return StepEnd.STOP_RUN  # abandoned: the run has ended without this row
+        if self.warnings_are_errors and outcome.status is Status.APPLIED and outcome.warnings:
+            outcome = outcome.but(status=Status.FAILED, reason=(
+                f"applied with {len(outcome.warnings)} warning(s), and the tier's policy warnings_are_errors makes "
+                "that a failure: nothing more runs on this target (the history records the script as applied: it "
+                f"was). First warning: {outcome.warnings[0]}"))
+            with self._guard:
+                self.outcomes[position] = outcome
         self.reporter.handle(StepFinished(outcome, total))
         if outcome.status in (Status.APPLIED, Status.SKIPPED):  # skipped: applied meanwhile, as it is now
             return StepEnd.CONTINUE

@@ -28,15 +28,19 @@ LineSink = Callable[[str, str], None]
 
 Histories = Mapping[DbKey, Mapping[str, Entry]]
 
+Ask = Callable[[str, str], "str | None"]
+"""(what to show, the question) -> the operator's answer; None when the answer cannot come (end of input)."""
+
 
 @dataclass(frozen=True)
 class StepContext:
     """What a step gets from the Run: the run's connections, sessions and ledgers (`deployment`), how the run
-    behaves (`options`), and where its output lines go."""
+    behaves (`options`), where its output lines go, and the operator, when the run has one (a terminal)."""
 
     deployment: Deployment
     options: RunOptions
     on_line: LineSink
+    ask: Ask | None = None
 
 
 class StepKind(Protocol):

@@ -16,11 +16,14 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
+from .. import saved_plans
 from ..events import (
+    Approved,
     Interrupted,
     Level,
     Notice,
@@ -35,19 +38,52 @@ from ..events import (
 from ..model.errors import DbUpdaterError, ExitCode
 from ..model.identity import RunIdentity
 from ..model.outcome import InterruptStep, Outcome, RunResult, Status
-from ..model.specs import Manifest, ManifestRow, first_row_per_database, targets
+from ..model.specs import DbKey, Manifest, ManifestRow, first_row_per_database, targets
 from ..plan import PlannedRow
+from ..saved_plans import Approval, SavedPlan
+from ..tiers import Waves
 from .executor import Executor
 from .heartbeat import Heartbeat
 from .hooks import Hooks, RunHook
 from .interrupts import LEAVE_GRACE, Escalation
-from .kinds import Chooser, Histories, Prepares, StepContext, StepKind
+from .kinds import Ask, Chooser, Histories, Prepares, StepContext, StepKind
 from .options import RunOptions
 from .pool import Deployment
 from .scheduler import caps, runner_cap
 
 REFUSED = ("refused: nothing ran anywhere. Drifted scripts need a new script instead of an edit; scripts in doubt "
            "need `resolve` after you checked the database.")
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What a tier (environments.toml) and the command line ask of a run beyond its rows, as data: the Run
+    owns the rules. `saved`: the plan `apply --plan` must still match (else the run is refused, naming what
+    changed); `require_approval`: rows may run only under an approval (`yes` with a saved plan: approved
+    before this run, e.g. on the CI platform; else the run's operator on a terminal approves by typing the
+    tier's name); `save`: where `plan --save` puts the plan; `waves`: the targets in manifest order, walked
+    wave after wave, a wave starting only when the ones before it had no failure; `pause_between_waves`: ask
+    the operator before each later wave; `warnings_are_errors`: a script that printed warnings stops its
+    target and fails the run (it is recorded as applied: it was)."""
+
+    environment: str | None = None
+    require_approval: bool = False
+    policy: Mapping[str, Any] | None = None
+    saved: SavedPlan | None = None
+    saved_name: str = "the saved plan"
+    yes: bool = False
+    save: Callable[[SavedPlan], str] | None = None  # returns what to say about it
+    waves: Waves | None = None
+    pause_between_waves: bool = False
+    warnings_are_errors: bool = False
+    notes: tuple[str, ...] = ()  # said as the run starts (e.g. flags that loosened an unprotected tier's policy)
+
+
+@runtime_checkable
+class RecordsApproval(Protocol):
+    """A run hook that records the approval of the plan the run applies (the environment state in Vault)."""
+
+    def approved(self, approval: Approval) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -66,7 +102,14 @@ class Run:
     """One run of one command over one manifest. `choose` says which kind of step does each row."""
 
     def __init__(self, manifest: Manifest, invocation: Invocation, options: RunOptions, reporter: Reporter,
-                 choose: Chooser, hooks: Iterable[RunHook] = (), identity: RunIdentity | None = None) -> None:
+                 choose: Chooser, hooks: Iterable[RunHook] = (), identity: RunIdentity | None = None,
+                 ask: Ask | None = None, promotion: Promotion | None = None) -> None:
+        """`ask`: the operator (a terminal), for steps that wait for one; None: the run has nobody to ask.
+        `promotion`: a tier's rules (saved plan, approval, waves); None: none."""
+        self.ask = ask
+        self.promotion = promotion or Promotion()
+        self.refusal: str | None = None  # why the run was refused before any step (a plan changed, no approval)
+        self.approval: Approval | None = None
         self.manifest = manifest
         self.invocation = invocation
         self.reporter = reporter
@@ -84,6 +127,10 @@ class Run:
         self.started()
         with self.aborting():
             planned, result = self.walk()
+        if self.refusal is not None:
+            self.reporter.handle(Notice(self.refusal, Level.ERROR))
+            self.reporter.handle(RunFinished(result, int(ExitCode.REFUSED), executed=False))
+            return int(ExitCode.REFUSED)
         if any(p.state.blocks for p in planned):
             self.reporter.handle(PlanMade(planned))
             self.reporter.handle(Notice(REFUSED, Level.ERROR))
@@ -108,6 +155,9 @@ class Run:
                        for row in first_row_per_database(self.manifest.rows)}
         planned = self.plan(histories)
         self.planned(planned, preview=True)
+        if self.promotion.save is not None:
+            said = self.promotion.save(self.saved(planned, histories))
+            self.reporter.handle(Notice(said, Level.SUCCESS))
         for label, holder in holders.items():
             if holder is not None:
                 self.reporter.handle(Notice(f"{label} is locked right now by {holder.describe()}", Level.NOTE))
@@ -130,6 +180,8 @@ class Run:
         self.reporter.handle(RunStarted(self.manifest, asked.command, self.identity.run_id, argv=asked.argv,
                                         environment=asked.environment, shard=asked.shard or None,
                                         report_dir=asked.report_dir, history=self.history))
+        for note in self.promotion.notes:
+            self.reporter.handle(Notice(note, Level.WARNING))
 
     def aborting(self) -> _Aborting:
         return _Aborting(self.reporter)
@@ -164,8 +216,14 @@ class Run:
             else:
                 deployment.connect()
             planned = self.plan(histories)
-            self.planned(planned)
             outcomes = [Outcome(p.index, p.row, step=p.step) for p in planned]
+            if not any(p.state.blocks for p in planned):
+                self.refusal = self.gate(planned, histories, deployment)
+                if self.refusal is not None:
+                    refused = [o.but(status=Status.REFUSED, reason=self.refusal) if p.state.runs else o
+                               for p, o in zip(planned, outcomes, strict=True)]
+                    return planned, RunResult(refused, time.monotonic() - started)
+            self.planned(planned)
             if any(p.state.blocks for p in planned):
                 refused = [o.but(status=Status.REFUSED, reason=f"{p.state.value}: {p.detail}") if p.state.blocks
                            else o for p, o in zip(planned, outcomes, strict=True)]
@@ -176,7 +234,9 @@ class Run:
             heartbeat = Heartbeat(list(deployment.locked.values()), self.options.lock_lease)
             heartbeat.start()
             executor = Executor(deployment, planned, outcomes, heartbeat, self.options, self.reporter, self.hooks,
-                                lambda p: self.kinds[p.index])
+                                lambda p: self.kinds[p.index], self.ask, waves=self.waves(planned),
+                                pause=self.pause if self.promotion.pause_between_waves else None,
+                                warnings_are_errors=self.promotion.warnings_are_errors)
 
             def announce(step: InterruptStep, running: int) -> None:
                 self.reporter.handle(Interrupted(step, running))
@@ -188,9 +248,73 @@ class Run:
                 heartbeat.stop(wait=LEAVE_GRACE / 4 if escalation.step is InterruptStep.LEAVE else 30.0)
         return planned, executor.result(time.monotonic() - started, escalation.interrupted)
 
+    # --- promotion: saved plans, approvals, waves ------------------------------------------------------------
+
+    def saved(self, planned: Sequence[PlannedRow], histories: Histories) -> SavedPlan:
+        promotion = self.promotion
+        return saved_plans.build(self.manifest, planned, histories, environment=promotion.environment,
+                                 shard=self.invocation.shard or None, policy=promotion.policy)
+
+    def gate(self, planned: list[PlannedRow], histories: Histories, deployment: Deployment) -> str | None:
+        """The rules of a promoted run, decided while the run holds every lock (nothing moves between the check
+        and the first step): a saved plan must still be what would run; a tier that requires approval runs
+        rows only under one. Why the run is refused, or None (and the approval, if any, recorded)."""
+        promotion = self.promotion
+        runs = sum(1 for p in planned if p.state.runs)
+        if promotion.saved is None and not (promotion.require_approval and runs):
+            return None
+        now = self.saved(planned, histories)
+        if promotion.saved is not None:
+            changed = saved_plans.differences(promotion.saved, now)
+            if changed:
+                self.reporter.handle(PlanMade(planned))
+                return (f"refused: {promotion.saved_name} is not what would run now, so nothing ran anywhere. What "
+                        f"changed: {'; '.join(changed)}. Save the plan again (`plan --save`) and have it approved")
+        digest = promotion.saved.digest if promotion.saved is not None else now.digest
+        tier = promotion.environment
+        approval: Approval | None = None
+        if promotion.saved is not None and promotion.yes:
+            approval = Approval.now(digest, "--yes with the saved plan: approved before this run", tier)
+        elif promotion.require_approval and runs:
+            if self.ask is None:
+                return (f"refused: tier {tier} requires an approved plan (require_approval), and nothing ran. Save "
+                        f"it with `plan --environment {tier} --save plan.json`, have it approved, then `apply "
+                        f"--environment {tier} --plan plan.json --yes`; or run apply on a terminal and approve it "
+                        "by typing the tier's name")
+            self.reporter.handle(PlanMade(planned))
+            answer = self.ask(f"{runs} script(s) to run on tier {tier} (plan {digest[:19]}...), as shown above.",
+                              f"Type the tier's name ({tier}) to approve; anything else refuses: ")
+            if (answer or "").strip() != tier:
+                return f"refused: not approved (the answer was not {tier!r}); nothing ran anywhere"
+            approval = Approval.now(digest, "typed the tier's name on a terminal", tier)
+        if approval is not None:
+            self.approval = approval
+            for ledger in deployment.locked.values():
+                ledger.approval = approval.note()
+            for hook in self.hooks.hooks:
+                if isinstance(hook, RecordsApproval):
+                    hook.approved(approval)
+            self.reporter.handle(Approved(approval))
+        return None
+
+    def waves(self, planned: Sequence[PlannedRow]) -> list[list[DbKey]] | None:
+        """The targets in manifest order, as the tier's waves split them (None: one wave)."""
+        if self.promotion.waves is None:
+            return None
+        return self.promotion.waves.split(list(targets([p.row for p in planned])))
+
+    def pause(self, number: int, total: int, labels: Sequence[str]) -> bool:
+        """Between waves: whether the operator lets wave `number` start (nobody to ask: it does not)."""
+        if self.ask is None:
+            return False
+        named = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
+        answer = self.ask(f"wave {number - 1} of {total} finished without a failure; wave {number} has "
+                          f"{len(labels)} target(s): {named}.", f"Start wave {number}? [y/N] ")
+        return (answer or "").strip().lower() in ("y", "yes")
+
     def prepare(self, planned: Sequence[PlannedRow], deployment: Deployment) -> None:
         """Let each kind that prepares (copies scripts ahead) see the rows it will run."""
-        context = StepContext(deployment, self.options, lambda stream, line: None)
+        context = StepContext(deployment, self.options, lambda stream, line: None, self.ask)
         by_kind: dict[int, tuple[StepKind, list[PlannedRow]]] = {}
         for p in planned:
             if p.state.runs:

@@ -235,6 +235,9 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
                scans: dict[tuple[Path, str], str | None], refs: References, strict: bool = False) -> ManifestRow | None:
     before = len(problems)
     blank = False
+    step = values.get("step", "").lower() or "sql"
+    if step not in cols.STEPS:
+        problems.append(Problem(f"unknown step {values['step']!r}; accepted: {', '.join(cols.STEPS)}", line, "step"))
     kind = _transport(values, line, problems)
     needs_host = kind is None or kind.needs_host
     optional_plugin_columns = cols.plugin_columns()  # an engine's or transport's own columns may be empty
@@ -264,6 +267,11 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
     db_password = _secret(values, "database_password", base_dir, line, problems, refs)
     key_file, key_data = _key(values.get("sql_runner_key_file", ""), base_dir, line, problems, refs)
     encoding = _encoding(values, default_encoding, line, problems)
+    if step == "command":  # an executable is copied byte for byte, never read as text
+        if values.get("encoding"):
+            problems.append(Problem("a command step's file is copied byte for byte: leave encoding empty", line,
+                                    "encoding"))
+        encoding = scriptfile.RAW
     script_cell = values.get("sql_script_to_run", "")
     script = _path(script_cell, base_dir)
     if script_cell:
@@ -275,18 +283,18 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
             problems.append(Problem(f"script {script_cell} {wrong}", line, "sql_script_to_run"))
         elif not os.access(script, os.R_OK):
             problems.append(Problem(f"script {script_cell} is not readable", line, "sql_script_to_run"))
-        elif encoding is not None:
+        elif encoding is not None and encoding != scriptfile.RAW:
             scan = (script, encoding)
             if scan not in scans:
                 try:
                     scans[scan] = scriptfile.check(script, encoding)
                 except OSError as exc:
                     scans[scan] = f"cannot be read: {exc.strerror}"
-            blank = scans[scan] is scriptfile.BLANK
+            blank = scans[scan] is scriptfile.BLANK and step == "sql"  # a pause may have no message
             if blank and strict:
                 problems.append(Problem(f"script {script_cell} {scriptfile.BLANK} (--strict refuses blank scripts)",
                                         line, "sql_script_to_run"))
-            elif scans[scan] is not None and not blank:
+            elif scans[scan] is not None and scans[scan] is not scriptfile.BLANK:
                 hint = "" if values.get("encoding") else (
                     "; if the file is in another encoding, declare it in the encoding column or with --script-encoding")
                 problems.append(Problem(f"script {script_cell} {scans[scan]}{hint}", line, "sql_script_to_run"))
@@ -298,7 +306,10 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
         flags[column] = cols.BOOLEANS.get(value, False)
     db_options = _engine_options(values, engine, line, problems)
     script_timeout = _timeout(values, line, problems)
-    if flags["single_transaction"] and engine and not engines.get(engine).transactional_ddl:
+    if flags["single_transaction"] and step != "sql":
+        problems.append(Problem(f"a {step} step is not SQL: it cannot run as one transaction", line,
+                                "single_transaction"))
+    elif flags["single_transaction"] and engine and not engines.get(engine).transactional_ddl:
         problems.append(Problem(f"{engines.get(engine).display} commits DDL implicitly, so a script cannot run as "
                                 "one transaction", line, "single_transaction"))
     if len(problems) > before or engine is None or db_port is None or encoding is None or kind is None:
@@ -311,7 +322,7 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
                       db_options)
     script_id = Path(os.path.relpath(script, base_dir)).as_posix()
     return ManifestRow(line, runner, db, script, script_cell, script_id, flags["repeatable"],
-                       flags["single_transaction"], encoding, script_timeout, blank)
+                       flags["single_transaction"], encoding, script_timeout, blank, step)
 
 
 def _engine_options(values: dict[str, str], engine: str | None, line: int,

@@ -99,6 +99,8 @@ class ManifestRow:
     script_timeout: float | None = None
     # The script holds nothing but white space: recorded as applied without starting a client.
     blank: bool = False
+    # What the row does (manifest column `step`): "sql", "pause" or "command".
+    step: str = "sql"
 
 
 @dataclass

@@ -139,6 +139,23 @@ class ConsoleReporter:
         elif isinstance(event, Notice):
             self.notice(event)
 
+    def ask(self, shown_first: str, question: str) -> str | None:
+        """The operator's answer on the terminal (a pause step): the live area steps aside while the message and
+        the question are shown, and other rows' lines wait (events are handled one at a time); None at the end
+        of input."""
+        with self._lock:
+            view = self.view
+            if view is not None:
+                view.stop()
+            try:
+                self.say(shown_first, "bold yellow")
+                return self.console.input(Text(shown(question), style="bold"))
+            except EOFError:
+                return None
+            finally:
+                if view is not None:
+                    view.start()
+
     def close(self) -> None:
         """End the live area, if any (idempotent): at the end of a run, and on the way out of any error."""
         with self._lock:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import re
 import time
 
+from ..execution.kinds import StepContext
 from ..ledger import SUCCESS, Ledger
 from ..model.errors import DbUpdaterError
 from ..model.outcome import Status
+from ..model.secret import redact
 from ..model.specs import ManifestRow
 from ..plan import PlannedRow
 from .draft import Draft
@@ -87,3 +89,19 @@ def settled(ledger: Ledger, row: ManifestRow, draft: Draft) -> bool:
     draft.reason += (f"; {seen}: the script may still run or be partially applied, so the history keeps it "
                      "`running` (in doubt) until you check the database and `resolve` it")
     return False
+
+
+def finish(ledger: Ledger, p: PlannedRow, status: str, draft: Draft, context: StepContext) -> None:
+    """Record how a step ended: a success rides with this ledger's next call (the release at the latest) where
+    this ledger holds the lock; anything else, or a success through another runner, at once. When that write
+    fails, the row says so: the history shows it `running`, and the next run asks for `resolve`."""
+    row = p.row
+    if status == SUCCESS and context.deployment.holds_lock(ledger, row.db.key):
+        ledger.finish_later(row.script_id, status)
+        return
+    try:
+        ledger.mark_finished(row.script_id, status, None if status == SUCCESS else redact(draft.reason)[:900])
+    except DbUpdaterError as exc:
+        draft.status = Status.UNREACHABLE
+        draft.reason = (f"{draft.reason}; recording the result failed ({exc}): it may have done part of its "
+                        "work, the history shows it as running, and the next run will ask you to resolve it")

@@ -14,15 +14,14 @@ from collections.abc import Sequence
 from ..checksum import VERSION
 from ..engines import registry as engines
 from ..execution.kinds import Histories, StepContext
-from ..ledger import SUCCESS, Ledger, recorded
+from ..ledger import SUCCESS, recorded
 from ..model.errors import DbUpdaterError
 from ..model.outcome import Outcome, Status
-from ..model.secret import redact
 from ..model.specs import ManifestRow
 from ..plan import Digests, PlannedRow, every_row, plan_history
 from .client import CANCEL_FIRST, STOP_OUTRIGHT, interrupted, ready, run_script, single_transaction
 from .draft import Draft
-from .ledgered import refused, settled
+from .ledgered import finish, refused, settled
 
 
 def _client(row: ManifestRow) -> str:
@@ -101,7 +100,7 @@ class ScriptStep:
             draft.reason += "; rolled back (single transaction): nothing of it remains"
         if cancelled:
             interrupted(draft)
-        _finish(ledger, p, status, draft, context)
+        finish(ledger, p, status, draft, context)
 
     def _blank(self, p: PlannedRow, context: StepContext, draft: Draft) -> None:
         """A blank script: its `running` row goes in (fenced, as any script's), then its success; no copy, no
@@ -117,22 +116,7 @@ class ScriptStep:
             refused(ledger, p, draft, f"not recorded: {exc}", [str(exc)])
             return
         draft.status, draft.reason = Status.APPLIED, "blank script: recorded as applied; no client was started"
-        _finish(ledger, p, SUCCESS, draft, context)
-
-
-def _finish(ledger: Ledger, p: PlannedRow, status: str, draft: Draft, context: StepContext) -> None:
-    """Record how the script ended: a success rides with this ledger's next call (the release at the latest)
-    where this ledger holds the lock; anything else, or a success through another runner, at once."""
-    row = p.row
-    if status == SUCCESS and context.deployment.holds_lock(ledger, row.db.key):
-        ledger.finish_later(row.script_id, status)
-        return
-    try:
-        ledger.mark_finished(row.script_id, status, None if status == SUCCESS else redact(draft.reason)[:900])
-    except DbUpdaterError as exc:
-        draft.status = Status.UNREACHABLE
-        draft.reason = (f"{draft.reason}; recording the result failed ({exc}): the script may be partially "
-                        "applied, the history shows it as running, and the next run will ask you to resolve it")
+        finish(ledger, p, SUCCESS, draft, context)
 
 
 class ExecStep:
