@@ -137,6 +137,7 @@ def test_a_failed_script_is_recorded_and_in_doubt_until_resolved(tool: Tool, db:
     after = tool("apply")
     assert after.code == 0, after.text
     assert db.marks() == ["001", "002", "003"]
+    assert [status for script, status, _ in db.history() if script == "002.sql"] == ["rerun", "success"]
 
 
 @needs(Capability.LEDGER)
@@ -204,6 +205,9 @@ def test_an_edited_applied_script_is_drift_and_nothing_runs(tool: Tool, db: Data
 @needs(Capability.LEDGER)
 def test_plan_shows_pending_and_applied_and_runs_nothing(tool: Tool, db: Database) -> None:
     path = db.add("001.sql", db.mark("001"))
+    fresh = tool("plan")
+    assert fresh.code == 0 and "pending" in fresh.out, fresh.text
+    assert db.ledger_traces() == []  # plan writes nothing, not even the ledger's tables
     assert (first := tool("apply")).code == 0, first.text
     db.add("002.sql", db.mark("002"))
     plan = tool("plan", "--output", "json")  # the run document on stdout, the table on stderr
@@ -246,7 +250,8 @@ def test_a_second_run_waits_for_the_lock_or_gives_up_naming_the_holder(tool: Too
                  lambda: "".join(lines))
         impatient = tool("apply", "--lock-timeout", "1")
         assert impatient.code == 5, impatient.text
-        assert str(holder.pid) in impatient.text, impatient.text  # the holder named
+        assert "locked by run" in impatient.text and f"pid {holder.pid}" in impatient.text, impatient.text
+        assert "gave up after 1s" in impatient.text, impatient.text
         assert waiter.poll() is None, "the waiting run ended while the lock was held"
     finally:
         db.open_gate()
