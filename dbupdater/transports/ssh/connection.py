@@ -213,6 +213,89 @@ class _Heard(threading.Event):
         super().set()
 
 
+def _read_known_hosts(options: SSHOptions) -> KnownHosts:
+    try:
+        known = known_hosts.read(options.known_hosts)
+    except OSError as exc:
+        raise TransportError(f"cannot read known_hosts {options.known_hosts}: {exc.strerror}") from None
+    for warning in known.warnings:
+        logging.getLogger("dbupdater").warning("%s", warning)
+    return known
+
+
+def _credentials(user: str, password: str | None, key_file: Path | None, key_data: str | None,
+                 timeout: float) -> tuple[dict[str, Any], str]:
+    """paramiko's connect arguments, and the way of authenticating in words for errors. Password or key
+    given: exactly that. Neither: agent and ~/.ssh keys, as OpenSSH would. With a key, the password cell is
+    the key's passphrase: never offered to the runner as a password (paramiko would fall back to password
+    authentication when the key is refused)."""
+    explicit = bool(password) or key_file is not None or key_data is not None
+    with_key = key_file is not None or key_data is not None
+    pkey = _load_key(key_data, password) if key_data else None
+    method = ("key file" if key_file else "private key from the manifest's reference" if key_data
+              else "password" if password else "ssh-agent / ~/.ssh keys")
+    return dict(
+        username=user, password=None if with_key else password or None,
+        key_filename=str(key_file) if key_file else None, pkey=pkey,
+        passphrase=password or None if with_key else None, allow_agent=not explicit, look_for_keys=not explicit,
+        timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
+    ), method
+
+
+def _open_socket(label: str, host: str, port: int, timeout: float) -> Any:
+    try:
+        return _socket(host, port, timeout)
+    except TimeoutError:
+        raise TransportError(f"runner {label} unreachable: no TCP connection within {timeout:g} s "
+                             "(--connect-timeout)") from None
+    except OSError as exc:
+        raise TransportError(f"runner {label} unreachable: {exc.strerror or exc}") from None
+
+
+def _handshake(client: paramiko.SSHClient, label: str, sock: Any, host: str, port: int, options: SSHOptions,
+               credentials: dict[str, Any], method: str) -> None:
+    """SSH over the connected socket: host key checked (by _Verify), then authentication; paramiko's errors
+    in words that say what to do. The socket is closed when it fails."""
+    began = time.monotonic()
+    try:
+        client.connect(host, port, sock=sock, **credentials)
+    except HostKeyRefused:
+        sock.close()
+        raise
+    except paramiko.BadHostKeyException as exc:
+        sock.close()
+        raise HostKeyRefused(
+            f"HOST KEY MISMATCH for {label}: known_hosts has {_fingerprint(exc.expected_key)} but the "
+            f"runner offered {_fingerprint(exc.key)}. This may be an attack; if the runner was rebuilt, "
+            f"remove the old entry (ssh-keygen -R) from {options.known_hosts} and verify the new key"
+        ) from None
+    except paramiko.AuthenticationException:
+        sock.close()
+        raise TransportError(f"authentication failed for {label} ({method})") from None
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        sock.close()
+        took = time.monotonic() - began
+        if took >= options.connect_timeout * 0.9 or str(exc) == "No existing session":
+            # paramiko's words when its banner or key-exchange wait ran out ("No existing session" comes
+            # from the authentication step that follows a handshake that never finished).
+            raise TransportError(
+                f"runner {label} unreachable: it accepted the TCP connection but its SSH server did not "
+                f"complete the handshake within {options.connect_timeout:g} s (--connect-timeout; a runner, "
+                "or this machine, only too loaded to finish in time needs a longer one)") from None
+        raise TransportError(f"runner {label} unreachable: {exc}") from None
+
+
+def _read_what_paramiko_ignores(transport: paramiko.Transport) -> None:
+    """This connection's own handler table: paramiko ignores the "exit-signal" a server sends for a command
+    killed by a signal, and reports no exit status at all (read as "runner lost"); and it answers a close
+    where a key exchange can deadlock it (see the handlers)."""
+    transport._channel_handler_table = {  # type: ignore[attr-defined]
+        **transport._channel_handler_table,  # type: ignore[attr-defined]
+        MSG_CHANNEL_REQUEST: _handle_channel_request,
+        MSG_CHANNEL_CLOSE: _handle_channel_close,
+    }
+
+
 class SSHTransport(StreamingTransport):
     shell = PosixShell()  # sshd runs commands with the user's login shell; Windows runners take WinRM
 
@@ -220,71 +303,13 @@ class SSHTransport(StreamingTransport):
                  options: SSHOptions, key_data: str | None = None) -> None:
         self.label = f"{user}@{_host_id(host, port)}"
         self._client = paramiko.SSHClient()
-        try:
-            known = known_hosts.read(options.known_hosts)
-        except OSError as exc:
-            raise TransportError(f"cannot read known_hosts {options.known_hosts}: {exc.strerror}") from None
-        for warning in known.warnings:
-            logging.getLogger("dbupdater").warning("%s", warning)
-        self._client.set_missing_host_key_policy(_Verify(options, port, known))
-        # Password or key given: use exactly that. Neither: agent and ~/.ssh keys, as OpenSSH would.
-        explicit = bool(password) or key_file is not None or key_data is not None
-        # With a key, the password cell is the key's passphrase: never offered to the runner as a password
-        # (paramiko would fall back to password authentication when the key is refused).
-        with_key = key_file is not None or key_data is not None
-        pkey = _load_key(key_data, password) if key_data else None
-        kwargs: dict[str, Any] = dict(
-            username=user, password=None if with_key else password or None,
-            key_filename=str(key_file) if key_file else None, pkey=pkey,
-            passphrase=password or None if with_key else None, allow_agent=not explicit, look_for_keys=not explicit,
-            timeout=options.connect_timeout, banner_timeout=options.connect_timeout,
-            auth_timeout=options.connect_timeout,
-        )
-        try:
-            sock = _socket(host, port, options.connect_timeout)
-        except TimeoutError:
-            raise TransportError(f"runner {self.label} unreachable: no TCP connection within "
-                                 f"{options.connect_timeout:g} s (--connect-timeout)") from None
-        except OSError as exc:
-            raise TransportError(f"runner {self.label} unreachable: {exc.strerror or exc}") from None
-        began = time.monotonic()
-        try:
-            self._client.connect(host, port, sock=sock, **kwargs)
-        except HostKeyRefused:
-            sock.close()
-            raise
-        except paramiko.BadHostKeyException as exc:
-            sock.close()
-            raise HostKeyRefused(
-                f"HOST KEY MISMATCH for {self.label}: known_hosts has {_fingerprint(exc.expected_key)} but the "
-                f"runner offered {_fingerprint(exc.key)}. This may be an attack; if the runner was rebuilt, "
-                f"remove the old entry (ssh-keygen -R) from {options.known_hosts} and verify the new key"
-            ) from None
-        except paramiko.AuthenticationException:
-            sock.close()
-            method = ("key file" if key_file else "private key from the manifest's reference" if key_data
-                      else "password" if password else "ssh-agent / ~/.ssh keys")
-            raise TransportError(f"authentication failed for {self.label} ({method})") from None
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            sock.close()
-            took = time.monotonic() - began
-            if took >= options.connect_timeout * 0.9 or str(exc) == "No existing session":
-                # paramiko's words when its banner or key-exchange wait ran out ("No existing session" comes
-                # from the authentication step that follows a handshake that never finished).
-                raise TransportError(
-                    f"runner {self.label} unreachable: it accepted the TCP connection but its SSH server did not "
-                    f"complete the handshake within {options.connect_timeout:g} s (--connect-timeout; a runner, "
-                    "or this machine, only too loaded to finish in time needs a longer one)") from None
-            raise TransportError(f"runner {self.label} unreachable: {exc}") from None
+        self._client.set_missing_host_key_policy(_Verify(options, port, _read_known_hosts(options)))
+        credentials, method = _credentials(user, password, key_file, key_data, options.connect_timeout)
+        sock = _open_socket(self.label, host, port, options.connect_timeout)
+        _handshake(self._client, self.label, sock, host, port, options, credentials, method)
         transport = self._client.get_transport()
         assert transport is not None
-        # paramiko ignores the "exit-signal" a server sends for a command killed by a signal, and reports no
-        # exit status at all: read as "runner lost". This transport's own handler table reads it.
-        transport._channel_handler_table = {  # type: ignore[attr-defined]
-            **transport._channel_handler_table,  # type: ignore[attr-defined]
-            MSG_CHANNEL_REQUEST: _handle_channel_request,
-            MSG_CHANNEL_CLOSE: _handle_channel_close,
-        }
+        _read_what_paramiko_ignores(transport)
         self._transport = transport
         self._running: dict[paramiko.Channel, Command] = {}
         self._running_lock = threading.Lock()
