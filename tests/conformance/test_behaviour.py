@@ -6,7 +6,7 @@ script runs, History, drift and locking, Exit codes) is written once here, in te
 every engine in `dbupdater.engines.registry` runs it. A new engine is tested by registering it and giving it
 a peer; a case its peer cannot honour is skipped with the peer's reason, never silently.
 
-Everything goes through the real command line (`apply`, `exec`, `plan`, `resolve`) in a subprocess, through
+Everything goes through the real command line (`apply`, `exec`, `plan`, `status`, `resolve`) in a subprocess, through
 the rig's real SSH runner; the ledger is read in the server with SQL of the test's own.
 """
 
@@ -127,6 +127,11 @@ def test_a_failed_script_is_recorded_and_in_doubt_until_resolved(tool: Tool, db:
     assert (failed := tool("apply")).code == 1, failed.text
     assert [(script, status) for script, status, _ in db.history()] == [("001.sql", "success"),
                                                                          ("002.sql", "failed")]
+    status = tool("status", "--output", "json")  # the history as `status` shows it, per script and target
+    assert status.code == 0, status.text
+    (label,) = (shown := json.loads(status.out))["targets"]
+    assert {script: cells[label] for script, cells in shown["matrix"].items()} == {
+        "001.sql": "success", "002.sql": "failed", "003.sql": None}
     refused = tool("apply")
     assert refused.code == 5, refused.text
     assert "in doubt" in refused.out and "resolve" in refused.out
