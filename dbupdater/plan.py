@@ -18,6 +18,7 @@ class RowState(Enum):
     APPLIED = "applied"
     DRIFTED = "drifted"
     IN_DOUBT = "in doubt"
+    NOTHING = "nothing to do"  # a kind of step has nothing to do on this row (`test`: no verify script)
 
     @property
     def runs(self) -> bool:

@@ -10,7 +10,19 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..model.errors import ExitCode
-from . import apply, baseline, environment, execute, plan, report, resolve, status, validate, wait_ready
+from . import (
+    apply,
+    baseline,
+    environment,
+    execute,
+    plan,
+    report,
+    resolve,
+    status,
+    test,
+    validate,
+    wait_ready,
+)
 from .common import (
     EPILOG,
     Command,
@@ -24,7 +36,7 @@ from .common import (
 )
 
 COMMANDS: tuple[Command, ...] = tuple(module.COMMAND for module in (
-    apply, execute, validate, plan, status, resolve, baseline, environment, wait_ready, report))
+    apply, execute, validate, plan, test, status, resolve, baseline, environment, wait_ready, report))
 SUBCOMMANDS = tuple(command.name for command in COMMANDS)
 
 

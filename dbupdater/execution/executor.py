@@ -18,7 +18,7 @@ from ..events import Level, Notice, OutputLine, Reporter, StepFinished, StepStar
 from ..model.errors import DbUpdaterError
 from ..model.outcome import InterruptStep, Outcome, RunResult, Status
 from ..model.specs import DbKey, targets
-from ..plan import PlannedRow
+from ..plan import PlannedRow, RowState
 from .heartbeat import Heartbeat
 from .hooks import Hooks, StopRun
 from .interrupts import LEAVE_GRACE, Escalation
@@ -179,7 +179,8 @@ class Executor:
         """Run or skip one row."""
         p, total = self.planned[position], len(self.planned)
         if not p.state.runs:
-            return self.finished(position, Status.SKIPPED, f"already applied: {p.detail}")
+            return self.finished(position, Status.SKIPPED,
+                                 f"already applied: {p.detail}" if p.state is RowState.APPLIED else p.detail)
         if p.row.db.target_label in self.heartbeat.lost:
             self.finished(position, Status.REFUSED,
                           f"LOCK LOST: this run no longer holds the lock on {p.row.db.target_label} (its lease could "

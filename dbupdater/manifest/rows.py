@@ -274,30 +274,18 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
         encoding = scriptfile.RAW
     script_cell = values.get("sql_script_to_run", "")
     script = _path(script_cell, base_dir)
-    if script_cell:
-        wrong = _regular_file(script)
-        if wrong == "does not exist":
-            problems.append(Problem(f"script {script_cell} not found (looked at {script})", line,
-                                    "sql_script_to_run"))
-        elif wrong or (wrong := _outside(script)):
-            problems.append(Problem(f"script {script_cell} {wrong}", line, "sql_script_to_run"))
-        elif not os.access(script, os.R_OK):
-            problems.append(Problem(f"script {script_cell} is not readable", line, "sql_script_to_run"))
-        elif encoding is not None and encoding != scriptfile.RAW:
-            scan = (script, encoding)
-            if scan not in scans:
-                try:
-                    scans[scan] = scriptfile.check(script, encoding)
-                except OSError as exc:
-                    scans[scan] = f"cannot be read: {exc.strerror}"
-            blank = scans[scan] is scriptfile.BLANK and step == "sql"  # a pause may have no message
-            if blank and strict:
-                problems.append(Problem(f"script {script_cell} {scriptfile.BLANK} (--strict refuses blank scripts)",
-                                        line, "sql_script_to_run"))
-            elif scans[scan] is not None and scans[scan] is not scriptfile.BLANK:
-                hint = "" if values.get("encoding") else (
-                    "; if the file is in another encoding, declare it in the encoding column or with --script-encoding")
-                problems.append(Problem(f"script {script_cell} {scans[scan]}{hint}", line, "sql_script_to_run"))
+    files = _Files(base_dir, line, problems, scans, bool(values.get("encoding")))
+    scanned = files.check(script_cell, "sql_script_to_run", encoding) if script_cell else None
+    blank = scanned is scriptfile.BLANK and step == "sql"  # a pause may have no message
+    if blank and strict:
+        problems.append(Problem(f"script {script_cell} {scriptfile.BLANK} (--strict refuses blank scripts)",
+                                line, "sql_script_to_run"))
+    verify_cell = values.get("verify_script", "")
+    verify = _path(verify_cell, base_dir) if verify_cell else None
+    if verify_cell and step != "sql":
+        problems.append(Problem(f"a {step} step has no verify script (only sql steps do)", line, "verify_script"))
+    elif verify_cell:
+        files.check(verify_cell, "verify_script", encoding)
     flags = {}
     for column in ("repeatable", "single_transaction"):
         value = values.get(column, "").lower()
@@ -322,7 +310,46 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
                       db_options)
     script_id = Path(os.path.relpath(script, base_dir)).as_posix()
     return ManifestRow(line, runner, db, script, script_cell, script_id, flags["repeatable"],
-                       flags["single_transaction"], encoding, script_timeout, blank, step)
+                       flags["single_transaction"], encoding, script_timeout, blank, step, verify,
+                       Path(os.path.relpath(verify, base_dir)).as_posix() if verify else "")
+
+
+class _Files:
+    """A row's files checked where they are named (a script, a verify script): a readable regular file inside
+    its folder, text in its declared encoding; each file read once however many rows name it."""
+
+    def __init__(self, base_dir: Path, line: int, problems: list[Problem], scans: dict[tuple[Path, str], str | None],
+                 declared: bool) -> None:
+        self.base_dir, self.line, self.problems, self.scans, self.declared = base_dir, line, problems, scans, declared
+
+    def check(self, cell: str, column: str, encoding: str | None) -> str | None:
+        """The problem found and listed, `scriptfile.BLANK` for a blank text file (not listed), or None."""
+        path = _path(cell, self.base_dir)
+        wrong = _regular_file(path)
+        if wrong == "does not exist":
+            return self._problem(f"script {cell} not found (looked at {path})", column)
+        if wrong or (wrong := _outside(path)):
+            return self._problem(f"script {cell} {wrong}", column)
+        if not os.access(path, os.R_OK):
+            return self._problem(f"script {cell} is not readable", column)
+        if encoding is None or encoding == scriptfile.RAW:
+            return None
+        scan = (path, encoding)
+        if scan not in self.scans:
+            try:
+                self.scans[scan] = scriptfile.check(path, encoding)
+            except OSError as exc:
+                self.scans[scan] = f"cannot be read: {exc.strerror}"
+        found = self.scans[scan]
+        if found is None or found is scriptfile.BLANK:
+            return found
+        hint = "" if self.declared else (
+            "; if the file is in another encoding, declare it in the encoding column or with --script-encoding")
+        return self._problem(f"script {cell} {found}{hint}", column)
+
+    def _problem(self, text: str, column: str) -> str:
+        self.problems.append(Problem(text, self.line, column))
+        return text
 
 
 def _engine_options(values: dict[str, str], engine: str | None, line: int,

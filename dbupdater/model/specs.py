@@ -101,6 +101,10 @@ class ManifestRow:
     blank: bool = False
     # What the row does (manifest column `step`): "sql", "pause" or "command".
     step: str = "sql"
+    # A script run right after this one on the same target, to check it (manifest column `verify_script`), and
+    # its path relative to the manifest's folder.
+    verify: Path | None = None
+    verify_id: str = ""
 
 
 @dataclass

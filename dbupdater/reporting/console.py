@@ -56,6 +56,7 @@ PLAN_STYLES = {
     RowState.APPLIED: "dim green",
     RowState.DRIFTED: "bold red",
     RowState.IN_DOUBT: "bold red",
+    RowState.NOTHING: "dim",
 }
 NOTICE_STYLES = {Level.INFO: "", Level.SUCCESS: "green", Level.NOTE: "cyan", Level.WARNING: "yellow",
                  Level.ERROR: "bold red", Level.DETAIL: "dim"}

@@ -22,6 +22,7 @@ from ..plan import Digests, PlannedRow, every_row, plan_history
 from .client import CANCEL_FIRST, STOP_OUTRIGHT, interrupted, ready, run_script, single_transaction
 from .draft import Draft
 from .ledgered import finish, refused, settled
+from .verify import Verifier
 
 
 def _client(row: ManifestRow) -> str:
@@ -29,21 +30,26 @@ def _client(row: ManifestRow) -> str:
 
 
 class ScriptStep:
-    """Run the row's script once per target, recorded in the target's history (`apply`)."""
+    """Run the row's script once per target, recorded in the target's history (`apply`), then its verify
+    script when it has one."""
 
     name = "script"
     history = True
 
     def __init__(self) -> None:
         self._digests = Digests()
+        self.verifier = Verifier()
 
     def plan(self, rows: Sequence[tuple[int, ManifestRow]], histories: Histories) -> list[PlannedRow]:
+        self.verifier.remember(rows, histories)
         return plan_history(rows, histories, self.name, self._digests)
 
     def describe(self, planned: PlannedRow) -> str:
-        if planned.row.blank:
-            return f"record the blank {planned.row.script_label} as applied, starting no client"
-        return f"run {planned.row.script_label} with {_client(planned.row)}, recorded in the history"
+        row = planned.row
+        then = f", then verify it with {row.verify_id}" if row.verify is not None else ""
+        if row.blank:
+            return f"record the blank {row.script_label} as applied, starting no client{then}"
+        return f"run {row.script_label} with {_client(row)}, recorded in the history{then}"
 
     def prepare(self, planned: Sequence[PlannedRow], context: StepContext) -> None:
         """Copy, per runner and in the background, the scripts that will run, in the order they will."""
@@ -54,9 +60,25 @@ class ScriptStep:
         started = time.monotonic()
         try:
             self._apply(planned, context, draft)
+            if draft.status is Status.APPLIED and planned.row.verify is not None:
+                self._verify(planned, context, draft)
         finally:
-            draft.seconds = draft.seconds or time.monotonic() - started
+            draft.seconds = time.monotonic() - started
         return draft.outcome()
+
+    def _verify(self, planned: PlannedRow, context: StepContext, draft: Draft) -> None:
+        """The script applied: its verify script decides whether the row stands. A failed verify fails the row
+        (the target stops) while the history keeps the script applied, as it is, and the verify failed."""
+        check = Draft(planned.index, planned.row, "verify")
+        self.verifier.verify(planned.row, context, check, context.on_line)
+        if check.status is Status.APPLIED:
+            draft.reason += f"; verified by {planned.row.verify_id}"
+            return
+        draft.status = check.status
+        draft.reason = f"applied, but its verify script {planned.row.verify_id} failed: {check.reason}"
+        draft.exit_code = check.exit_code
+        draft.errors = [*draft.errors, *check.errors]
+        draft.warnings = [*draft.warnings, *check.warnings]
 
     def _apply(self, p: PlannedRow, context: StepContext, draft: Draft) -> None:
         row, deployment, options = p.row, context.deployment, context.options
