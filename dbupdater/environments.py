@@ -23,6 +23,7 @@ from .model.identity import RunIdentity
 from .model.outcome import RunResult, Status
 from .model.specs import DatabaseSpec, Manifest, ManifestRow, first_row_per_database
 from .plan import PlannedRow
+from .saved_plans import Approval
 from .vault import TokenRejected, Vault, VaultUnavailable, path_problem
 
 CREATED, RUNNING, UPDATING, UPDATED, FAILED = "created", "running", "updating", "updated", "failed"
@@ -92,10 +93,14 @@ class Environment:
         for db in dbs:
             self.vault.delete(self.path(db))
 
-    def run_started(self, dbs: Iterable[DatabaseSpec], identity: RunIdentity) -> None:
+    def run_started(self, dbs: Iterable[DatabaseSpec], identity: RunIdentity,
+                    approval: Approval | None = None) -> None:
+        """`approval`: the approved plan the run applies, kept as `last_approval` (who, host, when, the plan's
+        digest, how); on KV 2 every earlier approval stays in the entry's versions."""
+        extra = {} if approval is None else {"last_approval": approval.data()}
         for db in dbs:
             self._update(db, UPDATING, identity, last_run_id=identity.run_id, last_run_started_at=now(),
-                         last_run_finished_at="")
+                         last_run_finished_at="", **extra)
 
     def run_finished(self, manifest: Manifest, result: RunResult, identity: RunIdentity) -> None:
         for db, counts in counts_per_database(manifest, result).items():
@@ -129,9 +134,14 @@ class EnvironmentState:
         self.environment = environment
         self.manifest = manifest
         self.identity = identity
+        self.approval: Approval | None = None
+
+    def approved(self, approval: Approval) -> None:
+        """The run applies an approved plan: recorded with the state as the run starts."""
+        self.approval = approval
 
     def executing(self, planned: list[PlannedRow]) -> None:
-        self.environment.run_started(unique_databases(self.manifest), self.identity)
+        self.environment.run_started(unique_databases(self.manifest), self.identity, self.approval)
 
     def before_script(self, row: ManifestRow) -> None:
         pass

@@ -15,6 +15,7 @@ from .ledger import Holder
 from .model.outcome import InterruptStep, Outcome, RunResult
 from .model.specs import DatabaseSpec, Manifest
 from .plan import PlannedRow
+from .saved_plans import Approval
 
 
 class Level(Enum):
@@ -114,13 +115,21 @@ class RunAborted:
 
 
 @dataclass(frozen=True)
+class Approved:
+    """The plan this run applies was approved (saved_plans.Approval: who, where, when, the plan's digest, how);
+    sent before the first step, after the run checked the plan is still what was approved."""
+
+    approval: Approval
+
+
+@dataclass(frozen=True)
 class Notice:
     text: str
     level: Level = Level.INFO
 
 
 Event = (RunStarted | WaitingForLock | RunPlanned | PlanMade | StepStarted | OutputLine | StepFinished | Interrupted
-         | RunFinished | RunAborted | Notice)
+         | RunFinished | RunAborted | Notice | Approved)
 
 
 class Reporter(Protocol):

@@ -4,12 +4,13 @@ module only builds the parser from them and runs the chosen one. A bare `-f FILE
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..model.errors import ExitCode
+from ..model.errors import ExitCode, UsageError
 from . import (
     apply,
     baseline,
@@ -24,6 +25,7 @@ from . import (
     wait_ready,
 )
 from .common import (
+    ENVIRONMENT_HELP,
     EPILOG,
     Command,
     add_connection_options,
@@ -32,6 +34,7 @@ from .common import (
     add_output_options,
     guarded,
     references,
+    select_tier,
     setup_logging,
 )
 
@@ -60,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
             add_ledger_options(sub, locking=command.locking)
         add_output_options(sub)
         command.add_arguments(sub)
+        if command.standalone is None:
+            with contextlib.suppress(argparse.ArgumentError):  # the commands that record state add their own
+                sub.add_argument("--environment", metavar="NAME", help=ENVIRONMENT_HELP)
     return parser
 
 
@@ -83,8 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         from .. import manifest as manifest_module
+        from ..tiers import check_transports
 
-        manifest = manifest_module.load(args.file, args.script_encoding, references(), strict=args.strict)
+        tier = select_tier(args)  # a flag loosening a protected tier's policy: exit 2 before anything is read
+        if args.file is None:
+            raise UsageError("-f MANIFEST is required (or --environment NAME naming a tier of environments.toml, "
+                             "whose manifest it uses)")
+        manifest = manifest_module.load(args.file, args.script_encoding,
+                                        references(unread=getattr(args, "without_secrets", False)), strict=args.strict)
+        if tier is not None:
+            check_transports(tier, manifest.rows)
         if args.shard:
             from ..model.shards import Shard
 

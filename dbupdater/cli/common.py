@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from .. import defaults
 from ..execution.interrupts import sigterm_as_interrupt
-from ..model.errors import DbUpdaterError, ExitCode
+from ..model.errors import DbUpdaterError, ExitCode, UsageError
 from ..model.secret import shown
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..model.secret import Secret
     from ..model.specs import Manifest
     from ..reporting.console import ConsoleReporter
+    from ..tiers import Tier
 
 EPILOG = """\
 Credential cells may hold references: vault:MOUNT/PATH#KEY (Vault or OpenBao, KV 1 or 2; configured by
@@ -107,7 +108,10 @@ def add_ledger_options(parser: argparse.ArgumentParser, *, locking: bool = True)
 
 
 def add_manifest_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-f", "--file", type=Path, required=True, metavar="MANIFEST", help="manifest CSV")
+    parser.add_argument("-f", "--file", type=Path, metavar="MANIFEST",
+                        help="manifest CSV (not needed with --environment NAME of a tier: the tier names it)")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="the tiers file (default: environments.toml in the current directory, if there is one)")
     parser.add_argument("--shard", metavar="I/N",
                         help="only the I-th of N deterministic slices of the manifest's databases (CI matrix "
                              "jobs: 1/4 .. 4/4 together cover every database exactly once)")
@@ -122,12 +126,47 @@ def add_manifest_options(parser: argparse.ArgumentParser) -> None:
 
 def add_environment_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
     group = parser.add_argument_group("environment state (in Vault)")
-    group.add_argument("--environment", metavar="NAME", required=required,
-                       help="record this environment's state in Vault (created, running, updating, updated, failed)")
+    group.add_argument("--environment", metavar="NAME", required=required, help=ENVIRONMENT_HELP)
     group.add_argument("--state-path", metavar="TEMPLATE",
-                       default=os.environ.get("DBUPDATER_STATE_PATH", defaults.STATE_PATH),
                        help="Vault KV path of each database's state; placeholders {environment} {database} {engine} "
-                            "{host} {port} {name} (default: %(default)s, or $DBUPDATER_STATE_PATH)")
+                            "{host} {port} {name} (default: the tier's state_path, else $DBUPDATER_STATE_PATH, else "
+                            f"{defaults.STATE_PATH})")
+
+
+ENVIRONMENT_HELP = ("the environment: a tier of environments.toml (its manifest, state path and policy), and the "
+                    "name its state has in Vault (created, running, updating, updated, failed)")
+
+
+def select_tier(args: argparse.Namespace) -> Tier | None:
+    """The tier `--environment` names in environments.toml (or `--config`), applied to the arguments: its
+    manifest when -f is not given, its state path, its policy combined with the flags (a flag loosening a
+    protected tier's policy is exit 2, before anything is read or contacted). None without a tiers file, or
+    without --environment: everything as before tiers existed."""
+    from .. import tiers
+
+    found = tiers.find(getattr(args, "config", None))
+    name = getattr(args, "environment", None)
+    args.tier = None
+    if found is None or not name:
+        if getattr(args, "config", None) is not None and not name:
+            raise UsageError("--config names a tiers file: choose a tier with --environment NAME")
+        return None
+    tier = found.get(name)
+    args.tier = tier
+    given = getattr(args, "file", None)
+    if given is None:
+        args.file = tier.manifest
+    elif given.resolve() != tier.manifest.resolve() and tier.policy.protected:
+        raise tiers.TierError(f"tier {tier.name} is protected: it applies {tier.manifest}, not -f {given}")
+    if tier.state_path and not getattr(args, "state_path", None):
+        args.state_path = tier.state_path
+    if hasattr(args, "parallel"):  # the commands that walk targets
+        effective = tiers.combine(tier, tiers.Given(args.parallel, args.per_runner, args.keep_going,
+                                                    args.all_script_timeout))
+        args.parallel, args.per_runner = effective.parallel, effective.per_runner
+        args.all_script_timeout = effective.script_timeout
+        args.loosened = effective.overridden
+    return tier
 
 
 def duration(text: str) -> float:
@@ -199,16 +238,21 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         lock_timeout=getattr(args, "lock_timeout", defaults.LOCK_TIMEOUT),
         lock_lease=getattr(args, "lock_lease", defaults.LOCK_LEASE),
         single_transaction=getattr(args, "all_single_transaction", False),
-        parallel=getattr(args, "parallel", defaults.PARALLEL),
+        parallel=getattr(args, "parallel", None) or defaults.PARALLEL,
         per_runner=getattr(args, "per_runner", defaults.PER_RUNNER),  # None: as --parallel, bounded
         keep_going=getattr(args, "keep_going", False),
         script_timeout=getattr(args, "all_script_timeout", None),
     )
 
 
-def references() -> References:
-    """Credential references, with vault: resolved by the process's Vault client (made on first use)."""
+def references(*, unread: bool = False) -> References:
+    """Credential references, with vault: resolved by the process's Vault client (made on first use).
+    `unread` (validate --without-secrets): references are checked for their form only and never read, so a
+    CI job given no secrets validates everything else."""
     from ..manifest import References
+
+    if unread:
+        return _unread()
 
     def vault_lookup(cell: str) -> Secret:
         from .. import vault
@@ -218,10 +262,41 @@ def references() -> References:
     return References(vault=vault_lookup)
 
 
+UNREAD = "-----BEGIN VALUE NOT READ (validate --without-secrets)-----"
+
+
+def _unread() -> References:
+    """References checked for their form only, never resolved (validate --without-secrets): the value stands in
+    (a key reference reads as a key, not as a path, so no file is looked for)."""
+    from .. import vault
+    from ..manifest import References
+    from ..model.errors import UnresolvedReference
+    from ..model.secret import Secret
+
+    class Unread(References):
+        def resolve(self, cell: str, base_dir: Path) -> Secret:
+            if cell.startswith("env:") and not cell[4:].isidentifier():
+                raise UnresolvedReference(f"{cell}: not an environment variable's name")
+            if cell.startswith("vault:"):
+                path, _, key = cell[6:].partition("#")
+                problem = vault.path_problem(path) if path else "names no path"
+                if problem or not key:
+                    why = problem or "names no #KEY"
+                    raise UnresolvedReference(f"{cell}: {why} (the form is vault:MOUNT/PATH#KEY)")
+            if cell.startswith(("env:", "file:", "vault:")):
+                return Secret(UNREAD)
+            return super().resolve(cell, base_dir)
+
+    return Unread()
+
+
 def environment_for(args: argparse.Namespace) -> Environment | None:
-    if not getattr(args, "environment", None):
+    """The environment whose state in Vault a command records (None: none named, or a tier that records none)."""
+    tier: Tier | None = getattr(args, "tier", None)
+    if not getattr(args, "environment", None) or (tier is not None and not tier.record_state):
         return None
     from .. import vault
     from ..environments import Environment
 
-    return Environment(vault.shared(), args.environment, args.state_path)
+    template = (getattr(args, "state_path", None) or os.environ.get("DBUPDATER_STATE_PATH") or defaults.STATE_PATH)
+    return Environment(vault.shared(), args.environment, template)

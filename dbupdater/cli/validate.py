@@ -10,7 +10,9 @@ from .common import Command, reporter_for
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--without-secrets", action="store_true",
+                        help="check everything but the secrets' values: env:, file: and vault: references are "
+                             "checked for their form and never read (a CI job given no secrets, and no Vault)")
 
 
 def run(manifest: Manifest, args: argparse.Namespace) -> int:

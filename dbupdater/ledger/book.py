@@ -38,6 +38,7 @@ log = logging.getLogger("dbupdater")
 # Beside the lock row, each target of a run that opens this ledger leaves a row of its own, named by a token:
 # two such rows of one run mean two targets of its manifest are one database (see `_lock_sql`, `_holder`).
 TARGET_ROW = "target "
+NOTE_CHARACTERS = 1000  # the note column's size on MySQL, Oracle and SQL Server
 
 
 class Ledger:
@@ -68,6 +69,10 @@ class Ledger:
         self.token = secrets.token_hex(8)
         self.version = schema.CURRENT  # the ledger's schema version, as read on opening
         self.server: str | None = None  # the server instance and database, as `read` found them
+        # The approval of the plan this run applies (`Approval.note()`), kept in the note column of every
+        # history row the run writes, before any reason a script failed: so `note LIKE 'approved %'` finds who
+        # approved what reached this database, in every ledger version, and `status` shows it.
+        self.approval: str | None = None
 
     # --- plumbing -------------------------------------------------------------------------------------------
 
@@ -166,7 +171,16 @@ class Ledger:
                   "runner_host": lit(self.runner_label), "os_user": lit(self.identity.os_user),
                   "tool_version": lit(__version__), "run_id": d.null_unless(held, me),
                   "db_session": d.session_sql if in_session and d.session_sql else "NULL", "db_user": d.user_sql}
+        if self.approval:
+            values["note"] = lit(self._note(None))
         return d.insert_checked(self.history, values)
+
+    def _note(self, note: str | None) -> str | None:
+        """A history row's note: the approval first (when there is one), then what the run has to say."""
+        if not self.approval:
+            return note
+        text = self.approval if not note else f"{self.approval} | {note}"
+        return text[:NOTE_CHARACTERS]
 
     def _flush(self) -> str:
         """Successes to send with a call whose every statement is checked."""
@@ -198,7 +212,7 @@ class Ledger:
     def _finish_sql(self, script: str, status: str, note: str | None) -> str:
         d = self.d
         return (f"UPDATE {self.history} SET status = {self._lit(status)}, finished_at = {d.now}, "
-                f"duration_ms = {d.duration_ms('started_at')}, note = {self._lit(note)} "
+                f"duration_ms = {d.duration_ms('started_at')}, note = {self._lit(self._note(note))} "
                 f"WHERE run_id = {self._lit(self.identity.run_id)} AND script = {self._lit(script)} "
                 f"AND status = {self._lit(RUNNING)};\n")
 

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..events import (
+    Approved,
     Event,
     Interrupted,
     Level,
@@ -139,6 +140,10 @@ class ConsoleReporter:
             self.plan_table(event.planned)
         elif isinstance(event, Notice):
             self.notice(event)
+        elif isinstance(event, Approved):
+            approval = event.approval
+            self.say(f"approved: plan {approval.digest} by {approval.by}@{approval.host} at {approval.at} "
+                     f"({approval.method}); recorded in every target's history", "bold green")
 
     def ask(self, shown_first: str, question: str) -> str | None:
         """The operator's answer on the terminal (a pause step): the live area steps aside while the message and

@@ -21,6 +21,7 @@ from typing import Any
 
 from .. import __version__
 from ..events import (
+    Approved,
     Event,
     Interrupted,
     Notice,
@@ -193,6 +194,9 @@ class RunDocument:
                         late = self._amending = True
             elif isinstance(event, Interrupted):
                 self.interrupts.append({"step": event.step.value, "running": event.running, "at": utc(now)})
+            elif isinstance(event, Approved):
+                self.run["approval"] = {key: None if value is None else clean(str(value))
+                                        for key, value in event.approval.data().items()}
             elif isinstance(event, WaitingForLock):
                 self.waits.append({"target": clean(event.db.target_label), "holder": clean(event.holder.describe()),
                                    "at": utc(now)})
@@ -217,7 +221,7 @@ class RunDocument:
     def _started(self, event: RunStarted, now: float) -> None:
         self.started = now
         manifest = event.manifest
-        self.run = {"id": event.run_id, "command": event.command, "argv": [clean(a) for a in event.argv],
+        self.run = {**self.run, "id": event.run_id, "command": event.command, "argv": [clean(a) for a in event.argv],
                     "environment": None if event.environment is None else clean(event.environment),
                     "shard": event.shard, "history": event.history,
                     "report_dir": None if event.report_dir is None else clean(str(event.report_dir))}
