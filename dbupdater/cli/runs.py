@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..model.errors import UsageError
 from ..model.identity import RunIdentity
 from ..model.secret import shown
 from ..reporting.characters import json_text
-from ..model.errors import UsageError
 from .common import environment_for, reporter_for, run_options
 
 if TYPE_CHECKING:
