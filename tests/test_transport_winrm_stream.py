@@ -131,10 +131,10 @@ print(json.dumps({"before": before, "peak": hwm(), "count": count, "sha256": got
 """
 
 
-def generating(size: int) -> Callable[[Endpoint, Run], tuple[bytes, bytes, int | None]]:
+def generating(size: int) -> Callable[[Endpoint, Run], tuple[bytes | bytearray, bytes, int | None]]:
     data = (bytes(range(256)) * 4096) * (size // MiB)
 
-    def behave(endpoint: Endpoint, run: Run) -> tuple[bytes, bytes, int | None]:
+    def behave(endpoint: Endpoint, run: Run) -> tuple[bytes | bytearray, bytes, int | None]:
         if "FileName = 'generate'" in run.script:
             return data, b"", 0
         return clients(endpoint, run)

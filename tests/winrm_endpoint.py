@@ -80,17 +80,17 @@ class Run:
     decoded: bytearray = field(default_factory=bytearray)  # stdin's base64 lines decoded so far
     parsed: int = 0  # bytes of `stdin` decoded so far
 
-    def input(self) -> bytes:
+    def input(self) -> bytearray:
         """What the client's stdin got so far: the script decodes `$input`'s base64 lines as they end."""
         end = self.stdin.rfind(b"\r\n") + 2 if not self.ended.is_set() else len(self.stdin)
         if end > self.parsed:
             lines = bytes(self.stdin[self.parsed:end]).split(b"\r\n")
             self.decoded += b"".join(base64.b64decode(line) for line in lines if line)
             self.parsed = end
-        return bytes(self.decoded)
+        return self.decoded  # not copied: a Receive takes only its piece
 
 
-Behaviour = Callable[["Endpoint", Run], tuple[bytes, bytes, int | None]]
+Behaviour = Callable[["Endpoint", Run], tuple[bytes | bytearray, bytes, int | None]]
 
 
 class Endpoint:
@@ -271,7 +271,7 @@ def answering(stdout: bytes, stderr: bytes, code: int | None) -> Behaviour:
     return behave
 
 
-def clients(endpoint: Endpoint, run: Run) -> tuple[bytes, bytes, int | None]:
+def clients(endpoint: Endpoint, run: Run) -> tuple[bytes | bytearray, bytes, int | None]:
     """The shell's own scripts, and `cat` (stdout: its stdin, as it arrives): what the transport contract
     runs on this peer. Any other client is missing, as Windows would say."""
     files = powershell_files(endpoint, run)
