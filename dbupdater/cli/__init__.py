@@ -19,6 +19,7 @@ from . import (
     plan,
     report,
     resolve,
+    revert,
     status,
     test,
     validate,
@@ -39,7 +40,7 @@ from .common import (
 )
 
 COMMANDS: tuple[Command, ...] = tuple(module.COMMAND for module in (
-    apply, execute, validate, plan, test, status, resolve, baseline, environment, wait_ready, report))
+    apply, execute, validate, plan, test, revert, status, resolve, baseline, environment, wait_ready, report))
 SUBCOMMANDS = tuple(command.name for command in COMMANDS)
 
 

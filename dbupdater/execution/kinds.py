@@ -73,6 +73,14 @@ class Prepares(Protocol):
     def prepare(self, planned: Sequence[PlannedRow], context: StepContext) -> None: ...
 
 
+@runtime_checkable
+class Orders(Protocol):
+    """A kind that walks its rows in an order of its own rather than the manifest's (`revert`: the newest
+    application first). Each target's rows are walked in the order returned."""
+
+    def order(self, planned: list[PlannedRow]) -> list[PlannedRow]: ...
+
+
 Chooser = Callable[[ManifestRow], StepKind]
 
 

@@ -46,7 +46,7 @@ from .executor import Executor
 from .heartbeat import Heartbeat
 from .hooks import Hooks, RunHook
 from .interrupts import LEAVE_GRACE, Escalation
-from .kinds import Ask, Chooser, Histories, Prepares, StepContext, StepKind
+from .kinds import Ask, Chooser, Histories, Orders, Prepares, StepContext, StepKind
 from .options import RunOptions
 from .pool import Deployment
 from .scheduler import caps, runner_cap
@@ -103,10 +103,13 @@ class Run:
 
     def __init__(self, manifest: Manifest, invocation: Invocation, options: RunOptions, reporter: Reporter,
                  choose: Chooser, hooks: Iterable[RunHook] = (), identity: RunIdentity | None = None,
-                 ask: Ask | None = None, promotion: Promotion | None = None) -> None:
+                 ask: Ask | None = None, promotion: Promotion | None = None, *,
+                 confirm: Callable[[list[PlannedRow]], bool] | None = None) -> None:
         """`ask`: the operator (a terminal), for steps that wait for one; None: the run has nobody to ask.
         `promotion`: a tier's rules (saved plan, approval, waves); None: none."""
         self.ask = ask
+        # Asked, once the plan stands, before anything runs (`revert`): False refuses every step.
+        self.confirm = confirm
         self.promotion = promotion or Promotion()
         self.refusal: str | None = None  # why the run was refused before any step (a plan changed, no approval)
         self.approval: Approval | None = None
@@ -187,7 +190,8 @@ class Run:
         return _Aborting(self.reporter)
 
     def plan(self, histories: Histories) -> list[PlannedRow]:
-        """Each kind plans its own rows (from their targets' histories); the plan is in manifest order."""
+        """Each kind plans its own rows (from their targets' histories); the plan is in manifest order, unless
+        its one kind walks in an order of its own (`Orders`)."""
         by_kind: dict[int, list[tuple[int, ManifestRow]]] = {}
         kinds: dict[int, StepKind] = {}
         for index, row in enumerate(self.manifest.rows, start=1):
@@ -196,7 +200,11 @@ class Run:
             by_kind.setdefault(id(kind), []).append((index, row))
         planned = [dataclasses.replace(p, action=kinds[key].describe(p))
                    for key, rows in by_kind.items() for p in kinds[key].plan(rows, histories)]
-        return sorted(planned, key=lambda p: p.index)
+        ordered = sorted(planned, key=lambda p: p.index)
+        orders = {id(kind): kind for kind in kinds.values() if isinstance(kind, Orders)}
+        if len(kinds) == 1 and orders:  # one kind with an order of its own: a revert, newest first
+            return next(iter(orders.values())).order(ordered)
+        return ordered
 
     def planned(self, planned: list[PlannedRow], *, preview: bool = False) -> None:
         options = self.options
@@ -228,6 +236,12 @@ class Run:
                 refused = [o.but(status=Status.REFUSED, reason=f"{p.state.value}: {p.detail}") if p.state.blocks
                            else o for p, o in zip(planned, outcomes, strict=True)]
                 return planned, RunResult(refused, time.monotonic() - started)
+            if self.confirm is not None and any(p.state.runs for p in planned):
+                self.reporter.handle(PlanMade(planned))
+                if not self.confirm(planned):
+                    declined = [o.but(status=Status.REFUSED, reason="not confirmed: nothing was done") if p.state.runs
+                                else o for p, o in zip(planned, outcomes, strict=True)]
+                    return planned, RunResult(declined, time.monotonic() - started)
             if any(p.state.runs for p in planned):
                 self.hooks.executing(planned)
             self.prepare(planned, deployment)

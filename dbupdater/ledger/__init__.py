@@ -16,6 +16,7 @@ from .records import (
     ROLLED_BACK,
     RUNNING,
     SUCCESS,
+    UNDONE,
     Entry,
     Holder,
     LedgerError,
@@ -26,6 +27,6 @@ from .records import (
     recorded,
 )
 
-__all__ = ["FAILED", "IN_DOUBT", "NOT_APPLIED", "RERUN", "ROLLED_BACK", "RUNNING", "SUCCESS", "Entry", "Holder",
-           "Ledger", "LedgerError", "Refusal", "Refused", "ScriptSession", "SharedLedger",
-           "SqlChannel", "recorded"]
+__all__ = ["FAILED", "IN_DOUBT", "NOT_APPLIED", "RERUN", "ROLLED_BACK", "RUNNING", "SUCCESS", "UNDONE", "Entry",
+           "Holder", "Ledger", "LedgerError", "Refusal", "Refused", "ScriptSession", "SharedLedger", "SqlChannel",
+           "recorded"]

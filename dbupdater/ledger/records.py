@@ -16,8 +16,9 @@ RUNNING, SUCCESS, FAILED = "running", "success", "failed"
 RERUN = "rerun"  # resolved by a person: run it again
 LEGACY_RERUN = "reverted"  # what ledger version 1 wrote for RERUN; read as RERUN (a revert script is not this)
 ROLLED_BACK = "rolled_back"  # failed inside one transaction: nothing of it remains
+UNDONE = "undone"  # its undo script ran (`revert`): pending again
 IN_DOUBT = {RUNNING, FAILED}
-NOT_APPLIED = {RERUN, LEGACY_RERUN, ROLLED_BACK}
+NOT_APPLIED = {RERUN, LEGACY_RERUN, ROLLED_BACK, UNDONE}
 
 
 def recorded(status: Status, *, rolled_back: bool = False) -> str:

@@ -18,7 +18,7 @@ REQUIRED = (
     "sql_script_to_run",
 )
 OPTIONAL = ("sql_runner_port", "sql_runner_key_file", "transport", "repeatable", "single_transaction", "encoding",
-            "script_timeout", "step", "verify_script")
+            "script_timeout", "step", "verify_script", "undo_script")
 # What a row does (the `step` column): run its SQL script with the engine's client (the default), wait for an
 # operator (the file holds the message), or run the file as an executable on the runner.
 STEPS = ("sql", "pause", "command")
@@ -27,7 +27,7 @@ LEGACY_OPTIONAL = ("database_type",)
 # Cells that may be empty: authentication falls back to keys/agent, databases may trust the runner.
 MAY_BE_EMPTY = {"sql_runner_password", "database_password", "database_type", "sql_runner_port",
                 "sql_runner_key_file", "transport", "repeatable", "single_transaction", "encoding", "script_timeout",
-                "step", "verify_script"}
+                "step", "verify_script", "undo_script"}
 # Cells a runner that needs no host (a local one) may leave empty.
 HOST_COLUMNS = {"sql_runner_host", "sql_runner_userid"}
 BOOLEANS = {"": False, "no": False, "false": False, "0": False, "n": False,

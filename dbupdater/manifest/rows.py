@@ -286,6 +286,12 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
         problems.append(Problem(f"a {step} step has no verify script (only sql steps do)", line, "verify_script"))
     elif verify_cell:
         files.check(verify_cell, "verify_script", encoding)
+    undo_cell = values.get("undo_script", "")
+    undo = _path(undo_cell, base_dir) if undo_cell else None
+    if undo_cell and step == "pause":
+        problems.append(Problem("a pause has nothing to undo", line, "undo_script"))
+    elif undo_cell:
+        files.check(undo_cell, "undo_script", encoding)  # a command's undo is an executable too (RAW)
     flags = {}
     for column in ("repeatable", "single_transaction"):
         value = values.get(column, "").lower()
@@ -311,7 +317,12 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
     script_id = Path(os.path.relpath(script, base_dir)).as_posix()
     return ManifestRow(line, runner, db, script, script_cell, script_id, flags["repeatable"],
                        flags["single_transaction"], encoding, script_timeout, blank, step, verify,
-                       Path(os.path.relpath(verify, base_dir)).as_posix() if verify else "")
+                       _relative(verify, base_dir), undo, _relative(undo, base_dir))
+
+
+def _relative(path: Path | None, base_dir: Path) -> str:
+    """A file's identity in the ledger: its path relative to the manifest's folder."""
+    return "" if path is None else Path(os.path.relpath(path, base_dir)).as_posix()
 
 
 class _Files:

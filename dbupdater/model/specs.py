@@ -105,6 +105,10 @@ class ManifestRow:
     # its path relative to the manifest's folder.
     verify: Path | None = None
     verify_id: str = ""
+    # What `revert` runs to take this row's change back (manifest column `undo_script`; for a command step, an
+    # executable too), and its path relative to the manifest's folder.
+    undo: Path | None = None
+    undo_id: str = ""
 
 
 @dataclass

@@ -41,14 +41,19 @@ def where(row: ManifestRow) -> str:
     return f"{row.script_label} on {row.db.target_label} via {row.runner.label}"
 
 
+def kind(outcome: Outcome) -> str:
+    """The kind of step, said where it is not the plain script (a command, a pause, a verify, an undo)."""
+    return "" if outcome.step in ("script", "exec") else f"{outcome.step} "
+
+
 def started(outcome: Outcome, total: int) -> Text:
-    return text(f"[{outcome.index}/{total}] {'start':<8} {where(outcome.row)}")
+    return text(f"[{outcome.index}/{total}] {'start':<8} {kind(outcome)}{where(outcome.row)}")
 
 
 def finished(outcome: Outcome, total: int) -> list[Text]:
     """The row's line, then its warnings and errors (bounded), or the last output lines of a failure that
     printed no error."""
-    head = f"[{outcome.index}/{total}] {outcome.status.value:<8} {where(outcome.row)}"
+    head = f"[{outcome.index}/{total}] {outcome.status.value:<8} {kind(outcome)}{where(outcome.row)}"
     if outcome.status is Status.SKIPPED:
         return [text(f"{head}  ({outcome.reason})", "dim")]
     if outcome.status is not Status.NOT_RUN:

@@ -22,6 +22,7 @@ from ..plan import Digests, PlannedRow, every_row, plan_history
 from .client import CANCEL_FIRST, STOP_OUTRIGHT, interrupted, ready, run_script, single_transaction
 from .draft import Draft
 from .ledgered import finish, refused, settled
+from .undo import UndoRecords
 from .verify import Verifier
 
 
@@ -39,10 +40,12 @@ class ScriptStep:
     def __init__(self) -> None:
         self._digests = Digests()
         self.verifier = Verifier()
+        self.undo = UndoRecords()
 
     def plan(self, rows: Sequence[tuple[int, ManifestRow]], histories: Histories) -> list[PlannedRow]:
         self.verifier.remember(rows, histories)
-        return plan_history(rows, histories, self.name, self._digests)
+        self.undo.remember(rows, histories)
+        return self.undo.drift(plan_history(rows, histories, self.name, self._digests))
 
     def describe(self, planned: PlannedRow) -> str:
         row = planned.row
@@ -60,6 +63,8 @@ class ScriptStep:
         started = time.monotonic()
         try:
             self._apply(planned, context, draft)
+            if draft.status is Status.APPLIED and planned.row.undo is not None:
+                self.undo.record(planned, context, draft)
             if draft.status is Status.APPLIED and planned.row.verify is not None:
                 self._verify(planned, context, draft)
         finally:
