@@ -47,7 +47,7 @@ def test_a_passing_verify_is_recorded_and_test_passes(workspace: Workspace, targ
     assert [(r["script"], r["step"], r["status"]) for r in document["results"]] == [
         ("01_accounts.sql", "verify", "applied"), ("02_more.sql", "verify", "skipped")]
     assert document["results"][1]["reason"] == "no verify script"
-    assert "01_accounts.sql" in (tmp_path / "test" / "junit.xml").read_text()
+    assert 'name="verify 01_accounts.sql"' in (tmp_path / "test" / "junit.xml").read_text()
 
 
 def test_test_fails_naming_the_target_after_a_hand_made_change(workspace: Workspace, target: Target,

@@ -21,7 +21,9 @@ SKIPS = {"skipped", "not run"}
 
 
 def _case(suite: ET.Element, result: dict[str, Any]) -> None:
-    case = ET.SubElement(suite, "testcase", name=result["script"], classname=result["target"],
+    step = result.get("step")  # a verify, an undo, a command, a pause: said, so a case reads for what it is
+    name = result["script"] if step in (None, "script", "exec") else f"{step} {result['script']}"
+    case = ET.SubElement(suite, "testcase", name=name, classname=result["target"],
                          time=f"{result['seconds']:.3f}", file=result["script_id"] or result["script"])
     status, reason = result["status"], result["reason"]
     if status in FAILURES or status in ERRORS:
