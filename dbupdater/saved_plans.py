@@ -138,7 +138,11 @@ def read(path: Path) -> SavedPlan:
 
 
 def _short(checksum: str | None) -> str:
-    return "none" if not checksum else checksum[:12]
+    """Enough of a digest to tell two apart in a sentence."""
+    if not checksum:
+        return "none"
+    kind, _, value = checksum.rpartition(":")
+    return f"{kind}:{value[:12]}" if kind else value[:12]
 
 
 def _history(entry: Mapping[str, Any] | None) -> str:

@@ -16,6 +16,8 @@ from . import (
     baseline,
     environment,
     execute,
+    init,
+    new,
     plan,
     report,
     resolve,
@@ -40,7 +42,8 @@ from .common import (
 )
 
 COMMANDS: tuple[Command, ...] = tuple(module.COMMAND for module in (
-    apply, execute, validate, plan, test, revert, status, resolve, baseline, environment, wait_ready, report))
+    apply, execute, validate, plan, test, revert, status, resolve, baseline, environment, wait_ready, report,
+    init, new))
 SUBCOMMANDS = tuple(command.name for command in COMMANDS)
 
 
