@@ -66,24 +66,10 @@ class ScriptStep:
             if draft.status is Status.APPLIED and planned.row.undo is not None:
                 self.undo.record(planned, context, draft)
             if draft.status is Status.APPLIED and planned.row.verify is not None:
-                self._verify(planned, context, draft)
+                self.verifier.after(planned, context, draft)
         finally:
             draft.seconds = time.monotonic() - started
         return draft.outcome()
-
-    def _verify(self, planned: PlannedRow, context: StepContext, draft: Draft) -> None:
-        """The script applied: its verify script decides whether the row stands. A failed verify fails the row
-        (the target stops) while the history keeps the script applied, as it is, and the verify failed."""
-        check = Draft(planned.index, planned.row, "verify")
-        self.verifier.verify(planned.row, context, check, context.on_line)
-        if check.status is Status.APPLIED:
-            draft.reason += f"; verified by {planned.row.verify_id}"
-            return
-        draft.status = check.status
-        draft.reason = f"applied, but its verify script {planned.row.verify_id} failed: {check.reason}"
-        draft.exit_code = check.exit_code
-        draft.errors = [*draft.errors, *check.errors]
-        draft.warnings = [*draft.warnings, *check.warnings]
 
     def _apply(self, p: PlannedRow, context: StepContext, draft: Draft) -> None:
         row, deployment, options = p.row, context.deployment, context.options
@@ -156,14 +142,17 @@ class ExecStep:
 
     def __init__(self) -> None:
         self._digests = Digests()
+        self.verifier = Verifier()
 
     def plan(self, rows: Sequence[tuple[int, ManifestRow]], histories: Histories) -> list[PlannedRow]:
         return every_row(rows, self.name, self._digests)
 
     def describe(self, planned: PlannedRow) -> str:
-        if planned.row.blank:
-            return f"nothing: {planned.row.script_label} is blank"
-        return f"run {planned.row.script_label} with {_client(planned.row)}, without the history"
+        row = planned.row
+        if row.blank:
+            return f"nothing: {row.script_label} is blank"
+        then = f", then verify it with {row.verify_id}" if row.verify is not None else ""
+        return f"run {row.script_label} with {_client(row)}, without the history{then}"
 
     def prepare(self, planned: Sequence[PlannedRow], context: StepContext) -> None:
         context.deployment.prefetch([p for p in planned if not p.row.blank])
@@ -187,4 +176,7 @@ class ExecStep:
             draft.seconds = time.monotonic() - started
         if context.deployment.cancelled and draft.status is Status.FAILED:
             interrupted(draft)
+        if draft.status is Status.APPLIED and row.verify is not None:
+            self.verifier.after(planned, context, draft, record=False)
+            draft.seconds = time.monotonic() - started
         return draft.outcome()

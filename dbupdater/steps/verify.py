@@ -127,9 +127,25 @@ class Verifier:
                 self.seen[(row.db.key, row.script_id + SUFFIX)] = histories.get(row.db.key, {}).get(
                     row.script_id + SUFFIX)
 
+    def after(self, planned: PlannedRow, context: StepContext, draft: Draft, *, record: bool = True) -> None:
+        """The row's script applied: its verify script decides whether the row stands. A failed verify fails
+        the row (the target stops) while the history keeps the script applied, as it is, and the verify
+        failed (`record`; `exec` records nothing)."""
+        row = planned.row
+        check = Draft(planned.index, row, "verify")
+        self.verify(row, context, check, context.on_line, record=record)
+        if check.status is Status.APPLIED:
+            draft.reason += f"; verified by {row.verify_id}"
+            return
+        draft.status = check.status
+        draft.reason = f"applied, but its verify script {row.verify_id} failed: {check.reason}"
+        draft.exit_code = check.exit_code
+        draft.errors = [*draft.errors, *check.errors]
+        draft.warnings = [*draft.warnings, *check.warnings]
+
     def verify(self, row: ManifestRow, context: StepContext, draft: Draft,
-               on_line: Callable[[str, str], None] | None = None) -> None:
-        """Fill `draft` with the verify script's verdict; record it in the history."""
+               on_line: Callable[[str, str], None] | None = None, *, record: bool = True) -> None:
+        """Fill `draft` with the verify script's verdict; record it in the history (unless not `record`)."""
         assert row.verify is not None
         deployment = context.deployment
         engine = engines.get(row.db.engine)
@@ -143,7 +159,7 @@ class Verifier:
                 on_line(stream, line)
 
         try:
-            ledger = deployment.ledger(row)
+            ledger = deployment.ledger(row) if record else None
             session = deployment.session(row.runner)
             remote = session.upload(path, "utf-8")
             on = Ready(session, remote, session.credentials(row.db), engine, session.client(engine))
@@ -153,17 +169,20 @@ class Verifier:
         verify_id = row.script_id + SUFFIX
         entry = self.seen.get((row.db.key, verify_id))
         verified = PlannedRow(draft.index, row, self.digests(row.verify), RowState.PENDING, entry=entry)
-        try:
-            ledger.mark_running(verify_id, verified.checksum, VERSION, entry)
-        except DbUpdaterError as exc:
-            refused(ledger, _as(verified, verify_id), draft, f"the verify script did not start: {exc}", [str(exc)])
-            return
+        if ledger is not None:
+            try:
+                ledger.mark_running(verify_id, verified.checksum, VERSION, entry)
+            except DbUpdaterError as exc:
+                refused(ledger, _as(verified, verify_id), draft, f"the verify script did not start: {exc}",
+                        [str(exc)])
+                return
         run_script(on, row, draft, False, "", feed, row.script_timeout or context.options.script_timeout,
                    CANCEL_FIRST)
         if draft.status is Status.APPLIED and (why := unmet(stdout, expectations)):
             draft.status, draft.reason = Status.FAILED, why
-        self.seen[(row.db.key, verify_id)] = None  # written by this run: a second verify in it is not fenced
-        _record(ledger, _as(verified, verify_id), draft, context)
+        if ledger is not None:
+            self.seen[(row.db.key, verify_id)] = None  # written by this run: a second verify in it is not fenced
+            _record(ledger, _as(verified, verify_id), draft, context)
 
 
 def _as(planned: PlannedRow, script_id: str) -> PlannedRow:

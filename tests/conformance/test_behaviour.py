@@ -119,6 +119,28 @@ def test_a_failing_script_fails_and_stops_its_target(tool: Tool, db: Database, c
     assert any(failing.shown in line for line in entries[1]["errors"]), entries[1]
 
 
+@by_command
+def test_a_verify_script_runs_after_its_script_and_a_failing_one_fails_its_row(
+        tool: Tool, db: Database, command: str, tmp_path: Path) -> None:
+    """Verify scripts go through the engine's client like scripts: one that passes lets the target go on, one
+    the client fails fails its row (the script itself stays applied) and stops the target."""
+    failing = db.failing()
+    for name, text in (("verify/001.sql", db.mark("v001")), ("verify/002.sql", failing.text)):
+        (db.folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (db.folder / name).write_text(text, encoding="utf-8")
+    db.add("001.sql", db.mark("001"), verify_script="verify/001.sql")
+    db.add("002.sql", db.mark("002"), verify_script="verify/002.sql")
+    db.add("003.sql", db.mark("003"))
+    manifest = db.manifest([*db.columns, "verify_script"])
+    result = tool(command, "--report-dir", str(tmp_path / "report"), manifest=manifest)
+    assert result.code == 1, result.text
+    assert "applied, but its verify script verify/002.sql failed" in result.out and failing.shown in result.out
+    assert db.marks() == ["001", "v001", "002"]
+    entries = results(tool, tmp_path / "report")
+    assert [entry["status"] for entry in entries] == ["applied", "failed", "not run"]
+    assert entries[0]["reason"].endswith("verified by verify/001.sql")
+
+
 @needs(Capability.LEDGER)
 def test_a_failed_script_is_recorded_and_in_doubt_until_resolved(tool: Tool, db: Database) -> None:
     db.add("001.sql", db.mark("001"))
