@@ -285,20 +285,38 @@ def test_cli_invocations_use_only_options_the_parser_has(path: Path) -> None:
         assert namespace.command in SUBCOMMANDS
     if path in (GITHUB, GITLAB):
         commands = {arguments[0] for arguments in found}
-        assert {"validate", "apply"} <= commands <= {"validate", "apply", "report"}, (
-            f"{path.name} should validate and apply (and may merge reports), found {commands}")
+        assert {"validate", "plan", "apply"} <= commands <= {"validate", "plan", "apply", "report"}, (
+            f"{path.name} should validate, plan and apply (and may merge reports), found {commands}")
+        # Promotion: every plan is saved, every apply applies a saved plan, approved (--yes) by the platform.
+        for arguments in found:
+            if arguments[0] == "plan":
+                assert "--save" in arguments and "--environment" in arguments, shlex.join(arguments)
+            if arguments[0] == "apply":
+                assert {"--plan", "--yes", "--environment"} <= set(arguments), shlex.join(arguments)
+            if arguments[0] == "validate":
+                assert "--without-secrets" in arguments, shlex.join(arguments)
 
 
 def test_ci_examples_deploy_every_tier_in_order_with_manual_gates() -> None:
+    tiers = ["qa", "uat", "preprod", "prod"]
+    chain = ["validate", *(job for tier in tiers for job in (f"plan-{tier}", f"deploy-{tier}"))]
     github = load_yaml(GITHUB)["jobs"]
-    chain = ["validate", "deploy-qa", "deploy-uat", "deploy-preprod", "deploy-prod"]
     for before, after in itertools.pairwise(chain):
         assert github[after]["needs"] == before
-    assert [github[job]["environment"] for job in chain[1:]] == ["qa", "uat", "preprod", "prod"]
-    assert github["validate"]["strategy"]["matrix"]["env"] == ["qa", "uat", "preprod", "prod"]
+    assert github["deploy-prod-sharded"]["needs"] == "plan-prod"
+    assert [github[f"deploy-{tier}"]["environment"] for tier in tiers] == tiers
+    # Plans of the tiers with reviewers run before any approval: environments of their own, without reviewers.
+    assert [github[f"plan-{tier}"]["environment"] for tier in tiers] == ["qa", "uat", "preprod-plan", "prod-plan"]
+    assert github["validate"]["strategy"]["matrix"]["env"] == tiers
+    for tier in tiers:  # the deploy job applies the plan job's artifact
+        steps = github[f"deploy-{tier}"]["steps"]
+        assert any(step.get("with", {}).get("name") == "dbupdater-plan-${{ env.ENV }}" for step in steps)
 
     gitlab = load_yaml(GITLAB)
     assert gitlab["stages"] == ["validate", "qa", "uat", "preprod", "prod"]
+    for before, after in itertools.pairwise(chain):
+        assert gitlab[after]["needs"] == [before]
+    assert gitlab["deploy-prod-sharded"]["needs"] == ["plan-prod"]
     for job in ("deploy-preprod", "deploy-prod", "deploy-prod-sharded"):
         (rule,) = gitlab[job]["rules"]
         assert rule["when"] == "manual" and rule["allow_failure"] is False, f"{job} must block until started"
@@ -356,6 +374,9 @@ def ci_checkout(tmp_path: Path) -> dict[str, str]:
     for env, port in (("qa", "3306"), ("uat", "33o6")):  # uat's port is a typo: exit 2
         row = MANIFEST_ROW.format(env=env, port=port)
         (tmp_path / "manifests" / f"{env}.csv").write_text(f"{MANIFEST_HEADER}\n{row}\n", encoding="utf-8")
+    (tmp_path / "environments.toml").write_text(
+        "".join(f"[{env}]\nmanifest = 'manifests/{env}.csv'\nrecord_state = false\n" for env in ("qa", "uat")),
+        encoding="utf-8")
     (tmp_path / "runner-temp").mkdir()
     environment = {key: value for key, value in os.environ.items() if not key.startswith("DBU_")}
     environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"
@@ -389,6 +410,8 @@ def test_validate_snippet_passes_a_good_manifest_and_exits_2_on_a_bad_one(tmp_pa
     bad = run_snippet(script, tmp_path, {**environment, "ENV": "uat"})
     assert bad.returncode == 2, bad.stdout + bad.stderr
     assert "'33o6' is not a port number" in bad.stderr
+    # No secret and no placeholder file: the job sets none of the variables the manifest names.
+    assert "placeholder" not in script and "export" not in script
 
 
 def test_github_deploy_writes_private_files_and_validates_with_real_values(tmp_path: Path) -> None:
@@ -408,7 +431,7 @@ def test_github_deploy_writes_private_files_and_validates_with_real_values(tmp_p
     assert Path(key_file) == temp / "dbupdater_key"
     # With the job's variables in place the manifest validates; `apply` would do the same before connecting.
     apply = github_step("deploy-qa", "Apply")
-    validate = re.sub(r"\s*\\\n\s*--report-dir \S+", "", apply.replace(" apply ", " validate "))
+    validate = re.sub(r"\s*\\?\n?\s*--(report-dir|plan) \S+|--yes", "", apply.replace(" apply ", " validate "))
     checked = run_snippet(validate, tmp_path, {**environment, "ENV": "qa", "DBU_SSH_KEY_FILE": key_file,
                                                "DBU_MYSQL_PASSWORD": "pw-from-ci-secret"})
     assert checked.returncode == 0, checked.stdout + checked.stderr
