@@ -105,6 +105,8 @@ LIMITS: dict[tuple[str, str], str] = {
          "checksum in tests/test_winrm_protocol.py, their ACL only on a real Windows (tests/live)"),
         ("test_stream_stderr_stays_lines_while_stdout_is_bytes", "stderr lines over WinRM are CLIXML-decoded "
          "and tested against recorded samples in tests/test_winrm_protocol.py"),
+        ("test_a_client_that_exits_without_reading_its_stdin_gives_its_own_ending", "a Send the command no "
+         "longer takes is answered with a fault, which ends the sending (tests/test_transport_winrm_stream.py)"),
         ("test_stream_a_failing_source_kills_the_command_before_its_end", "the missing end of input and the "
          "Terminate are checked at the protocol in tests/test_transport_winrm_stream.py"),
     )},
@@ -442,3 +444,13 @@ def test_stream_a_failing_consumer_ends_the_stream(transport: Transport) -> None
         stream(transport, Command(("cat",)), iter(b"x" * MiB for _ in range(64)), on_stdout=refuse)
     result, out, _ = stream(transport, Command(("cat",)), iter((b"still usable",)))
     assert (result.exited, out) == (True, b"still usable")
+
+
+def test_a_client_that_exits_without_reading_its_stdin_gives_its_own_ending(transport: Transport) -> None:
+    """A client that fails before it reads its input (a refused login) is judged by its exit status, not taken
+    for a runner gone away because its stdin could no longer be sent."""
+    for _ in range(5):
+        result, _, _ = run(transport, Command(("sh", "-c", "exit 4"), stdin=(b"x" * (3 * MiB),)))
+        assert (result.ending, result.code) == (Ending.EXITED, 4)
+        streamed, _, _ = stream(transport, Command(("sh", "-c", "exit 4")), iter(b"x" * MiB for _ in range(3)))
+        assert (streamed.ending, streamed.code) == (Ending.EXITED, 4)

@@ -377,9 +377,7 @@ class SSHTransport(StreamingTransport):
                 try:
                     channel.exec_command(line)
                     if stdin is None:
-                        if stdin_data is not None:
-                            channel.sendall(stdin_data)
-                        channel.shutdown_write()
+                        _send_whole(channel, stdin_data)
                     else:
                         # A thread of its own: a command whose stdout fills the window while its stdin is still
                         # being sent would otherwise wait for us as we wait for it.
@@ -538,6 +536,18 @@ class _Sessions:
 
     def getpeername(self) -> Any:
         return self._link._transport.getpeername()
+
+
+def _send_whole(channel: paramiko.Channel, data: bytes | None) -> None:
+    """A command's own stdin, then its end. A client that exits before reading it all (a refused login) has
+    closed the channel by then: its exit status is the answer, not a runner gone away."""
+    try:
+        if data is not None:
+            channel.sendall(data)
+        channel.shutdown_write()
+    except (paramiko.SSHException, OSError, EOFError):
+        if not (channel.closed or channel.eof_received or channel.exit_status_ready()):
+            raise
 
 
 def _drain(channel: paramiko.Channel, on_stdout: ByteSink, err: LineSplitter) -> None:
