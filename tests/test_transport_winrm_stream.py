@@ -20,7 +20,7 @@ pytest.importorskip("pypsrp")
 
 from dbupdater.model.command import Command, Ending
 
-from .winrm_endpoint import NS, Endpoint, Run, clients, over_http, serving
+from .winrm_endpoint import NS, Endpoint, Run, answering, clients, over_http, serving
 
 MiB = 1 << 20
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +95,21 @@ def test_a_failing_source_terminates_the_command_and_never_sends_the_end(serve) 
     assert "Terminate" in run.signals
     assert not run.ended.is_set()  # no Send carried End="True"
     assert all(stream.get("End") != "True" for stream in sends(endpoint))
+
+
+def test_a_command_that_ends_before_its_input_does_gives_its_own_ending(serve) -> None:  # type: ignore[no-untyped-def]
+    """The server refuses Sends to a command that has ended: the sending stops there, and the command's exit
+    code is the answer (a client that refused a login before reading its input)."""
+    endpoint, port = serve(answering(b"", b"Login failed\r\n", 4))
+    transport = over_http(port)
+    try:
+        result = transport.stream(Command(("sqlcmd",)), stdin=(b"x" * MiB for _ in range(64)),
+                                  on_stdout=lambda chunk: None, on_stderr=lambda stream, line: None)
+    finally:
+        transport.close()
+    assert (result.ending, result.code) == (Ending.EXITED, 4)
+    sent = sum(len(base64.b64decode(stream.text or "")) for stream in sends(endpoint))
+    assert sent < 64 * MiB  # not all of it (as base64 lines, a third more): the refused Send ended the sending
 
 
 # The controller in a process of its own, so its peak memory is its own (VmHWM).

@@ -149,8 +149,9 @@ class Transport(ABC):
         (Signal.KILL to its process group) before its input is closed, so it never takes a truncated input
         for a complete one, and the exception propagates.
 
-        Transports that cannot carry bytes raise NotImplementedError (every registered kind can:
-        tests/test_transport_contract.py runs the byte-stream contract on each)."""
+        Not abstract, so a test double that never streams needs no stub of it; every registered kind
+        implements it (usually through StreamingTransport), and tests/test_transport_contract.py runs the
+        byte-stream contract on each."""
         raise NotImplementedError(f"{type(self).__name__} does not stream bytes")
 
     def put(self, local: Path, remote: str) -> None:
