@@ -145,9 +145,10 @@ class Transport(ABC):
 
         The ending is read by the shell as in `run` (client missing, signal, runner lost: Ending.LOST or
         TransportError, as `run` reports it), and `interrupt(command, signal)` reaches the command as it
-        does one given to `run`. When `on_stdout` raises, or reading `stdin` does, the command is killed
-        (Signal.KILL to its process group) before its input is closed, so it never takes a truncated input
-        for a complete one, and the exception propagates.
+        does one given to `run`. A command that exits before reading all of `stdin` ends the feeding and
+        gives its own ending. When `on_stdout` raises, or reading `stdin` does, the command is killed (what
+        interrupt's Signal.KILL sends: its process group; WinRM's Terminate) before its input is closed, so
+        it never takes a truncated input for a complete one, and the exception propagates.
 
         Not abstract, so a test double that never streams needs no stub of it; every registered kind
         implements it (usually through StreamingTransport), and tests/test_transport_contract.py runs the
