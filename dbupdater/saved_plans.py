@@ -165,6 +165,10 @@ def differences(saved: SavedPlan, now: SavedPlan) -> list[str]:
     if old.get("manifest_sha256") != new.get("manifest_sha256"):
         found.append(f"the manifest changed: {new.get('manifest_source')} is {_short(new.get('manifest_sha256'))}, "
                      f"the plan was saved from {_short(old.get('manifest_sha256'))}")
+    before, after = old.get("policy") or {}, new.get("policy") or {}
+    for key in sorted(before.keys() | after.keys()):
+        if before.get(key) != after.get(key):
+            found.append(f"the tier's policy changed: {key} was {before.get(key)!r}, is {after.get(key)!r}")
     partial = old.get("shard") is None and new.get("shard") is not None
     if not partial and old.get("shard") != new.get("shard"):
         found.append(f"shard: the plan was saved for {old.get('shard')!r}, this run is {new.get('shard')!r}")

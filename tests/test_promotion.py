@@ -107,7 +107,7 @@ def test_plan_save_then_apply_plan_applies_and_records_the_approver(workspace: W
         assert entry["last_approval"]["digest"] == digest and entry["last_approval"]["by"] == "alice"
     document = json.loads((folder / "run.json").read_text(encoding="utf-8"))
     assert document["run"]["approval"]["by"] == "alice"
-    assert "approved" in (folder / "report.html").read_text(encoding="utf-8")
+    assert '"approval":{"by":"alice"' in (folder / "report.html").read_text(encoding="utf-8")
     status = run_tool("status", "--config", str(config), "--environment", "prod", "--output", "json", env=vault)
     assert status.code == 0, status.text
     assert f"approved {digest}" in status.out

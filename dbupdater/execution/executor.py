@@ -89,9 +89,9 @@ class Executor:
         try:
             for number, jobs in enumerate(waves, start=1):
                 if number > 1:
-                    why = self.before_wave(waves, number)
+                    why, declined = self.before_wave(waves, number)
                     if why is not None:
-                        self.never_started(waves, number, why)
+                        self.never_started(waves, number, why, declined=declined)
                         break
                 if len(waves) > 1:
                     labels = self.labels(jobs)
@@ -115,32 +115,36 @@ class Executor:
         rows = [self.planned[position].row for _, positions in jobs for position in positions]
         return [rows[positions[0]].db.target_label for positions in targets(rows).values()]
 
-    def before_wave(self, waves: list[list[tuple[object, list[int]]]], number: int) -> str | None:
+    def before_wave(self, waves: list[list[tuple[object, list[int]]]], number: int) -> tuple[str | None, bool]:
         """Why wave `number` must not start (None: it may): the run stopped, a wave before it had a problem
         (even with --keep-going: a wave is how a tier limits what one bad change reaches), or the operator
-        said no."""
+        said no (then True: declined, not failed)."""
         done = [position for jobs in waves[:number - 1] for _, positions in jobs for position in positions]
         problems = [self.outcomes[position] for position in done
                     if self.outcomes[position].status not in (Status.APPLIED, Status.SKIPPED, Status.NOT_RUN)]
         if problems:
             first = problems[0]
             return (f"wave {number - 1} had a problem ({first.row.script_label} {first.status.value} on "
-                    f"{first.row.db.target_label})")
+                    f"{first.row.db.target_label})"), False
         if self.scheduler.stopped:
-            return "the run stopped"
+            return "the run stopped", False
         if self.pause is not None and not self.pause(number, len(waves), self.labels(waves[number - 1])):
-            return f"the operator did not start wave {number}"
-        return None
+            return f"the operator did not start wave {number}", True
+        return None, False
 
-    def never_started(self, waves: list[list[tuple[object, list[int]]]], number: int, why: str) -> None:
-        """The targets of waves `number` and later were never touched: each row says so, and so does a notice."""
+    def never_started(self, waves: list[list[tuple[object, list[int]]]], number: int, why: str, *,
+                      declined: bool = False) -> None:
+        """The targets of waves `number` and later were never touched: each row says so, and so does a notice.
+        Declined by the operator, they are refused (exit 5, as a pause answered no): the run is not complete,
+        and no failure says so otherwise."""
         later = [job for jobs in waves[number - 1:] for job in jobs]
         reason = f"not started: waves {number}-{len(waves)} of {len(waves)} never started ({why})"
         with self._guard:
             for _, positions in later:
                 for position in positions:
                     if self.outcomes[position].status is Status.NOT_RUN:
-                        self.outcomes[position] = self.outcomes[position].but(reason=reason)
+                        self.outcomes[position] = self.outcomes[position].but(
+                            status=Status.REFUSED if declined else Status.NOT_RUN, reason=reason)
         labels = self.labels(later)
         self.reporter.handle(Notice(f"{reason}: {len(labels)} target(s) never started: {', '.join(labels)}",
                                     Level.ERROR))

@@ -158,6 +158,12 @@ class Run:
                        for row in first_row_per_database(self.manifest.rows)}
         planned = self.plan(histories)
         self.planned(planned, preview=True)
+        waves = self.waves(planned)
+        if waves is not None and len(waves) > 1:
+            labels = {p.row.db.key: p.row.db.target_label for p in planned}
+            self.reporter.handle(Notice("waves: " + "; ".join(
+                f"{number}: {', '.join(labels[key] for key in keys)}" for number, keys in enumerate(waves, start=1)),
+                Level.INFO))
         if self.promotion.save is not None:
             said = self.promotion.save(self.saved(planned, histories))
             self.reporter.handle(Notice(said, Level.SUCCESS))

@@ -157,3 +157,14 @@ def test_one_plan_for_the_whole_manifest_serves_every_shard(harness: Harness, re
     for shard in ("1/2", "2/2"):
         assert tool(prod, "apply", "--plan", str(saved), "--yes", "--shard", shard) == ExitCode.OK
     assert sorted(harness.ran) == [(database, "001_init.sql") for database in "abcd"]
+
+
+def test_a_policy_changed_since_the_plan_is_refused_naming_it(harness: Harness, repo: Repo, prod: Path,
+                                                              tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    saved = saved_plan(repo, prod, tmp_path)
+    prod.write_text(TIERS + "waves = ['1', '100%']\n", encoding="utf-8")
+    capsys.readouterr()
+    assert tool(prod, "apply", "--plan", str(saved), "--yes") == ExitCode.REFUSED
+    assert "the tier's policy changed: waves was None, is ['1', '100%']" in capsys.readouterr().out
+    assert harness.ran == []

@@ -244,3 +244,52 @@ def test_validate_without_secrets_checks_the_form_of_references_only(harness: Ha
     manifest = repo.write()
     assert cli.main(["validate", "-f", str(manifest), "--without-secrets", "--color", "never"]) == ExitCode.USAGE
     assert "line 2, column database_password" in capsys.readouterr().err
+
+
+# --- the operator's answers, on a Run built directly (a terminal is the console's `ask`) -------------------------
+
+
+def run_asking(repo: Repo, answers: list[str], **promotion: object) -> tuple[int, list[tuple[str, str]]]:
+    """A Run of the script kind whose operator answers `answers` in turn; the exit code and what was asked."""
+    from dbupdater.execution.kinds import every_row
+    from dbupdater.execution.options import RunOptions
+    from dbupdater.execution.run import Invocation, Promotion, Run
+    from dbupdater.steps import ScriptStep
+
+    from .fakes import RecordingReporter
+
+    asked: list[tuple[str, str]] = []
+
+    def ask(shown: str, question: str) -> str | None:
+        asked.append((shown, question))
+        return answers.pop(0) if answers else None
+
+    run = Run(repo.load(), Invocation("apply", environment="prod"), RunOptions(), RecordingReporter(),
+              every_row(ScriptStep()), ask=ask, promotion=Promotion(**promotion))  # type: ignore[arg-type]
+    return run.execute(), asked
+
+
+@pytest.mark.parametrize(("answer", "code"), [("prod", ExitCode.OK), ("PROD", ExitCode.REFUSED),
+                                              ("", ExitCode.REFUSED)])
+def test_the_operator_approves_by_typing_the_tiers_name_only(harness: Harness, repo: Repo, answer: str,
+                                                             code: ExitCode) -> None:
+    repo.row("a", repo.script("1.sql", "ok"))
+    result, asked = run_asking(repo, [answer], environment="prod", require_approval=True)
+    assert result == code
+    assert asked[0][1] == "Type the tier's name (prod) to approve; anything else refuses: "
+    assert harness.history("a") == ([("1.sql", "success")] if code == ExitCode.OK else [])
+
+
+@pytest.mark.parametrize("answer", ["y", "n"])
+def test_between_waves_the_operator_is_asked_and_no_stops_the_rest(harness: Harness, repo: Repo,
+                                                                   answer: str) -> None:
+    for database in "abc":
+        repo.row(database, repo.script("1.sql", "ok"))
+    code, asked = run_asking(repo, [answer], waves=Waves(("1", "100%")), pause_between_waves=True)
+    assert len(asked) == 1 and "wave 1 of 2 finished without a failure; wave 2 has 2 target(s)" in asked[0][0]
+    if answer == "y":
+        assert code == ExitCode.OK and sorted(harness.ran) == [(d, "1.sql") for d in "abc"]
+    else:  # the rest never started: refused by the operator (exit 5), the run is not complete
+        assert code == ExitCode.REFUSED
+        assert harness.ran == [("a", "1.sql")]
+        assert harness.history("b") == harness.history("c") == []
