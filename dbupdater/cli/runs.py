@@ -97,11 +97,12 @@ def run_of(args: argparse.Namespace, manifest: Manifest, command: str, choose: C
     from ..execution.run import Invocation, Run
 
     promotion = promotion_of(args)
-    environment = environment_for(args)
+    # `exec` keeps no history, so it moves no environment's state either (a tier's rules still apply to it).
+    environment = environment_for(args) if command != "exec" else None
     identity = RunIdentity()
     console = reporter_for(args)
     reporter, folder = listeners(args, manifest, identity.run_id, console)
-    invocation = Invocation(command, command_line(args), folder, environment.name if environment else None,
+    invocation = Invocation(command, command_line(args), folder, getattr(args, "environment", None) or None,
                             getattr(args, "shard", None))
     interactive = sys.stdin.isatty() and console.console.is_terminal
     return Run(manifest, invocation, run_options(args), reporter, choose, hooks(environment, manifest, identity),

@@ -146,6 +146,8 @@ def test_a_plain_apply_of_a_tier_requiring_approval_is_refused_with_exit_5(harne
     said = capsys.readouterr().out
     assert "tier prod requires an approved plan" in said and "--plan plan.json --yes" in said
     assert harness.ran == [] and harness.history("a") == []
+    assert run(repo, config, "exec", "--environment", "prod", "--no-report") == ExitCode.REFUSED  # no way around
+    assert harness.ran == []
     assert run(repo, config, "--environment", "prod", "--yes") == ExitCode.USAGE  # --yes names no plan
     assert "--yes is accepted only with --plan" in capsys.readouterr().err
 
