@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 _engines: dict[str, Engine] = {}
 _planned: dict[str, Planned] = {}
 _guard = threading.Lock()
-INFRASTRUCTURE = {"base", "registry", "dialect", "rules"}
+INFRASTRUCTURE = {"base", "registry", "dialect", "rules", "capabilities"}
 
 
 @dataclass(frozen=True)
