@@ -33,6 +33,8 @@ OPTIONAL: dict[str, OptionalModule] = {
     "winrm": OptionalModule("WinRM runner hosts", "pypsrp", "winrm", "pypsrp>=0.9,<1"),
     "oracle": OptionalModule("Oracle databases", "oracledb", "oracle", "oracledb>=2.0,<27"),
     "sqlserver": OptionalModule("wait-ready --via direct to SQL Server", "pymssql", "sqlserver", "pymssql>=2.3,<3"),
+    "s3": OptionalModule("backups in an S3-compatible bucket (--backup-dir s3://..., --report-dir s3://...)", "boto3",
+                         "s3", "boto3>=1.34,<2"),
 }
 
 

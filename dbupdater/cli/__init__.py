@@ -13,7 +13,10 @@ from .. import __version__
 from ..model.errors import ExitCode, UsageError
 from . import (
     apply,
+    backup,
+    backups,
     baseline,
+    copy_db,
     environment,
     execute,
     init,
@@ -21,6 +24,7 @@ from . import (
     plan,
     report,
     resolve,
+    restore,
     revert,
     status,
     test,
@@ -43,7 +47,7 @@ from .common import (
 
 COMMANDS: tuple[Command, ...] = tuple(module.COMMAND for module in (
     apply, execute, validate, plan, test, revert, status, resolve, baseline, environment, wait_ready, report,
-    init, new))
+    init, new, backup, backups, restore, copy_db))
 SUBCOMMANDS = tuple(command.name for command in COMMANDS)
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ...model.command import Command, Ending, RemoteFile, Result
 from ...model.outcome import Status
 from ..base import Engine, OutputLog, Severity, matches_any, query_one
+from ..capabilities import COMPRESSED_DUMP, DECOMPRESSED_RESTORE
 from ..registry import register
 from .dialect import MySQLDialect
 
@@ -99,6 +100,33 @@ class MySQL(Engine):
 
     def ledger_command(self, db: DatabaseSpec, credentials_path: str) -> Command:
         return Command(tuple(self._argv(db, credentials_path, "--raw", "--skip-column-names")))
+
+    # --- backups (engines.capabilities.Dumps) ---------------------------------------------------------------
+
+    dump_tool = "mysqldump"
+    dump_format = "sql"
+
+    def dump_command(self, db: DatabaseSpec, credentials_path: str, *, lock_table: str) -> Command:
+        """mysqldump in one consistent snapshot (InnoDB), with routines, triggers and events, binary columns
+        as hex (the dump stays text), compressed on the runner. No --databases: the dump names no database,
+        so it restores into another one (`restore --into`, `copy-db`)."""
+        dump = [self.dump_tool, f"--defaults-extra-file={credentials_path}",  # must come first
+                f"--default-character-set={self.dialect.session_charset}", "--single-transaction", "--quick",
+                "--routines", "--triggers", "--events", "--hex-blob",
+                f"--host={db.host}", f"--port={db.port}", f"--user={db.user}",
+                f"--ignore-table={db.database}.{lock_table}", db.database]
+        return Command(("sh", "-c", COMPRESSED_DUMP, "dbupdater-dump", *dump))
+
+    def restore_command(self, db: DatabaseSpec, credentials_path: str, *, compression: str) -> Command:
+        # --binary-mode: a dump's text is the dump's, not the client's to interpret (\0, \r in data).
+        client = self._argv(db, credentials_path, "--binary-mode")
+        return Command(("sh", "-c", DECOMPRESSED_RESTORE, "dbupdater-restore", compression, *client))
+
+    def tool_version_command(self) -> Command:
+        return Command((self.dump_tool, "--version"))
+
+    def server_version_sql(self) -> str:
+        return "VERSION()"
 
     def probe_direct(self, db: DatabaseSpec, timeout: float) -> None:
         from ...extras import require

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ...model.command import Command, Result
 from ...model.outcome import Status
 from ..base import STARTED_MARKER, Engine, OutputLog, Severity
+from ..capabilities import DECOMPRESSED_RESTORE
 from ..registry import register
 from .dialect import PostgresDialect
 
@@ -100,6 +101,36 @@ class PostgreSQL(Engine):
     def ledger_command(self, db: DatabaseSpec, credentials_path: str) -> Command:
         return Command(tuple([*self._argv(db, "--no-align", "--tuples-only"), "-f", "-"]),
                        env=self._env(credentials_path))
+
+    # --- backups (engines.capabilities.Dumps) ---------------------------------------------------------------
+
+    dump_tool = "pg_dump"
+    dump_format = "pg_dump custom"
+
+    def _connection(self, db: DatabaseSpec) -> list[str]:
+        return [f"--host={db.host}", f"--port={db.port}", f"--username={db.user}",
+                f"--dbname=dbname={conninfo_value(db.database)}"]
+
+    def dump_command(self, db: DatabaseSpec, credentials_path: str, *, lock_table: str) -> Command:
+        """pg_dump's custom format (compressed by pg_dump itself, restorable object by object), one snapshot;
+        the lock table of any schema left out (its pattern matches `<schema>.<name>`)."""
+        argv = [self.dump_tool, "-w", "--format=custom", f"--exclude-table=*.{lock_table}", *self._connection(db)]
+        return Command(tuple(argv), env=self._env(credentials_path))
+
+    def restore_command(self, db: DatabaseSpec, credentials_path: str, *, compression: str) -> Command:
+        """pg_restore from stdin in one transaction: a restore that fails half-way leaves the database as it
+        was (the server rolls it back). --clean --if-exists drops what the dump holds first; --no-owner so a
+        dump restores into another database owned by another role."""
+        restore = ["pg_restore", "-w", "--clean", "--if-exists", "--no-owner", "--single-transaction",
+                   "--exit-on-error", *self._connection(db)]
+        return Command(("sh", "-c", DECOMPRESSED_RESTORE, "dbupdater-restore", compression, *restore),
+                       env=self._env(credentials_path))
+
+    def tool_version_command(self) -> Command:
+        return Command((self.dump_tool, "--version"))
+
+    def server_version_sql(self) -> str:
+        return "current_setting('server_version')"
 
     def probe_direct(self, db: DatabaseSpec, timeout: float) -> None:
         from ...extras import require

@@ -1,0 +1,83 @@
+"""Optional engine capabilities: small protocols an engine may implement, checked at run time, never methods
+every engine must carry (the base class stays what every engine can do).
+
+`Dumps`: the engine's dump and restore tools run on the runner, where its client is (mysqldump and mysql,
+pg_dump and pg_restore). Commands follow the engine rules: argv lists, credentials only through the 0600 file
+the client gets (`Engine.credentials()`), nothing secret in argv or `Command.env`. A dump writes the backup's
+bytes on stdout, compressed on the runner where the tool's own format is not compressed already; a restore
+reads them on stdin. Engines without the capability (Oracle: Data Pump writes on the server; SQL Server:
+BACKUP DATABASE too) are named in the refusal (exit 2) until their tools can be verified here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from ..model.command import Command
+
+if TYPE_CHECKING:
+    from ..model.specs import DatabaseSpec
+
+# POSIX sh, constant (every value arrives as a positional argument, never inside this text). Runs "$@" (the
+# dump tool) with its stdout compressed by zstd where the runner has it (gzip otherwise), and exits with the
+# tool's status when the tool failed, else the compressor's: a dump that failed half-way never looks complete.
+# The first two bytes on stdout are the compressor's magic number, which tells the reader which one ran.
+COMPRESSED_DUMP = (
+    'if command -v zstd >/dev/null 2>&1; then z="zstd -q -1 -T0 -c"; else z="gzip -1 -c"; fi\n'
+    "exec 4>&1\n"
+    'tool=$( { { "$@" 3>&- 4>&-; echo $? >&3; } | $z >&4; } 3>&1 )\n'
+    "packed=$?\n"
+    '[ "${tool:-1}" -eq 0 ] || exit "${tool:-1}"\n'
+    'exit "$packed"\n'
+)
+
+# POSIX sh, constant: "$1" names the compression (zstd, gzip, none); the rest is the restoring client. The
+# backup's bytes on stdin are decompressed into the client; a decompressor that finds them cut or corrupt
+# fails the restore even when the client accepted what came before (exit 97 then: reported, never success).
+DECOMPRESSED_RESTORE = (
+    'how=$1; shift\n'
+    'case $how in zstd) un="zstd -q -d -c";; gzip) un="gzip -d -c";; *) un=cat;; esac\n'
+    "exec 4>&1\n"
+    'unpacked=$( { { $un 3>&- 4>&-; echo $? >&3; } | "$@" 3>&- >&4; } 3>&1 )\n'
+    "client=$?\n"
+    '[ "$client" -eq 0 ] || exit "$client"\n'
+    '[ "${unpacked:-1}" -eq 0 ] || exit 97\n'
+    "exit 0\n"
+)
+
+UNPACK_FAILED = 97  # DECOMPRESSED_RESTORE's exit when the client succeeded but the input was cut or corrupt
+
+
+def magic_compression(head: bytes) -> str:
+    """The compression a dump's first bytes show: zstd, gzip, or none (the tool's own format)."""
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    return "none"
+
+
+@runtime_checkable
+class Dumps(Protocol):
+    """An engine whose backups its own tools take and restore on the runner."""
+
+    dump_tool: str  # the program the dump runs (its version is recorded)
+    dump_format: str  # what the bytes are, before any compression ("sql", "pg_dump custom")
+
+    def dump_command(self, db: DatabaseSpec, credentials_path: str, *, lock_table: str) -> Command:
+        """The dump of `db` on stdout (a consistent snapshot; routines, triggers and events included), leaving
+        out the ledger's lock table (`lock_table`, its bare name, in whichever schema): a restore must never
+        overwrite the lock of the run that restores."""
+        ...
+
+    def restore_command(self, db: DatabaseSpec, credentials_path: str, *, compression: str) -> Command:
+        """What replaces `db`'s objects with those of a dump read on stdin, compressed as `compression` says."""
+        ...
+
+    def tool_version_command(self) -> Command:
+        """The dump tool's version on stdout (no login, no secret)."""
+        ...
+
+    def server_version_sql(self) -> str:
+        """An SQL expression giving the server's version, for the backup's sidecar."""
+        ...
