@@ -231,41 +231,45 @@ class Run:
                 deployment.connect()
             planned = self.plan(histories)
             outcomes = [Outcome(p.index, p.row, step=p.step) for p in planned]
-            if not any(p.state.blocks for p in planned):
-                self.refusal = self.gate(planned, histories, deployment)
-                if self.refusal is not None:
-                    refused = [o.but(status=Status.REFUSED, reason=self.refusal) if p.state.runs else o
-                               for p, o in zip(planned, outcomes, strict=True)]
-                    return planned, RunResult(refused, time.monotonic() - started)
-            self.planned(planned)
-            if any(p.state.blocks for p in planned):
-                refused = [o.but(status=Status.REFUSED, reason=f"{p.state.value}: {p.detail}") if p.state.blocks
-                           else o for p, o in zip(planned, outcomes, strict=True)]
-                return planned, RunResult(refused, time.monotonic() - started)
-            if self.confirm is not None and any(p.state.runs for p in planned):
-                self.reporter.handle(PlanMade(planned))
-                if not self.confirm(planned):
-                    declined = [o.but(status=Status.REFUSED, reason="not confirmed: nothing was done") if p.state.runs
-                                else o for p, o in zip(planned, outcomes, strict=True)]
-                    return planned, RunResult(declined, time.monotonic() - started)
-            if any(p.state.runs for p in planned):
-                self.hooks.executing(planned)
-            self.prepare(planned, deployment)
+            # The leases are renewed from here on: an operator may take minutes to answer a question before the
+            # first step (an approval, a confirmation), and the locks must still be this run's after it.
             heartbeat = Heartbeat(list(deployment.locked.values()), self.options.lock_lease)
             heartbeat.start()
-            executor = Executor(deployment, planned, outcomes, heartbeat, self.options, self.reporter, self.hooks,
-                                lambda p: self.kinds[p.index], self.ask, waves=self.waves(planned),
-                                pause=self.pause if self.promotion.pause_between_waves else None,
-                                warnings_are_errors=self.promotion.warnings_are_errors)
-
-            def announce(step: InterruptStep, running: int) -> None:
-                self.reporter.handle(Interrupted(step, running))
-
-            escalation = Escalation(deployment.cancel, announce, executor.leave)
+            escalation: Escalation | None = None
             try:
+                if not any(p.state.blocks for p in planned):
+                    self.refusal = self.gate(planned, histories, deployment)
+                    if self.refusal is not None:
+                        refused = [o.but(status=Status.REFUSED, reason=self.refusal) if p.state.runs else o
+                                   for p, o in zip(planned, outcomes, strict=True)]
+                        return planned, RunResult(refused, time.monotonic() - started)
+                self.planned(planned)
+                if any(p.state.blocks for p in planned):
+                    refused = [o.but(status=Status.REFUSED, reason=f"{p.state.value}: {p.detail}") if p.state.blocks
+                               else o for p, o in zip(planned, outcomes, strict=True)]
+                    return planned, RunResult(refused, time.monotonic() - started)
+                if self.confirm is not None and any(p.state.runs for p in planned):
+                    self.reporter.handle(PlanMade(planned))
+                    if not self.confirm(planned):
+                        declined = [o.but(status=Status.REFUSED, reason="not confirmed: nothing was done")
+                                    if p.state.runs else o for p, o in zip(planned, outcomes, strict=True)]
+                        return planned, RunResult(declined, time.monotonic() - started)
+                if any(p.state.runs for p in planned):
+                    self.hooks.executing(planned)
+                self.prepare(planned, deployment)
+                executor = Executor(deployment, planned, outcomes, heartbeat, self.options, self.reporter, self.hooks,
+                                    lambda p: self.kinds[p.index], self.ask, waves=self.waves(planned),
+                                    pause=self.pause if self.promotion.pause_between_waves else None,
+                                    warnings_are_errors=self.promotion.warnings_are_errors)
+
+                def announce(step: InterruptStep, running: int) -> None:
+                    self.reporter.handle(Interrupted(step, running))
+
+                escalation = Escalation(deployment.cancel, announce, executor.leave)
                 executor.run(escalation)
             finally:  # leaving after interrupts: a renewal stuck on a frozen runner must not hold the exit
-                heartbeat.stop(wait=LEAVE_GRACE / 4 if escalation.step is InterruptStep.LEAVE else 30.0)
+                leaving = escalation is not None and escalation.step is InterruptStep.LEAVE
+                heartbeat.stop(wait=LEAVE_GRACE / 4 if leaving else 30.0)
         return planned, executor.result(time.monotonic() - started, escalation.interrupted)
 
     # --- promotion: saved plans, approvals, waves ------------------------------------------------------------

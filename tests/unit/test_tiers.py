@@ -6,6 +6,7 @@ touched, and every report says which targets never started)."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -251,7 +252,8 @@ def test_validate_without_secrets_checks_the_form_of_references_only(harness: Ha
 # --- the operator's answers, on a Run built directly (a terminal is the console's `ask`) -------------------------
 
 
-def run_asking(repo: Repo, answers: list[str], **promotion: object) -> tuple[int, list[tuple[str, str]]]:
+def run_asking(repo: Repo, answers: list[str], *, lease: int = 60, thinking: float = 0.0,
+               **promotion: object) -> tuple[int, list[tuple[str, str]]]:
     """A Run of the script kind whose operator answers `answers` in turn; the exit code and what was asked."""
     from dbupdater.execution.kinds import every_row
     from dbupdater.execution.options import RunOptions
@@ -264,9 +266,10 @@ def run_asking(repo: Repo, answers: list[str], **promotion: object) -> tuple[int
 
     def ask(shown: str, question: str) -> str | None:
         asked.append((shown, question))
+        time.sleep(thinking)
         return answers.pop(0) if answers else None
 
-    run = Run(repo.load(), Invocation("apply", environment="prod"), RunOptions(), RecordingReporter(),
+    run = Run(repo.load(), Invocation("apply", environment="prod"), RunOptions(lock_lease=lease), RecordingReporter(),
               every_row(ScriptStep()), ask=ask, promotion=Promotion(**promotion))  # type: ignore[arg-type]
     return run.execute(), asked
 
@@ -295,3 +298,10 @@ def test_between_waves_the_operator_is_asked_and_no_stops_the_rest(harness: Harn
         assert code == ExitCode.REFUSED
         assert harness.ran == [("a", "1.sql")]
         assert harness.history("b") == harness.history("c") == []
+
+
+def test_an_operator_who_takes_longer_than_the_lease_still_holds_the_locks(harness: Harness, repo: Repo) -> None:
+    repo.row("a", repo.script("1.sql", "ok"))
+    code, _ = run_asking(repo, ["prod"], lease=1, thinking=2.5, environment="prod", require_approval=True)
+    assert code == ExitCode.OK  # the leases were renewed while the question waited: no LOCK LOST
+    assert harness.history("a") == [("1.sql", "success")]
