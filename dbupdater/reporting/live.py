@@ -24,7 +24,7 @@ from rich.text import Text
 from ..model.outcome import Outcome
 from ..model.secret import shown
 from .estimates import Estimates, duration
-from .lines import PROBLEMS
+from .lines import PROBLEMS, kind
 
 REFRESH_PER_SECOND = 4
 BAR_WIDTH = 30
@@ -105,7 +105,7 @@ class LiveView:
             row = item.outcome.row
             n, of = self.place.get(item.outcome.index, (0, 0))
             rows.add_row(item.spinner, Text(shown(row.db.target_label), style="bold"),
-                         f"{n}/{of}" if of else "", Text(shown(row.script_label), style="cyan"),
+                         f"{n}/{of}" if of else "", Text(shown(kind(item.outcome) + row.script_label), style="cyan"),
                          duration(now - item.since, tenths=True))
         if len(shown_rows) < len(running):
             rows.add_row("", Text(f"... and {len(running) - len(shown_rows)} more running", style="dim"),
