@@ -68,7 +68,8 @@ class Listed:
 
 def read(path: Path) -> Listed:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open(encoding="utf-8-sig", newline="") as handle:  # newline="": the line endings as they are
+            text = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read it as a UTF-8 manifest: {exc}") from None
     reader = csv.DictReader(io.StringIO(text))

@@ -167,6 +167,11 @@ class Run:
         if self.promotion.save is not None:
             said = self.promotion.save(self.saved(planned, histories))
             self.reporter.handle(Notice(said, Level.SUCCESS))
+        elif self.promotion.require_approval and any(p.state.runs for p in planned):
+            tier = self.promotion.environment
+            self.reporter.handle(Notice(f"tier {tier} applies only an approved plan: save this one with `plan "
+                                        f"--environment {tier} --save FILE`, then `apply --environment {tier} "
+                                        "--plan FILE` (--yes once it is approved elsewhere)", Level.NOTE))
         for label, holder in holders.items():
             if holder is not None:
                 self.reporter.handle(Notice(f"{label} is locked right now by {holder.describe()}", Level.NOTE))

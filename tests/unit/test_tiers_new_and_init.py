@@ -106,3 +106,16 @@ def test_init_writes_a_project_that_validates_and_overwrites_nothing(tmp_path: P
     assert "init overwrites nothing, so nothing was written" in capsys.readouterr().err
     assert (root / "scripts" / "001_create_example.sql").read_text(encoding="utf-8") == "-- mine\n"
     assert all(path.read_bytes() == data for path, data in before.items() if path.name != "001_create_example.sql")
+
+
+def test_new_keeps_a_crlf_manifest_with_a_bom_as_it_is(harness: Harness, repo: Repo) -> None:
+    repo.row("a", repo.script("0001-first.sql", "ok"))
+    manifest = repo.write()
+    lines = manifest.read_bytes().replace(b"\r\n", b"\n").rstrip(b"\n").replace(b"\n", b"\r\n")
+    manifest.write_bytes(b"\xef\xbb\xbf" + lines)  # a BOM, CRLF, and no line ending after the last row
+    assert cli.main(["new", "second", "-f", str(manifest), "--color", "never"]) == ExitCode.OK
+    after = manifest.read_bytes()
+    assert after.startswith(b"\xef\xbb\xbf" + lines + b"\r\n") and after.endswith(b"\r\n")
+    assert b"0002-second.sql" in after.splitlines()[-1] and b"\n" not in after.replace(b"\r\n", b"")
+    assert cli.main(["apply", "-f", str(manifest), "--color", "never", "--no-report"]) == ExitCode.OK
+    assert harness.history("a") == [("0001-first.sql", "success"), ("0002-second.sql", "success")]
