@@ -242,3 +242,30 @@ def test_init_makes_a_layout_that_validates_and_applies(workspace: Workspace, pa
     for target in pair:
         assert target.rows("SELECT script FROM dbupdater_history ORDER BY id")[-1] == \
             ["../scripts/002_add_customers.sql"]
+
+
+@pytest.mark.parametrize("answer", ["y", "n"])
+def test_pause_between_waves_asks_on_the_terminal(workspace: Workspace, pair: list[Target], info, vault,
+                                                 answer: str) -> None:
+    for target in pair:
+        workspace.row(target, workspace.script("001_create.sql", "CREATE TABLE paused (id INT);\n"))
+    workspace.write()
+    config, _ = tiers(workspace, require_approval="false", waves='["1", "100%"]')
+    environ = {**os.environ, **vault, "TERM": "xterm-256color", "NO_COLOR": "1"}
+    argv = [str(ROOT / "remote_database_updater.py"), "apply", "--config", str(config), "--environment", "prod",
+            "--pause-between-waves", "--known-hosts", info.known_hosts]
+    child = pexpect.spawn(sys.executable, argv, cwd=str(ROOT), env=environ, dimensions=(50, 200),
+                          encoding="utf-8", codec_errors="replace", timeout=120)
+    child.expect("wave 1 of 2 finished without a failure; wave 2 has 1 target")
+    child.expect("Start wave 2\\? \\[y/N\\] ")
+    assert "paused" in pair[0].tables() and "paused" not in pair[1].tables()  # the first wave is done, no more
+    child.sendline(answer)
+    child.expect(pexpect.EOF)
+    child.close()
+    if answer == "y":
+        assert child.exitstatus == 0, child.before
+        assert "paused" in pair[1].tables()
+    else:
+        assert child.exitstatus == 5, child.before
+        assert "the operator did not start wave 2" in child.before
+        assert pair[1].rows("SELECT COUNT(*) FROM dbupdater_history") == [["0"]]
