@@ -21,7 +21,8 @@ One table per tier:
 
 A policy is what a tier promises its operators; the command line may tighten it, and on a protected tier it
 may not loosen it (exit 2, naming the policy): that is the difference between a tier and a CSV. Parsed with
-tomllib (Python 3.11+; `tomli` on 3.10), every problem named with the file, the tier and the key.
+tomllib (Python 3.11+: on 3.10 a tiers file is refused, saying so; everything without one works), every
+problem named with the file, the tier and the key.
 """
 
 from __future__ import annotations
@@ -37,10 +38,8 @@ from typing import Any
 from .model.durations import parse_duration
 from .model.errors import UsageError
 
-if sys.version_info >= (3, 11):
+if sys.version_info >= (3, 11):  # tomllib: the standard library's TOML reader, from Python 3.11
     import tomllib
-else:  # pragma: no cover - the runtime here is 3.11; pyproject installs tomli below it
-    import tomli as tomllib
 
 FILE = "environments.toml"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -158,6 +157,9 @@ def find(config: Path | None, cwd: Path | None = None) -> Tiers | None:
 
 
 def load(path: Path) -> Tiers:
+    if sys.version_info < (3, 11):  # pragma: no cover - the runtime here is 3.11
+        raise TierError(f"{path}: tiers need Python 3.11 or later (its standard library reads TOML); this is "
+                        f"Python {sys.version_info.major}.{sys.version_info.minor}")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
