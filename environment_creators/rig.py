@@ -33,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import ephemeral_ports, network, openbao, prerequisites
+from . import bastion, ephemeral_ports, network, openbao, prerequisites, s3
 from . import runners as hosts
 from .errors import RigError
 from .info import DbInfo, Mode, RigInfo, RunnerInfo
@@ -53,7 +53,8 @@ MAX_RUNNERS = 50
 # Below the kernel's ephemeral range (32768 and up by default: ephemeral_ports.py), clear of well-known ports.
 DEFAULT_BASE_PORT = 27300
 # Only what ``up`` creates; ``down`` refuses to wipe a root holding anything else.
-OWN_ENTRIES = {"rig.json", "rig.json.tmp", ".lock", MARIADB_DIR, MARIADB_LATIN1_DIR, "postgres", "ssh", "openbao"}
+OWN_ENTRIES = {"rig.json", "rig.json.tmp", ".lock", MARIADB_DIR, MARIADB_LATIN1_DIR, "postgres", "ssh", "openbao",
+               s3.DIR}
 # rig.json fields added with OpenBao: a rig brought up before that gets them on its next ``up``.
 VAULT_FIELDS = ("vault_addr", "vault_token", "vault_token_file", "vault_role_id", "vault_role", "vault_policy",
                 "vault_prefix", "vault_kv2_mount", "vault_kv1_mount")
@@ -88,7 +89,7 @@ class Rig:
 
     # Ports: MariaDB base+1, PostgreSQL base+2, OpenBao base+3 (and its cluster port base+4, which dev mode
     # always opens one above the API port), the latin1 MariaDB base+5 (only once asked for), loopback-mode
-    # sshd i at base+10+i.
+    # sshd i at base+10+i, moto's S3 server base+6 (only once asked for).
     @property
     def ports(self) -> range:
         """Every port the rig may listen on (the loopback-mode runners' included, whatever the mode)."""
@@ -121,6 +122,19 @@ class Rig:
     @property
     def latin1_mysql_port(self) -> int:
         return self.base_port + 5
+
+    @property
+    def s3_port(self) -> int:
+        return self.base_port + 6
+
+    def s3(self, *, timeout: float = 60) -> s3.S3Endpoint:
+        """moto's S3-compatible server on 127.0.0.1:base+6, started on first use (`environment_creators/s3.py`);
+        ``down`` stops it with the rest."""
+        server = s3.MotoS3(self.root, self.s3_port)
+        if not server.healthy():
+            with self._locked():
+                return server.ensure(timeout=timeout)
+        return s3.S3Endpoint(server.url)
 
     @property
     def runner_user(self) -> str:
@@ -300,6 +314,7 @@ class Rig:
         for index in sorted(indices):
             hosts.stop_sshd(lay, index)
         openbao.stop(lay)
+        s3.MotoS3(self.root, self.s3_port).stop()
         network.teardown(self.name)
         placeholder = DbInfo(port=0, admin_user="", admin_password="", app_user="", app_password="")
         pg_bin = prerequisites.postgres_bin_dir() or Path("/usr/lib/postgresql/15/bin")
@@ -376,6 +391,13 @@ class Rig:
 
     def start_runner(self, index: int) -> None:
         hosts.start_sshd(self.layout, index, self._runner(index))
+
+    def bastion(self) -> bastion.BastionInfo:
+        """A bastion and a runner reachable only through it (netns mode), started on first use; ``down`` removes
+        them with the rest (environment_creators/bastion.py)."""
+        info = self.info()
+        with self._locked():  # parallel workers asking at once start one of each
+            return bastion.ensure(self.layout, info, self.name, self.subnet_index)
 
     # --- databases ---------------------------------------------------------------------------------------
 

@@ -236,3 +236,9 @@ def _redactor_per_test() -> Iterator[None]:
     saved = redact.values()
     yield
     redact.restore(saved)
+
+
+@pytest.fixture(scope="session")
+def s3(rig):  # type: ignore[no-untyped-def]
+    """The rig's S3-compatible server (moto's, started on first use): the AWS environment that reaches it."""
+    return rig.s3().env()

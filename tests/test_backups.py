@@ -5,8 +5,17 @@ what each database holds; no password anywhere."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
-from .conftest import Target, Workspace, secret_values
+import pytest
+
+from .conftest import ROOT, Target, Workspace, secret_values
+from .test_security import _process_texts
+
+TOOLS = ("dbupdater-dump", "dbupdater-restore", "pg_dump")  # what the sampling must see running at least once
 
 
 def seed(target: Target, rows: int = 50) -> None:
@@ -26,7 +35,7 @@ def seed(target: Target, rows: int = 50) -> None:
 
 def fingerprint(target: Target) -> list[list[str]]:
     if target.engine == "mysql":
-        return target.rows("CHECKSUM TABLE items")
+        return [row[1:] for row in target.rows("CHECKSUM TABLE items")]  # without the database's name
     return target.rows("SELECT COUNT(*), md5(string_agg(i::text, ',' ORDER BY id)) FROM items i")
 
 
@@ -72,3 +81,138 @@ def test_backup_then_restore_gives_the_same_data_and_history(workspace: Workspac
     assert plan.code == 0 and "0 script(s) to apply" in plan.text, plan.text
     history = target.rows("SELECT script, status FROM dbupdater_history ORDER BY id")
     assert history[-1] == [f"restore {backup['name']}", "success"]
+
+
+def test_copy_db_between_two_databases_then_plan_on_the_copy(workspace: Workspace, target: Target, run_tool,
+                                                            rig, info) -> None:
+    seed(target, rows=200)
+    copy = target.sibling(target.name + "_copy")
+    try:
+        first = workspace.script("001.sql", "CREATE TABLE applied_one (id INT);\n")
+        second = workspace.script("002.sql", "CREATE TABLE applied_two (id INT);\n")
+        workspace.row(target, first)
+        workspace.row(copy, first, runner=2)
+        manifest = workspace.write()
+        assert run_tool("-f", str(manifest)).code == 0  # both hold 001
+        workspace.row(target, second)
+        workspace.row(copy, second, runner=2)
+        manifest = workspace.write()
+
+        # The source moves on: 002 applied there only (a manifest of the source alone).
+        solo = Workspace(workspace.dir / "solo", info)
+        solo.dir.mkdir()
+        solo.script("001.sql", "CREATE TABLE applied_one (id INT);\n")
+        solo.script("002.sql", "CREATE TABLE applied_two (id INT);\n")
+        solo.row(target, "001.sql")
+        solo.row(target, "002.sql")
+        assert run_tool("-f", str(solo.write())).code == 0
+
+        copied = run_tool("copy-db", "-f", str(manifest), "--from", target.name, "--to", copy.name, "--yes")
+        assert copied.code == 0, copied.text
+        assert fingerprint(copy) == fingerprint(target)
+        assert {"applied_one", "applied_two"} <= copy.tables()
+        plan = run_tool("plan", "-f", str(manifest), "--output", "json")
+        assert plan.code == 0, plan.text
+        document = json.loads(plan.out)
+        states = {(row["database"], row["script"]): row["state"] for row in document["plan"]["rows"]} \
+            if "plan" in document else {}
+        if states:
+            assert all(state == "applied" for state in states.values()), states
+        assert "0 script(s) to apply" in plan.text or not states
+    finally:
+        copy.drop()
+
+
+def test_copy_db_refuses_bad_names_before_anything(workspace: Workspace, target: Target, run_tool) -> None:
+    workspace.row(target, workspace.script("001.sql", "SELECT 1;\n"))
+    manifest = workspace.write()
+    same = run_tool("copy-db", "-f", str(manifest), "--from", target.name, "--to", target.name, "--yes")
+    assert same.code == 2 and "one database" in same.text
+    unknown = run_tool("copy-db", "-f", str(manifest), "--from", target.name, "--to", "nope", "--yes")
+    assert unknown.code == 2 and "--to nope" in unknown.text
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_an_interrupted_dump_leaves_nothing_listed_as_complete(workspace: Workspace, target: Target, run_tool,
+                                                             info) -> None:
+    target.query("CREATE TABLE big (id INT PRIMARY KEY, a CHAR(32), b CHAR(32))")
+    target.query("INSERT INTO big SELECT seq, MD5(seq), MD5(seq + 1) FROM seq_1_to_1500000")
+    workspace.row(target, workspace.script("001.sql", "SELECT 1;\n"))
+    manifest = workspace.write()
+    folder = workspace.dir / "backups"
+    for how in (signal.SIGKILL, signal.SIGTERM):
+        argv = [sys.executable, str(ROOT / "remote_database_updater.py"), "backup", "-f", str(manifest),
+                "--known-hosts", info.known_hosts, "--color", "never"]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not list(folder.glob(".*.partial")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the dump finished before it could be interrupted"
+        proc.send_signal(how)
+        proc.wait(timeout=60)
+        listed = backups_json(run_tool, "-f", str(manifest))
+        assert listed["backups"] == [], listed
+        if how is signal.SIGTERM:  # the run ended by itself: its temporary file is gone too
+            assert not list(folder.glob(".*.partial"))
+        else:  # killed outright: what it left is named incomplete, never a backup
+            assert listed["incomplete"] and all("partial" in name for name in listed["incomplete"])
+            for leftover in folder.glob(".*.partial"):
+                leftover.unlink()
+
+
+def test_no_password_in_any_argv_environment_file_or_backup(workspace: Workspace, target: Target, info) -> None:
+    seed(target, rows=400000)
+    workspace.row(target, workspace.script("001.sql", "SELECT 1;\n"))
+    manifest = workspace.write()
+    secrets = secret_values(info)
+    seen_tool = False
+    for command in (["backup"], ["restore", "LATEST", "--yes"]):
+        if command[0] == "restore":
+            command[1] = sorted(p.name for p in (workspace.dir / "backups").iterdir()
+                                if not p.name.endswith(".json"))[-1]
+        argv = [sys.executable, str(ROOT / "remote_database_updater.py"), *command, "-f", str(manifest),
+                "--known-hosts", info.known_hosts, "--color", "never"]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        while proc.poll() is None:
+            texts = _process_texts()
+            seen_tool = seen_tool or any(tool in t for t in texts for tool in TOOLS)
+            for text in texts:
+                for secret in secrets:
+                    assert secret not in text, "a password is visible in a process's argv or environment"
+            time.sleep(0.05)
+        out, _ = proc.communicate()
+        assert proc.returncode == 0, out
+        for secret in secrets:
+            assert secret not in out
+    assert seen_tool, "no dump or restore tool was seen running: the sampling proved nothing"
+    for path in workspace.dir.rglob("*"):
+        if path.is_file() and path.suffix != ".csv":
+            data = path.read_bytes()
+            for secret in secrets:
+                assert secret.encode() not in data, f"a password is in {path}"
+
+
+def test_a_backup_in_the_s3_compatible_store_restored_from_there(workspace: Workspace, target: Target, run_tool,
+                                                                 s3) -> None:
+    import boto3
+
+    bucket = f"dbu-{target.name.replace('_', '-')}"
+    boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"], aws_access_key_id=s3["AWS_ACCESS_KEY_ID"],
+                 aws_secret_access_key=s3["AWS_SECRET_ACCESS_KEY"], region_name=s3["AWS_DEFAULT_REGION"]
+                 ).create_bucket(Bucket=bucket)
+    seed(target, rows=3000)
+    workspace.row(target, workspace.script("001.sql", "SELECT 1;\n"))
+    manifest = workspace.write()
+    before = fingerprint(target)
+    store = f"s3://{bucket}/nightly"
+    env = {**s3, "AWS_SECRET_ACCESS_KEY": "env:DBU_TEST_S3_SECRET", "DBU_TEST_S3_SECRET": s3["AWS_SECRET_ACCESS_KEY"]}
+    made = run_tool("backup", "-f", str(manifest), "--backup-dir", store, env=env)
+    assert made.code == 0, made.text
+    listed = json.loads(run_tool("backups", "--backup-dir", store, "--output", "json", known_hosts=False,
+                                 env=env).out)
+    (backup,) = listed["backups"]
+    target.query("DELETE FROM items")
+    restored = run_tool("restore", backup["name"], "-f", str(manifest), "--backup-dir", store, "--yes", env=env)
+    assert restored.code == 0, restored.text
+    assert fingerprint(target) == before
+    assert not (workspace.dir / "backups").exists()  # nothing went to the folder store
