@@ -265,8 +265,6 @@ def combine(tier: Tier, given: Given) -> Effective:
     parallel = bounded("parallel", given.parallel, policy.parallel, "--parallel")
     per_runner = bounded("per_runner", given.per_runner, policy.per_runner, "--per-runner")
     timeout = bounded("script_timeout", given.script_timeout, policy.script_timeout, "--script-timeout")
-    if policy.script_timeout is not None and given.script_timeout is None:
-        timeout = policy.script_timeout
     if given.keep_going and not policy.keep_going:
         loosened.append("keep_going = false (asked --keep-going)")
     if loosened and policy.protected:
@@ -276,13 +274,18 @@ def combine(tier: Tier, given: Given) -> Effective:
                      given.keep_going, timeout, tuple(loosened))
 
 
-def check_transports(tier: Tier, rows: Sequence[Any]) -> None:
-    """Rows whose transport the tier does not allow (exit 2 before anything runs, naming each line)."""
-    allowed = tier.policy.transports
-    if allowed is None:
-        return
-    wrong = [f"line {row.line}: transport {row.runner.transport!r}" for row in rows
-             if row.runner.transport not in allowed]
-    if wrong:
-        raise TierError(f"tier {tier.name} allows only transports {', '.join(allowed)} (policy transports): "
-                        + "; ".join(wrong[:10]) + (f"; and {len(wrong) - 10} more" if len(wrong) > 10 else ""))
+def check_rows(tier: Tier, rows: Sequence[Any]) -> None:
+    """Rows the tier's policy does not allow (exit 2 before anything runs, naming each line): a transport it
+    does not list; on a protected tier, a row's script_timeout beyond the policy's."""
+    policy = tier.policy
+    problems: list[str] = []
+    if policy.transports is not None:
+        problems += [f"line {row.line}: transport {row.runner.transport!r} (policy transports = "
+                     f"{list(policy.transports)})" for row in rows if row.runner.transport not in policy.transports]
+    if policy.protected and policy.script_timeout is not None:
+        problems += [f"line {row.line}: script_timeout {row.script_timeout:g} s (policy script_timeout = "
+                     f"{policy.script_timeout:g} s)" for row in rows
+                     if row.script_timeout is not None and row.script_timeout > policy.script_timeout]
+    if problems:
+        raise TierError(f"{tier.manifest}: tier {tier.name} does not allow "
+                        + "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else ""))

@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         from .. import manifest as manifest_module
-        from ..tiers import check_transports
+        from ..tiers import check_rows
 
         tier = select_tier(args)  # a flag loosening a protected tier's policy: exit 2 before anything is read
         if args.file is None:
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         manifest = manifest_module.load(args.file, args.script_encoding,
                                         references(unread=getattr(args, "without_secrets", False)), strict=args.strict)
         if tier is not None:
-            check_transports(tier, manifest.rows)
+            check_rows(tier, manifest.rows)
         if args.shard:
             from ..model.shards import Shard
 

@@ -15,7 +15,7 @@ from dbupdater import cli
 from dbupdater.model.errors import ExitCode
 from dbupdater.tiers import Given, Tier, TierError, Waves, combine, load
 
-from .fakes import Harness, Repo
+from .fakes import HEADER, Harness, Repo
 
 
 def tiers_file(repo: Repo, text: str) -> Path:
@@ -171,8 +171,17 @@ def test_a_tier_refuses_rows_of_a_transport_it_does_not_allow(harness: Harness, 
     repo.write()
     config = tiers_file(repo, PROD.replace('transports = ["fake"]', 'transports = ["ssh"]'))
     assert run(repo, config, "validate", "--environment", "prod") == ExitCode.USAGE
-    assert "tier prod allows only transports ssh (policy transports): line 2: transport 'fake'" in \
+    assert "tier prod does not allow line 2: transport 'fake' (policy transports = ['ssh'])" in \
         capsys.readouterr().err
+
+
+def test_a_protected_tier_refuses_a_row_whose_timeout_is_beyond_its_policy(harness: Harness, repo: Repo,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    repo.row("a", repo.script("1.sql", "ok"), script_timeout="3h")
+    repo.write(header=[*HEADER, "script_timeout"])
+    config = tiers_file(repo, PROD)
+    assert run(repo, config, "validate", "--environment", "prod") == ExitCode.USAGE
+    assert "line 2: script_timeout 10800 s (policy script_timeout = 600 s)" in capsys.readouterr().err
 
 
 def test_warnings_are_errors_stops_the_target_and_fails_the_run(harness: Harness, repo: Repo,
