@@ -180,10 +180,12 @@ def differences(saved: SavedPlan, now: SavedPlan) -> list[str]:
         found.append(f"target {name} was removed")
     for name in new_targets.keys() - old_targets.keys():
         found.append(f"target {name} was added")
+    moved: set[str] = set()
     for name in sorted(old_targets.keys() & new_targets.keys()):
         before, after = old_targets[name]["history"], new_targets[name]["history"]
         for script in sorted(before.keys() | after.keys()):
             if before.get(script) != after.get(script):
+                moved.add(name)
                 found.append(f"target {name}: its history moved since the plan: {script} is now "
                              f"{_history(after.get(script))}, was {_history(before.get(script))}")
     old_rows = {(r["target"], r["script"], r["line"]): r for r in old["rows"] if r["target"] in old_targets}
@@ -193,7 +195,7 @@ def differences(saved: SavedPlan, now: SavedPlan) -> list[str]:
         a, b = old_rows[row], new_rows[row]
         if a["checksum"] != b["checksum"]:
             edited.setdefault((row[1], a["checksum"], b["checksum"]), []).append(row[0])
-        elif a["state"] != b["state"]:
+        elif a["state"] != b["state"] and row[0] not in moved:  # else its history said it already
             found.append(f"line {row[2]}: {row[1]} on {row[0]} is now {b['state']}, was {a['state']}")
     for (script, was, is_), where in edited.items():
         found.append(f"script {script} was edited (checksum {_short(is_)}, the plan has {_short(was)}) on "
