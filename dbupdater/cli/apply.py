@@ -16,6 +16,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)
     add_environment_options(parser)
     add_promotion_options(parser)
+    from .backup import add_store_option
+
+    group = parser.add_argument_group("backups")
+    group.add_argument("--backup-before", action="store_true",
+                       help="back up each target right before its first pending script (a target whose backup "
+                            "failed does not start); a tier's backup_before does the same")
+    add_store_option(group)  # type: ignore[arg-type]
 
 
 def add_promotion_options(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +69,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def run(manifest: Manifest, args: argparse.Namespace) -> int:
     from ..steps import chooser
 
-    return run_of(args, manifest, "apply", chooser(history=True)).execute()
+    choose = chooser(history=True)
+    tier = getattr(args, "tier", None)
+    if getattr(args, "backup_before", False) or (tier is not None and tier.policy.backup_before):
+        from .backup import backing_up_first
+
+        choose = backing_up_first(choose, manifest, args)
+    return run_of(args, manifest, "apply", choose).execute()
 
 
 COMMAND = Command("apply", "run every pending script of the manifest in order (the default)", add_arguments, run)

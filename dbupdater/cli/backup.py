@@ -20,6 +20,7 @@ from .runs import run_of
 if TYPE_CHECKING:
     from ..backups import Store
     from ..backups.store import S3Keys
+    from ..execution.kinds import Chooser, StepKind
 
 DEFAULT_FOLDER = "backups"
 KEY_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
@@ -105,3 +106,20 @@ def run(manifest: Manifest, args: argparse.Namespace) -> int:
 COMMAND = Command("backup", "back up every target of the manifest (or --target) with the engine's dump tool on its "
                   "runner, into a folder or an S3-compatible bucket (--backup-dir), each with a sidecar JSON",
                   add_arguments, run)
+
+
+def backing_up_first(choose: Chooser, manifest: Manifest, args: argparse.Namespace) -> Chooser:
+    """`apply --backup-before` (or a tier's backup_before): each kind wrapped so that a target's first row that
+    runs takes a backup of the target first (exit 2 before anything when an engine cannot be backed up)."""
+    from ..steps.dump import BackupFirst, BackupsBefore, check_dumpable
+
+    check_dumpable(first_row_per_database(manifest.rows))
+    store = store_of(args, manifest.base_dir)
+    state = BackupsBefore()
+    wrapped: dict[int, BackupFirst] = {}
+
+    def chosen(row: ManifestRow) -> StepKind:
+        kind = choose(row)
+        return wrapped.setdefault(id(kind), BackupFirst(kind, store, state))
+
+    return chosen

@@ -81,3 +81,18 @@ class Dumps(Protocol):
     def server_version_sql(self) -> str:
         """An SQL expression giving the server's version, for the backup's sidecar."""
         ...
+
+
+@runtime_checkable
+class Cleans(Protocol):
+    """An engine whose restoring client replaces only what the dump holds, and which must first drop what the
+    database holds beyond it (MySQL: objects made after the backup would stay). Asked through the target's
+    channel before the restore: the objects there, then one statement each that drops it."""
+
+    def objects_sql(self, lock_table: str) -> str:
+        """SQL printing one JSON row {"kind", "name"} per object of the database (the lock table excepted)."""
+        ...
+
+    def drop_sql(self, kind: str, name: str) -> str:
+        """The statement that drops one object `objects_sql` listed."""
+        ...

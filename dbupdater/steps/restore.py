@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from ..backups import Sidecar, Store
 from ..checksum import VERSION
 from ..engines import registry as engines
-from ..engines.capabilities import UNPACK_FAILED
+from ..engines.capabilities import UNPACK_FAILED, Cleans
 from ..execution.kinds import Histories, StepContext
 from ..ledger import FAILED, SUCCESS, UNDONE, Entry, Ledger
+from ..ledger.records import LOCK_TABLE
 from ..model.errors import DbUpdaterError
 from ..model.outcome import Outcome, Status
 from ..model.secret import redact
@@ -49,6 +50,18 @@ def verify(store: Store, sidecar: Sidecar) -> str | None:
     return None
 
 
+def clean(context: StepContext, row: ManifestRow, engine: Cleans) -> None:
+    """Drop what the target holds (its lock table excepted) before a restore whose client replaces only what
+    the dump holds: the restored database is the backup's, not the backup's beside what was made since."""
+    channel = context.deployment.channel(row)
+    objects = channel.rows(engine.objects_sql(LOCK_TABLE))
+    drops = [engine.drop_sql(str(item["kind"]), str(item["name"])) for item in objects]
+    order = {"VIEW": 0, "TABLE": 1}
+    drops.sort(key=lambda sql: order.get(sql.split()[1], 2))
+    if drops:
+        channel.rows("SET FOREIGN_KEY_CHECKS = 0;\n" + "\n".join(drops) + "\nSET FOREIGN_KEY_CHECKS = 1;")
+
+
 def stream_into(row: ManifestRow, context: StepContext, source: Iterable[bytes], compression: str,
                 draft: Draft) -> bool:
     """Feed `source` (a backup's bytes) into the row's engine's restoring client on its runner; judged by its
@@ -56,6 +69,8 @@ def stream_into(row: ManifestRow, context: StepContext, source: Iterable[bytes],
     engine = engines.get(row.db.engine)
     capability = dumper(engine)
     try:
+        if isinstance(engine, Cleans):
+            clean(context, row, engine)
         session = context.deployment.session(row.runner)
         command = capability.restore_command(row.db, session.credentials(row.db), compression=compression)
     except DbUpdaterError as exc:

@@ -125,6 +125,21 @@ class MySQL(Engine):
     def tool_version_command(self) -> Command:
         return Command((self.dump_tool, "--version"))
 
+    def objects_sql(self, lock_table: str) -> str:
+        # engines.capabilities.Cleans: a dump replaces only the tables and routines it holds.
+        d = self.dialect
+        kind = "CASE table_type WHEN 'VIEW' THEN 'VIEW' ELSE 'TABLE' END"
+        return (f"SELECT {d.json_row({'kind': kind, 'name': 'table_name'})} FROM information_schema.tables "  # noqa: S608
+                f"WHERE table_schema = DATABASE() AND table_name <> {d.literal(lock_table)}\n"
+                f"UNION ALL SELECT {d.json_row({'kind': 'routine_type', 'name': 'routine_name'})} "
+                "FROM information_schema.routines WHERE routine_schema = DATABASE()\n"
+                f"UNION ALL SELECT {d.json_row({'kind': repr('EVENT'), 'name': 'event_name'})} "
+                "FROM information_schema.events WHERE event_schema = DATABASE();")
+
+    def drop_sql(self, kind: str, name: str) -> str:
+        what = kind.upper() if kind.upper() in ("VIEW", "TABLE", "PROCEDURE", "FUNCTION", "EVENT") else "TABLE"
+        return f"DROP {what} IF EXISTS {self.dialect.ident(name)};"
+
     def server_version_sql(self) -> str:
         return "VERSION()"
 
