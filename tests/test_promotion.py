@@ -160,6 +160,7 @@ def test_typing_the_tiers_name_on_a_terminal_approves(workspace: Workspace, pair
             "--known-hosts", info.known_hosts]
     child = pexpect.spawn(sys.executable, argv, cwd=str(ROOT), env=environ, dimensions=(50, 200),
                           encoding="utf-8", codec_errors="replace", timeout=120)
+    child.expect("002_fill.sql")  # the plan is shown before the question
     child.expect("Type the tier's name \\(prod\\) to approve; anything else refuses: ")
     child.sendline(answer)
     child.expect(pexpect.EOF)
