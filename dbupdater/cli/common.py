@@ -127,12 +127,14 @@ def add_manifest_options(parser: argparse.ArgumentParser) -> None:
 def add_environment_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
     group = parser.add_argument_group("environment state (in Vault)")
     group.add_argument("--environment", metavar="NAME", required=required, help=ENVIRONMENT_HELP)
+    parser.set_defaults(state_required=required)  # the command is about the state itself (`environment`)
     group.add_argument("--state-path", metavar="TEMPLATE",
                        help="Vault KV path of each database's state; placeholders {environment} {database} {engine} "
                             "{host} {port} {name} (default: the tier's state_path, else $DBUPDATER_STATE_PATH, else "
                             f"{defaults.STATE_PATH})")
 
 
+FILE_NAME = "environments.toml"
 ENVIRONMENT_HELP = ("the environment: a tier of environments.toml (its manifest, state path and policy), and the "
                     "name its state has in Vault (created, running, updating, updated, failed)")
 
@@ -293,6 +295,8 @@ def _unread() -> References:
 def environment_for(args: argparse.Namespace) -> Environment | None:
     """The environment whose state in Vault a command records (None: none named, or a tier that records none)."""
     tier: Tier | None = getattr(args, "tier", None)
+    if tier is not None and not tier.record_state and getattr(args, "state_required", False):
+        raise UsageError(f"tier {tier.name} records no state in Vault (record_state = false in {FILE_NAME})")
     if not getattr(args, "environment", None) or (tier is not None and not tier.record_state):
         return None
     from .. import vault

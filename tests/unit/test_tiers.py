@@ -314,3 +314,12 @@ def test_an_operator_who_takes_longer_than_the_lease_still_holds_the_locks(harne
     code, _ = run_asking(repo, ["prod"], lease=1, thinking=2.5, environment="prod", require_approval=True)
     assert code == ExitCode.OK  # the leases were renewed while the question waited: no LOCK LOST
     assert harness.history("a") == [("1.sql", "success")]
+
+
+def test_the_environment_command_on_a_tier_that_records_no_state_says_so(harness: Harness, repo: Repo,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    repo.row("a", repo.script("1.sql", "ok"))
+    repo.write()
+    config = tiers_file(repo, PROD)
+    assert run(repo, config, "environment", "show", "--environment", "qa") == ExitCode.USAGE
+    assert "tier qa records no state in Vault (record_state = false" in capsys.readouterr().err
