@@ -86,18 +86,25 @@ def ensure(name: str, subnet_index: int, runners: int) -> None:
         run(["ip", "addr", "add", f"{gateway}/24", "dev", bridge])
     run(["ip", "link", "set", bridge, "up"])
     for index in range(1, runners + 1):
-        ns, veth, address = netns_name(name, index), veth_name(name, index), runner_address(subnet_index, index)
-        if not (NETNS_DIR / ns).exists():
-            run(["ip", "netns", "add", ns])
-        if not _link_exists(veth):
-            run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns])
-        run(["ip", "link", "set", veth, "master", bridge, "up"])
-        if f" {address}/24 " not in run(["ip", "-n", ns, "-o", "-4", "addr", "show", "dev", "eth0"]).stdout:
-            run(["ip", "-n", ns, "addr", "add", f"{address}/24", "dev", "eth0"])
-        run(["ip", "-n", ns, "link", "set", "lo", "up"])
-        run(["ip", "-n", ns, "link", "set", "eth0", "up"])
-        run(["ip", "-n", ns, "route", "replace", "default", "via", gateway])
+        ensure_namespace(name, subnet_index, index)
     log.info("network: %d runner namespace(s) ready on %s", runners, subnet(subnet_index))
+
+
+def ensure_namespace(name: str, subnet_index: int, index: int) -> str:
+    """Namespace ``index`` on the rig's bridge (which must exist): its ``eth0`` at ``runner_address``, a default
+    route through the bridge. Returns the namespace's name; ``teardown`` removes it with the others."""
+    ns, veth, address = netns_name(name, index), veth_name(name, index), runner_address(subnet_index, index)
+    if not (NETNS_DIR / ns).exists():
+        run(["ip", "netns", "add", ns])
+    if not _link_exists(veth):
+        run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns])
+    run(["ip", "link", "set", veth, "master", bridge_name(name), "up"])
+    if f" {address}/24 " not in run(["ip", "-n", ns, "-o", "-4", "addr", "show", "dev", "eth0"]).stdout:
+        run(["ip", "-n", ns, "addr", "add", f"{address}/24", "dev", "eth0"])
+    run(["ip", "-n", ns, "link", "set", "lo", "up"])
+    run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+    run(["ip", "-n", ns, "route", "replace", "default", "via", bridge_address(subnet_index)])
+    return ns
 
 
 def netns_pids(ns: str) -> list[int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pwd
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import RigError
@@ -161,7 +162,10 @@ def sshd_running(layout: Layout, index: int) -> bool:
     return pid_runs(read_pid(layout.sshd_pid(index)), str(layout.sshd_config(index)))
 
 
-def start_sshd(layout: Layout, index: int, runner: RunnerInfo, *, timeout: float = 15) -> None:
+def start_sshd(layout: Layout, index: int, runner: RunnerInfo, *, timeout: float = 15,
+               answers: Callable[[], bool] | None = None) -> None:
+    """Start runner ``index``'s sshd unless it runs, and wait until it answers: from here, or as ``answers`` says
+    (a runner this machine has no route to is asked from a namespace that has)."""
     make_dir(PRIVSEP_DIR)
     if not sshd_running(layout, index):
         if runner.netns is None and not port_free(runner.host, runner.port):
@@ -174,7 +178,7 @@ def start_sshd(layout: Layout, index: int, runner: RunnerInfo, *, timeout: float
         log.info("runners: starting sshd %d on %s:%s%s", index, runner.host, runner.port,
                  f" in netns {runner.netns}" if runner.netns else "")
         run([*prefix, SSHD, "-f", config, "-E", log_file])
-    wait_for(lambda: sshd_answers(runner.host, runner.port), timeout=timeout,
+    wait_for(answers or (lambda: sshd_answers(runner.host, runner.port)), timeout=timeout,
              what=f"sshd of runner {index} on {runner.host}:{runner.port} (log: {layout.sshd_log(index)})")
 
 

@@ -2,7 +2,9 @@
 
 Host keys are verified against known_hosts. An unknown key is refused unless the user opted into trust on
 first use (`--accept-new-host-keys`, like OpenSSH's `StrictHostKeyChecking=accept-new`); a changed key is
-refused always.
+refused always. A runner behind jump hosts (ProxyJump, the `ssh_jump` column) is reached as OpenSSH's `ssh -J`
+reaches it: each hop's connection is made through a `direct-tcpip` channel of the previous hop's, and every
+hop's host key is verified by the same rules as the runner's.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ..base import (
 )
 from ..shells import PosixShell
 from . import ALIVE_COUNT, SSHOptions, known_hosts
+from .config import Endpoint, Route
 from .known_hosts import KnownHosts
 
 with without_module("invoke"):
@@ -65,24 +68,22 @@ def _fingerprint(key: paramiko.PKey) -> str:
     return f"{key.get_name()} {key.fingerprint}"
 
 
-def _host_id(host: str, port: int) -> str:
-    return host if port == 22 else f"[{host}]:{port}"
-
-
 class _Verify(paramiko.MissingHostKeyPolicy):
     """Every host key is checked here, against known_hosts as OpenSSH reads it (the client's own table is
     left empty, so paramiko asks this policy each time): revoked keys first, then a known key must match,
     then an unknown one is refused or, with trust on first use, recorded."""
 
-    def __init__(self, options: SSHOptions, port: int, known: KnownHosts) -> None:
+    def __init__(self, options: SSHOptions, port: int, known: KnownHosts, what: str = "runner") -> None:
         self.options = options
         self.port = port
         self.known = known
+        self.what = what  # "runner" or "jump host", for the messages
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         if self.known.is_revoked(hostname, key):
             raise HostKeyRefused(f"REVOKED HOST KEY for {hostname} ({_fingerprint(key)}): {self.options.known_hosts} "
-                                 "marks this key @revoked. Ask the runner's administrator which key it should present")
+                                 f"marks this key @revoked. Ask the {self.what}'s administrator which key it should "
+                                 "present")
         known = self.known.keys_for(hostname)
         if any(candidate.asbytes() == key.asbytes() for candidate in known):
             return  # any line holding the offered key, as OpenSSH: a stale line of the same type does not shadow it
@@ -90,12 +91,12 @@ class _Verify(paramiko.MissingHostKeyPolicy):
         if same_type:
             raise HostKeyRefused(
                 f"HOST KEY MISMATCH for {hostname}: known_hosts has {_fingerprint(same_type[0])} but "
-                f"the runner offered {_fingerprint(key)}. This may be an attack; if the runner was rebuilt, remove "
-                f"the old entry (ssh-keygen -R) from {self.options.known_hosts} and verify the new key")
+                f"the {self.what} offered {_fingerprint(key)}. This may be an attack; if the {self.what} was rebuilt, "
+                f"remove the old entry (ssh-keygen -R) from {self.options.known_hosts} and verify the new key")
         if known:
             types = ", ".join(dict.fromkeys(candidate.get_name() for candidate in known))
             raise HostKeyRefused(
-                f"HOST KEY MISMATCH for {hostname}: known_hosts has {types} keys but the runner "
+                f"HOST KEY MISMATCH for {hostname}: known_hosts has {types} keys but the {self.what} "
                 f"offered {_fingerprint(key)}. Verify it with the runner's administrator")
         if self.options.accept_new_host_keys:
             self._record(hostname, key)
@@ -104,7 +105,7 @@ class _Verify(paramiko.MissingHostKeyPolicy):
         keyscan = f"ssh-keyscan -p {self.port} {shlex.quote(host)} >> {shlex.quote(str(self.options.known_hosts))}"
         raise HostKeyRefused(
             f"host key of {hostname} ({_fingerprint(key)}) is not in {self.options.known_hosts}. Verify the "
-            f"fingerprint with the runner's administrator, then trust it with `{keyscan}` or "
+            f"fingerprint with the {self.what}'s administrator, then trust it with `{keyscan}` or "
             "`ssh -o StrictHostKeyChecking=accept-new ...`, or rerun with --accept-new-host-keys"
         )
 
@@ -224,39 +225,45 @@ def _read_known_hosts(options: SSHOptions) -> KnownHosts:
 
 
 def _credentials(user: str, password: str | None, key_file: Path | None, key_data: str | None,
-                 timeout: float) -> tuple[dict[str, Any], str]:
+                 timeout: float, configured: tuple[Path, ...] = ()) -> tuple[dict[str, Any], str]:
     """paramiko's connect arguments, and the way of authenticating in words for errors. Password or key
-    given: exactly that. Neither: agent and ~/.ssh keys, as OpenSSH would. With a key, the password cell is
-    the key's passphrase: never offered to the runner as a password (paramiko would fall back to password
-    authentication when the key is refused)."""
+    given: exactly that. Neither: the SSH config's IdentityFile keys and the agent, or, when the config names
+    none, the agent and ~/.ssh keys, as OpenSSH would. With a key, the password cell is the key's passphrase:
+    never offered to the runner as a password (paramiko would fall back to password authentication when the
+    key is refused)."""
     explicit = bool(password) or key_file is not None or key_data is not None
     with_key = key_file is not None or key_data is not None
     pkey = _load_key(key_data, password) if key_data else None
+    identities = [str(path) for path in configured if path.is_file()] if not explicit else []
     method = ("key file" if key_file else "private key from the manifest's reference" if key_data
-              else "password" if password else "ssh-agent / ~/.ssh keys")
+              else "password" if password else "the SSH config's IdentityFile / ssh-agent" if configured
+              else "ssh-agent / ~/.ssh keys")
     return dict(
         username=user, password=None if with_key else password or None,
-        key_filename=str(key_file) if key_file else None, pkey=pkey,
-        passphrase=password or None if with_key else None, allow_agent=not explicit, look_for_keys=not explicit,
+        key_filename=str(key_file) if key_file else identities or None, pkey=pkey,
+        passphrase=password or None if with_key else None, allow_agent=not explicit,
+        look_for_keys=not explicit and not configured,
         timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
     ), method
 
 
-def _open_socket(label: str, host: str, port: int, timeout: float) -> Any:
+def _open_socket(who: str, host: str, port: int, timeout: float) -> Any:
     try:
         return _socket(host, port, timeout)
     except TimeoutError:
-        raise TransportError(f"runner {label} unreachable: no TCP connection within {timeout:g} s "
+        raise TransportError(f"{who} unreachable: no TCP connection within {timeout:g} s "
                              "(--connect-timeout)") from None
     except OSError as exc:
-        raise TransportError(f"runner {label} unreachable: {exc.strerror or exc}") from None
+        raise TransportError(f"{who} unreachable: {exc.strerror or exc}") from None
 
 
 def _handshake(client: paramiko.SSHClient, label: str, sock: Any, host: str, port: int, options: SSHOptions,
-               credentials: dict[str, Any], method: str) -> None:
-    """SSH over the connected socket: host key checked (by _Verify), then authentication; paramiko's errors
-    in words that say what to do. The socket is closed when it fails."""
+               credentials: dict[str, Any], method: str, what: str = "runner") -> None:
+    """SSH over the connected socket (or a previous hop's channel): host key checked (by _Verify) under
+    `host` (its known_hosts name), then authentication; paramiko's errors in words that say what to do. The
+    socket is closed when it fails."""
     began = time.monotonic()
+    timeout = options.connect_seconds
     try:
         client.connect(host, port, sock=sock, **credentials)
     except HostKeyRefused:
@@ -266,7 +273,7 @@ def _handshake(client: paramiko.SSHClient, label: str, sock: Any, host: str, por
         sock.close()
         raise HostKeyRefused(
             f"HOST KEY MISMATCH for {label}: known_hosts has {_fingerprint(exc.expected_key)} but the "
-            f"runner offered {_fingerprint(exc.key)}. This may be an attack; if the runner was rebuilt, "
+            f"{what} offered {_fingerprint(exc.key)}. This may be an attack; if the runner was rebuilt, "
             f"remove the old entry (ssh-keygen -R) from {options.known_hosts} and verify the new key"
         ) from None
     except paramiko.AuthenticationException:
@@ -275,14 +282,14 @@ def _handshake(client: paramiko.SSHClient, label: str, sock: Any, host: str, por
     except (paramiko.SSHException, OSError, EOFError) as exc:
         sock.close()
         took = time.monotonic() - began
-        if took >= options.connect_timeout * 0.9 or str(exc) == "No existing session":
+        if took >= timeout * 0.9 or str(exc) == "No existing session":
             # paramiko's words when its banner or key-exchange wait ran out ("No existing session" comes
             # from the authentication step that follows a handshake that never finished).
             raise TransportError(
-                f"runner {label} unreachable: it accepted the TCP connection but its SSH server did not "
-                f"complete the handshake within {options.connect_timeout:g} s (--connect-timeout; a runner, "
+                f"{what} {label} unreachable: it accepted the TCP connection but its SSH server did not "
+                f"complete the handshake within {timeout:g} s (--connect-timeout; a {what}, "
                 "or this machine, only too loaded to finish in time needs a longer one)") from None
-        raise TransportError(f"runner {label} unreachable: {exc}") from None
+        raise TransportError(f"{what} {label} unreachable: {exc}") from None
 
 
 def _read_what_paramiko_ignores(transport: paramiko.Transport) -> None:
@@ -296,37 +303,85 @@ def _read_what_paramiko_ignores(transport: paramiko.Transport) -> None:
     }
 
 
+def _known_name(endpoint: Endpoint) -> str:
+    """The host name paramiko checks the key under (it adds `[...]:port` itself)."""
+    return endpoint.host_key_alias or endpoint.host
+
+
+def _through_jumps(route: Route, options: SSHOptions, known: KnownHosts,
+                   hops: list[paramiko.SSHClient]) -> Any:
+    """The socket to the runner: a TCP connection, or, behind jump hosts, a `direct-tcpip` channel of the last
+    hop, each hop logged into through the previous one's channel, its host key verified as a runner's (the
+    same known_hosts and trust options). Hops authenticate as OpenSSH's would: the config's IdentityFile or
+    the agent and ~/.ssh keys (never the row's password, which is the runner's). Each connected hop is added
+    to `hops`, for the caller to close."""
+    timeout = options.connect_seconds
+    first = route.jumps[0] if route.jumps else route.target
+    sock = _open_socket(f"{'jump host' if route.jumps else 'runner'} {first.label}", first.host, first.port, timeout)
+    for index, hop in enumerate(route.jumps):
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(_Verify(options, hop.port, known, "jump host"))
+        credentials, method = _credentials(hop.user, None, None, None, timeout, hop.identity_files)
+        _handshake(client, hop.label, sock, _known_name(hop), hop.port, options, credentials, method, "jump host")
+        hops.append(client)
+        transport = client.get_transport()
+        assert transport is not None
+        following = route.jumps[index + 1] if index + 1 < len(route.jumps) else route.target
+        try:
+            sock = transport.open_channel("direct-tcpip", (following.host, following.port), ("127.0.0.1", 0),
+                                          timeout=timeout)
+        except paramiko.ChannelException as exc:
+            raise TransportError(f"jump host {hop.label} cannot reach {following.host}:{following.port}: "
+                                 f"{exc.text}") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"jump host {hop.label} went away: {exc}") from None
+    return sock
+
+
 class SSHTransport(StreamingTransport):
     shell = PosixShell()  # sshd runs commands with the user's login shell; Windows runners take WinRM
 
-    def __init__(self, host: str, port: int, user: str, password: str | None, key_file: Path | None,
-                 options: SSHOptions, key_data: str | None = None) -> None:
-        self.label = f"{user}@{_host_id(host, port)}"
+    def __init__(self, route: Route, password: str | None, key_file: Path | None, options: SSHOptions,
+                 key_data: str | None = None) -> None:
+        target = route.target
+        self.label = target.label
+        self._hops: list[paramiko.SSHClient] = []  # jump hosts, first to last, closed after the runner
         self._client = paramiko.SSHClient()
-        self._client.set_missing_host_key_policy(_Verify(options, port, _read_known_hosts(options)))
-        credentials, method = _credentials(user, password, key_file, key_data, options.connect_timeout)
-        sock = _open_socket(self.label, host, port, options.connect_timeout)
-        _handshake(self._client, self.label, sock, host, port, options, credentials, method)
+        known = _read_known_hosts(options)
+        self._client.set_missing_host_key_policy(_Verify(options, target.port, known))
+        credentials, method = _credentials(target.user, password, key_file, key_data, options.connect_seconds,
+                                           target.identity_files)
+        try:
+            sock = _through_jumps(route, options, known, self._hops)
+            _handshake(self._client, self.label + route.via, sock, _known_name(target), target.port, options,
+                       credentials, method)
+        except BaseException:
+            self._close_hops()
+            raise
         transport = self._client.get_transport()
         assert transport is not None
         _read_what_paramiko_ignores(transport)
         self._transport = transport
         self._running: dict[paramiko.Channel, Command] = {}
         self._running_lock = threading.Lock()
-        self._timeout = options.connect_timeout
+        self._timeout = options.connect_seconds
         self._gone: str | None = None  # why the runner counts as gone
         self._closing = threading.Event()
         # A runner's sshd allows MaxSessions channels per connection (10 by default): a channel it refuses goes
         # to a further connection to the same runner, opened on first need (see _overflow).
-        self._reconnect: Callable[[], SSHTransport] = lambda: SSHTransport(host, port, user, password, key_file,
-                                                                           options, key_data)
+        self._reconnect: Callable[[], SSHTransport] = lambda: SSHTransport(route, password, key_file, options,
+                                                                           key_data)
         self._overflowed: SSHTransport | None = None
         self._overflow_lock = threading.Lock()
         self._links = 1  # this connection and the ones opened after it for the same runner
         self._opening = threading.Lock()
         self._served = False  # a channel was ever opened on this connection
-        threading.Thread(target=self._keep_alive, args=(options.alive_interval,), daemon=True,
+        threading.Thread(target=self._keep_alive, args=(options.alive_seconds,), daemon=True,
                          name=f"dbupdater-alive {self.label}").start()
+
+    def _close_hops(self) -> None:
+        for hop in reversed(self._hops):
+            hop.close()
 
     def _keep_alive(self, interval: float) -> None:
         """OpenSSH's ServerAlive: a request the server must answer, sent every `interval`. TCP keepalives cannot
@@ -500,6 +555,7 @@ class SSHTransport(StreamingTransport):
     def close(self) -> None:
         self._closing.set()
         self._client.close()
+        self._close_hops()
         if self._overflowed is not None:
             self._overflowed.close()
 
