@@ -31,14 +31,16 @@ COMPRESSED_DUMP = (
     'exit "$packed"\n'
 )
 
-# POSIX sh, constant: "$1" names the compression (zstd, gzip, none); the rest is the restoring client. The
-# backup's bytes on stdin are decompressed into the client; a decompressor that finds them cut or corrupt
-# fails the restore even when the client accepted what came before (exit 97 then: reported, never success).
+# POSIX sh, constant: "$1" names the compression (zstd, gzip, none), "$2" a file of SQL the client runs first
+# (what the restore drops beforehand; empty: none); the rest is the restoring client. The backup's bytes on
+# stdin are decompressed into the client; a decompressor that finds them cut or corrupt fails the restore even
+# when the client accepted what came before (exit 97 then: reported, never success).
 DECOMPRESSED_RESTORE = (
-    'how=$1; shift\n'
+    'how=$1; first=$2; shift 2\n'
     'case $how in zstd) un="zstd -q -d -c";; gzip) un="gzip -d -c";; *) un=cat;; esac\n'
     "exec 4>&1\n"
-    'unpacked=$( { { $un 3>&- 4>&-; echo $? >&3; } | "$@" 3>&- >&4; } 3>&1 )\n'
+    'unpacked=$( { { if [ -n "$first" ]; then cat -- "$first"; fi; $un 3>&- 4>&-; echo $? >&3; } | '
+    '"$@" 3>&- >&4; } 3>&1 )\n'
     "client=$?\n"
     '[ "$client" -eq 0 ] || exit "$client"\n'
     '[ "${unpacked:-1}" -eq 0 ] || exit 97\n'
@@ -70,8 +72,9 @@ class Dumps(Protocol):
         overwrite the lock of the run that restores."""
         ...
 
-    def restore_command(self, db: DatabaseSpec, credentials_path: str, *, compression: str) -> Command:
-        """What replaces `db`'s objects with those of a dump read on stdin, compressed as `compression` says."""
+    def restore_command(self, db: DatabaseSpec, credentials_path: str, *, compression: str, first: str = "") -> Command:
+        """What replaces `db`'s objects with those of a dump read on stdin, compressed as `compression` says;
+        `first`: a file on the runner of SQL run before the dump in the same session (drops, `Cleans`)."""
         ...
 
     def tool_version_command(self) -> Command:
@@ -86,13 +89,14 @@ class Dumps(Protocol):
 @runtime_checkable
 class Cleans(Protocol):
     """An engine whose restoring client replaces only what the dump holds, and which must first drop what the
-    database holds beyond it (MySQL: objects made after the backup would stay). Asked through the target's
-    channel before the restore: the objects there, then one statement each that drops it."""
+    database holds beyond it (objects made after the backup would stay). Asked through the target's channel
+    before the restore: the objects there; the statements dropping them then run in the restore's own session
+    (`restore_command(first=...)`), in its transaction where the engine has one (PostgreSQL)."""
 
     def objects_sql(self, lock_table: str) -> str:
         """SQL printing one JSON row {"kind", "name"} per object of the database (the lock table excepted)."""
         ...
 
-    def drop_sql(self, kind: str, name: str) -> str:
-        """The statement that drops one object `objects_sql` listed."""
+    def drops_sql(self, objects: list[tuple[str, str]]) -> str:
+        """The statements that drop the (kind, name) objects `objects_sql` listed, in an order that works."""
         ...

@@ -13,6 +13,7 @@ transaction, so a failed one changed nothing).
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -50,16 +51,11 @@ def verify(store: Store, sidecar: Sidecar) -> str | None:
     return None
 
 
-def clean(context: StepContext, row: ManifestRow, engine: Cleans) -> None:
-    """Drop what the target holds (its lock table excepted) before a restore whose client replaces only what
-    the dump holds: the restored database is the backup's, not the backup's beside what was made since."""
-    channel = context.deployment.channel(row)
-    objects = channel.rows(engine.objects_sql(LOCK_TABLE))
-    drops = [engine.drop_sql(str(item["kind"]), str(item["name"])) for item in objects]
-    order = {"VIEW": 0, "TABLE": 1}
-    drops.sort(key=lambda sql: order.get(sql.split()[1], 2))
-    if drops:
-        channel.rows("SET FOREIGN_KEY_CHECKS = 0;\n" + "\n".join(drops) + "\nSET FOREIGN_KEY_CHECKS = 1;")
+def drops(context: StepContext, row: ManifestRow, engine: Cleans) -> str:
+    """The statements dropping what the target holds (its lock table excepted), run in the restore's own session
+    first: the restored database is the backup's, not the backup's beside what was made since."""
+    objects = context.deployment.channel(row).rows(engine.objects_sql(LOCK_TABLE))
+    return engine.drops_sql([(str(item["kind"]), str(item["name"])) for item in objects])
 
 
 def stream_into(row: ManifestRow, context: StepContext, source: Iterable[bytes], compression: str,
@@ -69,10 +65,15 @@ def stream_into(row: ManifestRow, context: StepContext, source: Iterable[bytes],
     engine = engines.get(row.db.engine)
     capability = dumper(engine)
     try:
-        if isinstance(engine, Cleans):
-            clean(context, row, engine)
         session = context.deployment.session(row.runner)
-        command = capability.restore_command(row.db, session.credentials(row.db), compression=compression)
+        first = ""
+        if isinstance(engine, Cleans):
+            sql = drops(context, row, engine)
+            if sql:
+                first = session.transport.shell.join(session.workdir, f"restore-{secrets.token_hex(6)}.sql")
+                session.transport.put_bytes(sql.encode("utf-8"), first)
+        command = capability.restore_command(row.db, session.credentials(row.db), compression=compression,
+                                             first=first)
     except DbUpdaterError as exc:
         draft.status, draft.reason = Status.UNREACHABLE, f"not started: {exc}"
         return False

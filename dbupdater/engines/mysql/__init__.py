@@ -117,10 +117,10 @@ class MySQL(Engine):
                 f"--ignore-table={db.database}.{lock_table}", db.database]
         return Command(("sh", "-c", COMPRESSED_DUMP, "dbupdater-dump", *dump))
 
-    def restore_command(self, db: DatabaseSpec, credentials_path: str, *, compression: str) -> Command:
+    def restore_command(self, db: DatabaseSpec, credentials_path: str, *, compression: str, first: str = "") -> Command:
         # --binary-mode: a dump's text is the dump's, not the client's to interpret (\0, \r in data).
         client = self._argv(db, credentials_path, "--binary-mode")
-        return Command(("sh", "-c", DECOMPRESSED_RESTORE, "dbupdater-restore", compression, *client))
+        return Command(("sh", "-c", DECOMPRESSED_RESTORE, "dbupdater-restore", compression, first, *client))
 
     def tool_version_command(self) -> Command:
         return Command((self.dump_tool, "--version"))
@@ -136,9 +136,12 @@ class MySQL(Engine):
                 f"UNION ALL SELECT {d.json_row({'kind': repr('EVENT'), 'name': 'event_name'})} "
                 "FROM information_schema.events WHERE event_schema = DATABASE();")
 
-    def drop_sql(self, kind: str, name: str) -> str:
-        what = kind.upper() if kind.upper() in ("VIEW", "TABLE", "PROCEDURE", "FUNCTION", "EVENT") else "TABLE"
-        return f"DROP {what} IF EXISTS {self.dialect.ident(name)};"
+    def drops_sql(self, objects: list[tuple[str, str]]) -> str:
+        order = {"VIEW": 0, "TABLE": 1}
+        kinds = ("VIEW", "TABLE", "PROCEDURE", "FUNCTION", "EVENT")
+        drops = [f"DROP {kind.upper() if kind.upper() in kinds else 'TABLE'} IF EXISTS {self.dialect.ident(name)};"
+                 for kind, name in sorted(objects, key=lambda item: order.get(item[0].upper(), 2))]
+        return "SET FOREIGN_KEY_CHECKS = 0;\n" + "\n".join(drops) + "\n" if drops else ""
 
     def server_version_sql(self) -> str:
         return "VERSION()"

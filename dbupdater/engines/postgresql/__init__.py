@@ -13,9 +13,23 @@ from typing import TYPE_CHECKING
 from ...model.command import Command, Result
 from ...model.outcome import Status
 from ..base import STARTED_MARKER, Engine, OutputLog, Severity
-from ..capabilities import DECOMPRESSED_RESTORE
 from ..registry import register
 from .dialect import PostgresDialect
+
+# POSIX sh, constant: "$1" a file of SQL run first (drops; may be empty), the rest psql. One transaction,
+# committed only when pg_restore read and converted the whole dump; otherwise psql reaches the end of its
+# input inside the transaction, and the server rolls it back when psql leaves. Exit 97: the dump was cut.
+PG_RESTORE = (
+    'first=$1; shift\n'
+    "exec 4>&1\n"
+    'converted=$( { { echo "BEGIN;"; if [ -n "$first" ]; then cat -- "$first"; fi; '
+    'if pg_restore --clean --if-exists --no-owner -f - 3>&- 4>&-; then echo "COMMIT;"; echo 0 >&3; '
+    'else echo 1 >&3; fi; } | "$@" -f - 3>&- >&4; } 3>&1 )\n'
+    "client=$?\n"
+    '[ "$client" -eq 0 ] || exit "$client"\n'
+    '[ "${converted:-1}" -eq 0 ] || exit 97\n'
+    "exit 0\n"
+)
 
 if TYPE_CHECKING:
     from ...model.specs import DatabaseSpec
@@ -117,13 +131,12 @@ class PostgreSQL(Engine):
         argv = [self.dump_tool, "-w", "--format=custom", f"--exclude-table=*.{lock_table}", *self._connection(db)]
         return Command(tuple(argv), env=self._env(credentials_path))
 
-    def restore_command(self, db: DatabaseSpec, credentials_path: str, *, compression: str) -> Command:
-        """pg_restore from stdin in one transaction: a restore that fails half-way leaves the database as it
-        was (the server rolls it back). --clean --if-exists drops what the dump holds first; --no-owner so a
-        dump restores into another database owned by another role."""
-        restore = ["pg_restore", "-w", "--clean", "--if-exists", "--no-owner", "--single-transaction",
-                   "--exit-on-error", *self._connection(db)]
-        return Command(("sh", "-c", DECOMPRESSED_RESTORE, "dbupdater-restore", compression, *restore),
+    def restore_command(self, db: DatabaseSpec, credentials_path: str, *, compression: str, first: str = "") -> Command:
+        """pg_restore on the runner turns the custom-format dump into SQL (--clean --if-exists: each object it
+        holds dropped first; --no-owner: a dump restores into a database owned by another role), and psql runs
+        it after `first` (the drops of what was made since) in one transaction, committed only when pg_restore
+        read the whole dump: a restore that fails or is cut half-way leaves the database as it was."""
+        return Command(("sh", "-c", PG_RESTORE, "dbupdater-restore", first, *self._argv(db)),
                        env=self._env(credentials_path))
 
     def tool_version_command(self) -> Command:
@@ -131,6 +144,34 @@ class PostgreSQL(Engine):
 
     def server_version_sql(self) -> str:
         return "current_setting('server_version')"
+
+    def objects_sql(self, lock_table: str) -> str:
+        # engines.capabilities.Cleans: what the database holds outside the system schemas and extensions.
+        d = self.dialect
+        member = "EXISTS (SELECT 1 FROM pg_depend e WHERE e.objid = {0}.oid AND e.deptype = 'e')"
+        schemas = ("n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'")
+        relkind = ("CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' "
+                   "WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END")
+        prokind = "CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END"
+        typkind = "CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END"
+        relation = "format('%I.%I', n.nspname, c.relname)"
+        typename = "format('%I.%I', n.nspname, t.typname)"
+        return (f"SELECT {d.json_row({'kind': relkind, 'name': relation})} "  # noqa: S608
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN "
+                f"('r', 'p', 'v', 'm', 'S', 'f') AND NOT c.relispartition AND {schemas} AND c.relname <> "
+                f"{d.literal(lock_table)} AND NOT {member.format('c')}\n"
+                f"UNION ALL SELECT {d.json_row({'kind': prokind, 'name': 'p.oid::regprocedure::text'})} FROM pg_proc "
+                f"p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {schemas} AND NOT {member.format('p')}\n"
+                f"UNION ALL SELECT {d.json_row({'kind': typkind, 'name': typename})} "
+                "FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typtype IN ('d', 'e', 'r', "
+                f"'m') AND {schemas} AND NOT {member.format('t')};")
+
+    def drops_sql(self, objects: list[tuple[str, str]]) -> str:
+        order = ["VIEW", "MATERIALIZED VIEW", "FOREIGN TABLE", "TABLE", "SEQUENCE", "PROCEDURE", "AGGREGATE",
+                 "FUNCTION", "DOMAIN", "TYPE"]
+        ranked = sorted(objects, key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+        # Names come from the server's own format('%I.%I') / regprocedure: already quoted identifiers.
+        return "".join(f"DROP {kind} IF EXISTS {name} CASCADE;\n" for kind, name in ranked if kind in order)
 
     def probe_direct(self, db: DatabaseSpec, timeout: float) -> None:
         from ...extras import require
