@@ -144,11 +144,13 @@ def select_tier(args: argparse.Namespace) -> Tier | None:
     manifest when -f is not given, its state path, its policy combined with the flags (a flag loosening a
     protected tier's policy is exit 2, before anything is read or contacted). None without a tiers file, or
     without --environment: everything as before tiers existed."""
+    name = getattr(args, "environment", None)
+    args.tier = None
+    if not name and getattr(args, "config", None) is None:
+        return None  # no tier asked for: no tiers file read, nor its module loaded (start-up time)
     from .. import tiers
 
     found = tiers.find(getattr(args, "config", None))
-    name = getattr(args, "environment", None)
-    args.tier = None
     if found is None or not name:
         if getattr(args, "config", None) is not None and not name:
             raise UsageError("--config names a tiers file: choose a tier with --environment NAME")
