@@ -277,3 +277,35 @@ def test_a_restore_into_a_tier_that_requires_approval_is_refused_without_a_plan(
     assert refused.code == 5, refused.text
     assert "requires an approved plan" in refused.text
     assert target.rows("SELECT COUNT(*) FROM items") == [["0"]]  # nothing was restored
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_a_restore_that_fails_half_way_is_reported_and_recorded_failed(workspace: Workspace, target: Target,
+                                                                       run_tool) -> None:
+    import gzip
+    import hashlib
+
+    seed(target)
+    workspace.row(target, workspace.script("001.sql", "SELECT 1;\n"))
+    manifest = workspace.write()
+    assert run_tool("backup", "-f", str(manifest)).code == 0
+    (real,) = backups_json(run_tool, "-f", str(manifest))["backups"]
+    folder = workspace.dir / "backups"
+    # A backup whose bytes are what its sidecar says, and whose SQL fails after a first statement ran.
+    data = gzip.compress(b"CREATE TABLE restored_half (id INT);\nTHIS IS NOT SQL;\nCREATE TABLE never (id INT);\n")
+    name = real["name"].replace(".sql.", ".broken.sql.").replace(".zst", ".gz")
+    (folder / name).write_bytes(data)
+    meta = json.loads((folder / (real["name"] + ".json")).read_text())
+    meta.update(name=name, size=len(data), sha256=hashlib.sha256(data).hexdigest(), compression="gzip")
+    (folder / (name + ".json")).write_text(json.dumps(meta))
+    result = run_tool("restore", name, "-f", str(manifest), "--yes")
+    assert result.code == 1, result.text
+    assert "the restore of the backup" in result.text and "may be partly restored" in result.text
+    assert "restored_half" in target.tables() and "never" not in target.tables()
+    history = target.rows("SELECT script, status FROM dbupdater_history ORDER BY id")
+    assert history[-1] == [f"restore {name}", "failed"]
+
+    # A backup whose bytes changed after it was taken is refused before anything is touched.
+    (folder / real["name"]).write_bytes((folder / real["name"]).read_bytes()[:-1] + b"!")
+    damaged = run_tool("restore", real["name"], "-f", str(manifest), "--yes")
+    assert damaged.code == 1 and "is not what its sidecar says" in damaged.text
