@@ -40,8 +40,8 @@ def test_sakila_backup_delete_restore_checksums_routines_triggers(workspace: Wor
 
         def state() -> tuple[str, str, str]:
             sums = rig.mysql_exec("CHECKSUM TABLE " + ", ".join(tables), "sakila")
-            routines = rig.mysql_exec("SELECT routine_type, routine_name, MD5(routine_definition) FROM "
-                                      "information_schema.routines WHERE routine_schema = 'sakila' ORDER BY 2", "sakila")
+            routines = rig.mysql_exec("SELECT routine_type, routine_name, MD5(routine_definition) FROM information_"
+                                      "schema.routines WHERE routine_schema = 'sakila' ORDER BY 2", "sakila")
             triggers = rig.mysql_exec("SELECT trigger_name, MD5(action_statement) FROM information_schema.triggers "
                                       "WHERE trigger_schema = 'sakila' ORDER BY 1", "sakila")
             return sums, routines, triggers
