@@ -96,7 +96,7 @@ def merge(documents: list[Document], sources: list[str] | None = None) -> Docume
                 "finished_at": max(shard["finished_at"] for shard in shards),
                 "seconds": round(max(0.0, end - start), 3),
                 "exit_code": code, "interrupted": any(document["run"]["interrupted"] for document, _ in runs),
-                "error": None},
+                "error": None, "approval": first["run"].get("approval")},  # one plan, approved once, for every shard
         "manifest": {**first["manifest"], "rows": sum(d["manifest"].get("rows", 0) for d, _ in runs),
                      "targets": sum(d["manifest"].get("targets", 0) for d, _ in runs)},
         "plan": {"parallel": parallel[0] if len(set(parallel)) == 1 else None, "per_runner": None, "caps": {},
