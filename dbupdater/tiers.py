@@ -18,6 +18,7 @@ One table per tier:
     waves = ["1", "10%", "100%"]              # targets in manifest order: 1 first, then up to 10%, then the rest
     pause_between_waves = false               # ask the operator on a terminal before each later wave
     backup_before = true                      # stored: used when backups land
+    strict = true                             # blank scripts are refused (exit 2), as with --strict
 
 A policy is what a tier promises its operators; the command line may tighten it, and on a protected tier it
 may not loosen it (exit 2, naming the policy): that is the difference between a tier and a CSV. Parsed with
@@ -46,7 +47,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 WAVE = re.compile(r"^(?:(?P<count>[1-9][0-9]{0,8})|(?P<percent>[0-9]{1,3}(?:\.[0-9]+)?)%)$")
 KEYS = {"manifest", "state_path", "require_approval", "protected", "warnings_are_errors", "parallel", "per_runner",
         "keep_going", "script_timeout", "transports", "waves", "pause_between_waves", "backup_before",
-        "description", "record_state"}
+        "description", "record_state", "strict"}
 
 
 class TierError(UsageError):
@@ -112,6 +113,7 @@ class Policy:
     waves: Waves | None = None
     pause_between_waves: bool = False
     backup_before: bool = False
+    strict: bool = False  # blank scripts refused (exit 2) instead of recorded as no-ops
 
     def data(self) -> dict[str, Any]:
         """As run.json and saved plans hold it."""
@@ -120,7 +122,8 @@ class Policy:
                 "per_runner": self.per_runner, "keep_going": self.keep_going, "script_timeout": self.script_timeout,
                 "transports": None if self.transports is None else list(self.transports),
                 "waves": None if self.waves is None else list(self.waves.specs),
-                "pause_between_waves": self.pause_between_waves, "backup_before": self.backup_before}
+                "pause_between_waves": self.pause_between_waves, "backup_before": self.backup_before,
+                "strict": self.strict}
 
 
 @dataclass(frozen=True)
@@ -220,7 +223,7 @@ def _tier(path: Path, name: str, table: dict[str, Any]) -> Tier:
         transports=None if transports is None else tuple(t.strip().lower() for t in transports),
         waves=None if waves is None else Waves.parse(waves, f"{where} waves"),
         pause_between_waves=typed("pause_between_waves", bool, False),
-        backup_before=typed("backup_before", bool, False))
+        backup_before=typed("backup_before", bool, False), strict=typed("strict", bool, False))
     state_path = typed("state_path", str, None)
     return Tier(name, manifest_path, policy, state_path, typed("description", str, ""),
                 typed("record_state", bool, True))

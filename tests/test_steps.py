@@ -121,3 +121,19 @@ def test_a_pause_asks_on_a_terminal(workspace: Workspace, target: Target, info, 
         assert child.exitstatus == 5, child.before
         assert "the operator answered 'no'" in child.before
         assert "after_pause" not in target.tables()
+
+
+def test_an_approved_saved_plan_passes_its_pauses_without_an_operator(workspace: Workspace, target: Target,
+                                                                     run_tool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    workspace.row(target, workspace.script("01_create.sql", "CREATE TABLE first_done (id INT);\n"))
+    workspace.row(target, workspace.script("02_check.txt", "Check the replica lag on the dashboard.\n"), step="pause")
+    workspace.row(target, workspace.script("03_after.sql", "CREATE TABLE after_pause (id INT);\n"))
+    manifest = str(workspace.write(header=STEP_HEADER))
+    plan = tmp_path / "plan.json"
+    saved = run_tool("plan", "-f", manifest, "--save", str(plan))
+    assert saved.code == 0, saved.text
+    result = run_tool("-f", manifest, "--plan", str(plan), "--yes")
+    assert result.code == 0, result.text
+    assert "after_pause" in target.tables()
+    history = target.rows("SELECT script, status FROM dbupdater_history ORDER BY id")
+    assert history == [["01_create.sql", "success"], ["02_check.txt", "success"], ["03_after.sql", "success"]]

@@ -104,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("-f MANIFEST is required (or --environment NAME naming a tier of environments.toml, "
                              "whose manifest it uses)")
         manifest = manifest_module.load(args.file, args.script_encoding,
-                                        references(unread=getattr(args, "without_secrets", False)), strict=args.strict)
+                                        references(unread=getattr(args, "without_secrets", False)),
+                                        strict=args.strict or (tier is not None and tier.policy.strict))
         if tier is not None:
             check_rows(tier, manifest.rows)
         if args.shard:

@@ -50,6 +50,7 @@ class Executor:
     # Between waves: whether the next wave may start (wave number, waves, its targets' labels); None: it may.
     pause: Callable[[int, int, list[str]], bool] | None = None
     warnings_are_errors: bool = False  # a tier's policy: a script's warnings stop its target and fail the run
+    approved: str | None = None  # the approval of the saved plan the run applies, in words
     running: set[int] = field(default_factory=set)
     # After the third Ctrl-C: the outcomes as they were when the run left. Abandoned workers may still end
     # their scripts and change the live ones; the result and the reports are of the moment of leaving.
@@ -199,7 +200,8 @@ class Executor:
         begun = self.outcomes[position]
         self.reporter.handle(StepStarted(begun, total))
         context = StepContext(self.deployment, self.options,
-                              lambda stream, line: self.reporter.handle(OutputLine(begun, stream, line)), self.ask)
+                              lambda stream, line: self.reporter.handle(OutputLine(begun, stream, line)), self.ask,
+                              self.approved)
         outcome = self.kind_of(p).run(p, context)
         with self._guard:
             self.outcomes[position] = outcome

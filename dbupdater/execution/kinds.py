@@ -35,12 +35,16 @@ Ask = Callable[[str, str], "str | None"]
 @dataclass(frozen=True)
 class StepContext:
     """What a step gets from the Run: the run's connections, sessions and ledgers (`deployment`), how the run
-    behaves (`options`), where its output lines go, and the operator, when the run has one (a terminal)."""
+    behaves (`options`), where its output lines go, the operator, when the run has one (a terminal), and the
+    approval of the plan it applies, when it has one."""
 
     deployment: Deployment
     options: RunOptions
     on_line: LineSink
     ask: Ask | None = None
+    # The approval of the saved plan this run applies, in words (None: none): it covers every row of the
+    # plan, so a pause it contains needs no operator (`--plan FILE --yes` in CI).
+    approved: str | None = None
 
 
 class StepKind(Protocol):

@@ -265,7 +265,8 @@ class Run:
                 executor = Executor(deployment, planned, outcomes, heartbeat, self.options, self.reporter, self.hooks,
                                     lambda p: self.kinds[p.index], self.ask, waves=self.waves(planned),
                                     pause=self.pause if self.promotion.pause_between_waves else None,
-                                    warnings_are_errors=self.promotion.warnings_are_errors)
+                                    warnings_are_errors=self.promotion.warnings_are_errors,
+                                    approved=self.approved_plan())
 
                 def announce(step: InterruptStep, running: int) -> None:
                     self.reporter.handle(Interrupted(step, running))
@@ -340,6 +341,12 @@ class Run:
         answer = self.ask(f"wave {number - 1} of {total} finished without a failure; wave {number} has "
                           f"{len(labels)} target(s): {named}.", f"Start wave {number}? [y/N] ")
         return (answer or "").strip().lower() in ("y", "yes")
+
+    def approved_plan(self) -> str | None:
+        """The approval that covers every row of the plan (a saved plan, matched and approved), in words."""
+        if self.approval is None or self.promotion.saved is None:
+            return None
+        return self.approval.note()
 
     def prepare(self, planned: Sequence[PlannedRow], deployment: Deployment) -> None:
         """Let each kind that prepares (copies scripts ahead) see the rows it will run."""

@@ -1,9 +1,10 @@
 """A human step inside an automated run: show the row's message (its file) and wait for the operator.
 
 On a terminal, Enter continues and anything else stops the run cleanly; where nobody can answer (CI, a pipe)
-the run stops there, before anything after the pause, saying why. A pause passed is recorded in the history
-like a script (checksummed: an edited message is drift); a pause refused is recorded in the run's reports
-only, so the next run asks again.
+the run stops there, before anything after the pause, saying why, unless the run applies an approved saved
+plan that contains the pause (`apply --plan FILE --yes`): its approvers saw it. A pause passed is recorded in
+the history like a script (checksummed: an edited message is drift); a pause refused is recorded in the run's
+reports only, so the next run asks again.
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ class PauseStep:
         started = time.monotonic()
         text = message(row)
         where = f"pause {row.script_label} before the next step on {row.db.target_label}"
+        if context.ask is None and context.approved is not None:
+            draft.status = Status.APPLIED
+            draft.reason = f"passed without an operator: the approved plan contains it ({context.approved})"
+            if self.history:
+                self._record(planned, context, draft)
+            return draft.outcome()
         if context.ask is None:
             draft.status = Status.REFUSED
             draft.reason = (f"{where}: it waits for an operator, and this run has none (not a terminal); the run "

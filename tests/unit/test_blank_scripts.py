@@ -73,3 +73,17 @@ def test_exec_starts_no_client_for_a_blank_script(harness: Harness, repo: Repo) 
     blank_manifest(repo)
     assert main(repo, "exec") == ExitCode.OK
     assert harness.ran_on("a") == ["001.sql", "004.sql"] and harness.history("a") == []
+
+
+def test_a_tier_policy_can_make_blank_scripts_an_error(harness: Harness, repo: Repo,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from dbupdater import cli
+
+    blank_manifest(repo)
+    repo.write()
+    config = repo.dir / "environments.toml"
+    config.write_text("[qa]\nmanifest = 'manifest.csv'\nrecord_state = false\nstrict = true\n"
+                      "[dev]\nmanifest = 'manifest.csv'\nrecord_state = false\n")
+    assert cli.main(["apply", "--config", str(config), "--environment", "qa", "--color", "never"]) == ExitCode.USAGE
+    assert "--strict refuses blank scripts" in capsys.readouterr().err and harness.ran == []
+    assert cli.main(["apply", "--config", str(config), "--environment", "dev", "--color", "never"]) == ExitCode.OK
