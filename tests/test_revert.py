@@ -101,3 +101,26 @@ def test_a_revert_is_confirmed_on_a_terminal_by_typing_revert(workspace: Workspa
         child.close()
         assert child.exitstatus == code, child.before
         assert ("three" in target.tables()) is (code != 0)
+
+
+def test_a_tier_that_requires_approval_reverts_only_an_approved_saved_plan(workspace: Workspace, target: Target,
+                                                                           run_tool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    manifest = three_rows(workspace, target)
+    config = workspace.dir / "environments.toml"
+    config.write_text("[prod]\nmanifest = 'manifest.csv'\nrecord_state = false\nrequire_approval = true\n")
+    tier = ("--config", str(config), "--environment", "prod")
+    applied = tmp_path / "apply.plan.json"
+    assert run_tool("plan", *tier, "--save", str(applied)).code == 0
+    assert run_tool("apply", *tier, "--plan", str(applied), "--yes").code == 0
+    plain = run_tool("revert", *tier, "--steps", "1", "--yes")
+    assert plain.code == 5 and "three" in target.tables(), plain.text
+    reverting = tmp_path / "revert.plan.json"
+    saved = run_tool("plan", *tier, "--revert", "--steps", "1", "--save", str(reverting))
+    assert saved.code == 0 and "undo with undo/03_three.sql" in saved.out, saved.text
+    result = run_tool("revert", *tier, "--steps", "1", "--plan", str(reverting), "--yes")
+    assert result.code == 0, result.text
+    assert "three" not in target.tables()
+    assert statuses(target)["03_three.sql"] == "undone"
+    notes = target.rows("SELECT note FROM dbupdater_history WHERE script = '03_three.sql' ORDER BY id")
+    assert notes[-1][0].startswith("approved sha256:"), notes
+    del manifest

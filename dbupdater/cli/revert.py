@@ -3,12 +3,15 @@
 `--to SCRIPT` reverts, on every target, what was applied after SCRIPT (SCRIPT stays applied); `--steps N` the
 last N applied rows of each target. A row without an undo script stops its target's revert there, saying
 which. The plan is shown, and the operator confirms on a terminal by typing `revert`; elsewhere (CI) `--yes`
-says it was confirmed, and without it nothing runs (exit 2). `plan --revert` shows the same plan only.
+says it was confirmed, and without it nothing runs (exit 2). `plan --revert` shows the same plan only; with
+`--save FILE` it saves it, and `revert --plan FILE --yes` reverts exactly that plan (how a tier that requires
+approval is reverted in CI).
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..model.errors import UsageError
@@ -34,7 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_selection(parser)
     parser.add_argument("--yes", dest="confirmed", action="store_true",
                         help="do not ask: the revert was confirmed elsewhere (CI); without it a revert asks on a "
-                             "terminal and refuses to run anywhere else")
+                             "terminal and refuses to run anywhere else; with --plan, the plan was approved")
+    parser.add_argument("--plan", type=Path, metavar="FILE", dest="saved_plan",
+                        help="revert exactly this saved plan (`plan --revert ... --save FILE`): refused (exit 5), "
+                             "naming what changed, when anything differs; a tier that requires approval reverts "
+                             "only an approved plan")
     apply.add_run_arguments(parser)
 
 
@@ -56,6 +63,8 @@ def undo_kind(manifest: Manifest, args: argparse.Namespace) -> UndoStep:
 def run(manifest: Manifest, args: argparse.Namespace) -> int:
     from ..execution.kinds import every_row
 
+    if args.saved_plan is not None:
+        args.yes = args.confirmed  # --yes with --plan: the plan was approved (and the revert confirmed) elsewhere
     run = run_of(args, manifest, "revert", every_row(undo_kind(manifest, args)))
     if not args.confirmed:
         if run.ask is None:
