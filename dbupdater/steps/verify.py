@@ -76,19 +76,47 @@ def rewrite(text: str, from_dual: str = "") -> tuple[str, list[Expectation]]:
     return "\n".join(out) + "\n", found
 
 
+class Counts:
+    """The row counts of the expected-empty queries, read from a client's stdout as it streams: a marker line,
+    then the first line after it that is a whole number. Only the counts are kept, never the output (a verify
+    script may print a lot)."""
+
+    def __init__(self) -> None:
+        self.found: dict[int, int] = {}
+        self.seen: set[int] = set()
+        self._waiting: int | None = None
+
+    def feed(self, line: str) -> None:
+        if MARKER in line and "dbupdater_marker" not in line:  # the value, not the column's header
+            rest = line.split(MARKER, 1)[1].split()
+            number = rest[0].strip("|") if rest else ""
+            if number.isdigit():
+                self._waiting = int(number)
+                self.seen.add(self._waiting)
+            return
+        if self._waiting is not None and (match := COUNT.match(line)):
+            self.found[self._waiting] = int(match.group(1))
+            self._waiting = None
+
+    def unmet(self, expectations: list[Expectation]) -> str | None:
+        """Why an expectation was not met (rows came back, or no count could be read), or None."""
+        for expectation in expectations:
+            if expectation.number not in self.seen:
+                return f"the query expected empty at line {expectation.line} did not run"
+            count = self.found.get(expectation.number)
+            if count is None:
+                return f"the row count of the query expected empty at line {expectation.line} could not be read"
+            if count:
+                return f"the query expected empty at line {expectation.line} returned {count} row(s)"
+        return None
+
+
 def unmet(stdout: list[str], expectations: list[Expectation]) -> str | None:
-    """Why an expectation was not met (rows came back, or no count could be read), or None."""
-    for expectation in expectations:
-        marker = f"{MARKER} {expectation.number}"
-        seen = next((n for n, line in enumerate(stdout) if marker in line and "dbupdater_marker" not in line), None)
-        if seen is None:
-            return f"the query expected empty at line {expectation.line} did not run"
-        count = next((int(match.group(1)) for line in stdout[seen + 1:] if (match := COUNT.match(line))), None)
-        if count is None:
-            return f"the row count of the query expected empty at line {expectation.line} could not be read"
-        if count:
-            return f"the query expected empty at line {expectation.line} returned {count} row(s)"
-    return None
+    """`Counts.unmet` over lines already read."""
+    counts = Counts()
+    for line in stdout:
+        counts.feed(line)
+    return counts.unmet(expectations)
 
 
 class Rewritten:
@@ -150,11 +178,11 @@ class Verifier:
         deployment = context.deployment
         engine = engines.get(row.db.engine)
         path, expectations = self.rewritten.get(row, engine)
-        stdout: list[str] = []
+        counts = Counts()
 
         def feed(stream: str, line: str) -> None:
-            if stream == "stdout":
-                stdout.append(line)
+            if stream == "stdout" and expectations:
+                counts.feed(line)
             if on_line is not None:
                 on_line(stream, line)
 
@@ -178,7 +206,7 @@ class Verifier:
                 return
         run_script(on, row, draft, False, "", feed, row.script_timeout or context.options.script_timeout,
                    CANCEL_FIRST)
-        if draft.status is Status.APPLIED and (why := unmet(stdout, expectations)):
+        if draft.status is Status.APPLIED and (why := counts.unmet(expectations)):
             draft.status, draft.reason = Status.FAILED, why
         if ledger is not None:
             self.seen[(row.db.key, verify_id)] = None  # written by this run: a second verify in it is not fenced
