@@ -4,6 +4,8 @@ what each database holds; no password anywhere."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import signal
 import subprocess
@@ -279,25 +281,31 @@ def test_a_restore_into_a_tier_that_requires_approval_is_refused_without_a_plan(
     assert target.rows("SELECT COUNT(*) FROM items") == [["0"]]  # nothing was restored
 
 
-@pytest.mark.parametrize("target", ["mysql"], indirect=True)
-def test_a_restore_that_fails_half_way_is_reported_and_recorded_failed(workspace: Workspace, target: Target,
-                                                                       run_tool) -> None:
-    import gzip
-    import hashlib
-
+def forged(workspace: Workspace, target: Target, run_tool, make, **changes: str) -> tuple[Path, dict, str]:  # type: ignore[no-untyped-def,type-arg]
+    """A real backup of the seeded target, and beside it a backup whose bytes are `make(real bytes)` with a
+    sidecar that vouches for exactly them (so only the restore itself can find what is wrong with them)."""
     seed(target)
     workspace.row(target, workspace.script("001.sql", "SELECT 1;\n"))
     manifest = workspace.write()
     assert run_tool("backup", "-f", str(manifest)).code == 0
     (real,) = backups_json(run_tool, "-f", str(manifest))["backups"]
     folder = workspace.dir / "backups"
-    # A backup whose bytes are what its sidecar says, and whose SQL fails after a first statement ran.
-    data = gzip.compress(b"CREATE TABLE restored_half (id INT);\nTHIS IS NOT SQL;\nCREATE TABLE never (id INT);\n")
-    name = real["name"].replace(".sql.", ".broken.sql.").replace(".zst", ".gz")
+    data = make((folder / real["name"]).read_bytes())
+    name = real["name"].replace("--", "--forged-", 1)
     (folder / name).write_bytes(data)
     meta = json.loads((folder / (real["name"] + ".json")).read_text())
-    meta.update(name=name, size=len(data), sha256=hashlib.sha256(data).hexdigest(), compression="gzip")
+    meta.update(name=name, size=len(data), sha256=hashlib.sha256(data).hexdigest(), **changes)
     (folder / (name + ".json")).write_text(json.dumps(meta))
+    return manifest, real, name
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_a_restore_that_fails_half_way_is_reported_and_recorded_failed(workspace: Workspace, target: Target,
+                                                                       run_tool) -> None:
+    # SQL that fails after a first statement ran.
+    sql = b"CREATE TABLE restored_half (id INT);\nTHIS IS NOT SQL;\nCREATE TABLE never (id INT);\n"
+    manifest, real, name = forged(workspace, target, run_tool, lambda data: gzip.compress(sql), compression="gzip")
+    folder = workspace.dir / "backups"
     result = run_tool("restore", name, "-f", str(manifest), "--yes")
     assert result.code == 1, result.text
     assert "the restore of the backup" in result.text and "may be partly restored" in result.text
@@ -309,3 +317,19 @@ def test_a_restore_that_fails_half_way_is_reported_and_recorded_failed(workspace
     (folder / real["name"]).write_bytes((folder / real["name"]).read_bytes()[:-1] + b"!")
     damaged = run_tool("restore", real["name"], "-f", str(manifest), "--yes")
     assert damaged.code == 1 and "is not what its sidecar says" in damaged.text
+
+
+@pytest.mark.parametrize("target", ["postgresql"], indirect=True)
+def test_a_cut_postgresql_restore_changes_nothing_and_is_recorded_failed(workspace: Workspace, target: Target,
+                                                                        run_tool) -> None:
+    # The first half of a real dump.
+    manifest, _, name = forged(workspace, target, run_tool, lambda data: data[: len(data) // 2])
+    target.query("DELETE FROM items WHERE id > 5")
+    target.query("CREATE TABLE made_since (id INT)")
+    before = fingerprint(target)
+    result = run_tool("restore", name, "-f", str(manifest), "--yes")
+    assert result.code == 1, result.text
+    assert "cut or corrupt" in result.text and "nothing was changed" in result.text
+    assert fingerprint(target) == before and "made_since" in target.tables()  # rolled back, drops included
+    history = target.rows("SELECT script, status FROM dbupdater_history ORDER BY id")
+    assert history[-1] == [f"restore {name}", "failed"]

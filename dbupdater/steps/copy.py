@@ -212,4 +212,4 @@ class CopyStep:
         if isinstance(failed, TransportError) and draft.status is Status.APPLIED:
             draft.status, draft.reason = Status.UNREACHABLE, f"the source's connection failed: {failed}"
         if draft.status is Status.APPLIED:
-            draft.reason = draft.reason.replace("restored a copy", "copied", 1) + f" ({pipe.size:,} bytes streamed)"
+            draft.reason = draft.reason.replace("restored a copy of", "copied", 1) + f" ({pipe.size:,} bytes streamed)"

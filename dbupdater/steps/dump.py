@@ -27,6 +27,7 @@ from ..execution.kinds import Histories, StepContext, StepKind
 from ..execution.sessions import RunnerSession
 from ..ledger import Entry
 from ..ledger.records import LOCK_TABLE
+from ..model.command import Ending
 from ..model.errors import DbUpdaterError, UsageError
 from ..model.outcome import Outcome, Status
 from ..model.specs import DbKey, ManifestRow
@@ -35,7 +36,9 @@ from ..transports import TransportError
 from .draft import Draft
 
 KEEP_ERRORS = 20  # stderr lines of a dump tool kept for the outcome
-EXTENSIONS = {("sql", "zstd"): "sql.zst", ("sql", "gzip"): "sql.gz", ("sql", "none"): "sql"}
+EXTENSIONS = {("sql", "zstd"): "sql.zst", ("sql", "gzip"): "sql.gz", ("sql", "none"): "sql",
+              ("pg_dump custom", "zstd"): "pgdump.zst", ("pg_dump custom", "gzip"): "pgdump.gz",
+              ("pg_dump custom", "none"): "pgdump"}
 
 
 def dumper(engine: Engine) -> Dumps:
@@ -151,11 +154,14 @@ def take_backup(row: ManifestRow, context: StepContext, store: Store, history: M
     draft.exit_code = result.exit_code()
     if not (result.exited and result.code == 0) or sink.upload is None:
         sink.abort()
-        why = ("the runner connection ended before the dump tool reported an exit status" if not result.exited
-               and result.code is None else f"{capability.dump_tool} exited with {result.exit_code()}"
-               if sink.upload is not None or result.exit_code() != 0 else f"{capability.dump_tool} wrote nothing")
-        if result.ending.value == "client missing":
+        if result.ending is Ending.CLIENT_MISSING:
             why = f"{capability.dump_tool} (or sh) is not installed or not on PATH on the runner"
+        elif result.ending is Ending.LOST:
+            why = "the runner connection ended before the dump tool reported an exit status"
+        elif result.exit_code() != 0:
+            why = f"{capability.dump_tool} exited with {result.exit_code()}"
+        else:
+            why = f"{capability.dump_tool} wrote nothing"
         draft.status = Status.INTERRUPTED if context.deployment.cancelled else Status.FAILED
         draft.reason = f"the backup failed: {why}; nothing was kept"
         draft.errors.extend(errors)

@@ -24,6 +24,7 @@ from ..engines.capabilities import UNPACK_FAILED, Cleans
 from ..execution.kinds import Histories, StepContext
 from ..ledger import FAILED, SUCCESS, UNDONE, Entry, Ledger
 from ..ledger.records import LOCK_TABLE
+from ..model.command import Ending
 from ..model.errors import DbUpdaterError
 from ..model.outcome import Outcome, Status
 from ..model.secret import redact
@@ -102,7 +103,7 @@ def stream_into(row: ManifestRow, context: StepContext, source: Iterable[bytes],
         return True
     if result.exited and result.code == UNPACK_FAILED:
         why = "the backup's bytes were cut or corrupt on the way (the decompressor failed)"
-    elif result.ending.value == "client missing":
+    elif result.ending is Ending.CLIENT_MISSING:
         why = "the restoring client (or sh, zstd, gzip) is not installed or not on PATH on the runner"
     else:
         why = f"the restoring client exited with {result.exit_code()}"

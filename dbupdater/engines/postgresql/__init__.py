@@ -13,18 +13,28 @@ from typing import TYPE_CHECKING
 from ...model.command import Command, Result
 from ...model.outcome import Status
 from ..base import STARTED_MARKER, Engine, OutputLog, Severity
+from ..capabilities import COMPRESSED_DUMP
 from ..registry import register
 from .dialect import PostgresDialect
 
-# POSIX sh, constant: "$1" a file of SQL run first (drops; may be empty), the rest psql. One transaction,
-# committed only when pg_restore read and converted the whole dump; otherwise psql reaches the end of its
-# input inside the transaction, and the server rolls it back when psql leaves. Exit 97: the dump was cut.
+# POSIX sh, constant: "$1" the dump's compression (zstd, gzip, none), "$2" a file of SQL run first (drops; may
+# be empty), the rest psql. One transaction, committed only when the whole dump was decompressed and converted
+# by pg_restore; otherwise psql reaches the end of its input inside the transaction, and the server rolls it
+# back when psql leaves. Exit 97: the dump was cut or corrupt.
 PG_RESTORE = (
-    'first=$1; shift\n'
+    'how=$1; first=$2; shift 2\n'
+    'case $how in zstd) un="zstd -q -d -c";; gzip) un="gzip -d -c";; *) un=cat;; esac\n'
+    "convert() {\n"
+    "  exec 5>&1\n"
+    '  unpacked=$( { { $un 3>&- 5>&-; echo $? >&3; } | pg_restore --clean --if-exists --no-owner -f - 3>&- >&5; } '
+    "3>&1 )\n"
+    '  restored=$?\n'
+    '  [ "$restored" -eq 0 ] && [ "${unpacked:-1}" -eq 0 ]\n'
+    "}\n"
     "exec 4>&1\n"
     'converted=$( { { echo "BEGIN;"; if [ -n "$first" ]; then cat -- "$first"; fi; '
-    'if pg_restore --clean --if-exists --no-owner -f - 3>&- 4>&-; then echo "COMMIT;"; echo 0 >&3; '
-    'else echo 1 >&3; fi; } | "$@" -f - 3>&- >&4; } 3>&1 )\n'
+    'if convert 3>&- 4>&-; then echo "COMMIT;"; echo 0 >&3; else echo 1 >&3; fi; } | "$@" -f - 3>&- >&4; } '
+    "3>&1 )\n"
     "client=$?\n"
     '[ "$client" -eq 0 ] || exit "$client"\n'
     '[ "${converted:-1}" -eq 0 ] || exit 97\n'
@@ -126,17 +136,19 @@ class PostgreSQL(Engine):
                 f"--dbname=dbname={conninfo_value(db.database)}"]
 
     def dump_command(self, db: DatabaseSpec, credentials_path: str, *, lock_table: str) -> Command:
-        """pg_dump's custom format (compressed by pg_dump itself, restorable object by object), one snapshot;
-        the lock table of any schema left out (its pattern matches `<schema>.<name>`)."""
-        argv = [self.dump_tool, "-w", "--format=custom", f"--exclude-table=*.{lock_table}", *self._connection(db)]
-        return Command(tuple(argv), env=self._env(credentials_path))
+        """pg_dump's custom format (restorable object by object), one snapshot, the lock table of any schema
+        left out (its pattern matches `<schema>.<name>`); uncompressed by pg_dump and compressed by zstd on the
+        runner instead: pg_dump's own zlib is single-threaded and 5x slower (bench/backup.py)."""
+        argv = [self.dump_tool, "-w", "--format=custom", "--compress=0", f"--exclude-table=*.{lock_table}",
+                *self._connection(db)]
+        return Command(("sh", "-c", COMPRESSED_DUMP, "dbupdater-dump", *argv), env=self._env(credentials_path))
 
     def restore_command(self, db: DatabaseSpec, credentials_path: str, *, compression: str, first: str = "") -> Command:
         """pg_restore on the runner turns the custom-format dump into SQL (--clean --if-exists: each object it
         holds dropped first; --no-owner: a dump restores into a database owned by another role), and psql runs
         it after `first` (the drops of what was made since) in one transaction, committed only when pg_restore
         read the whole dump: a restore that fails or is cut half-way leaves the database as it was."""
-        return Command(("sh", "-c", PG_RESTORE, "dbupdater-restore", first, *self._argv(db)),
+        return Command(("sh", "-c", PG_RESTORE, "dbupdater-restore", compression, first, *self._argv(db)),
                        env=self._env(credentials_path))
 
     def tool_version_command(self) -> Command:
