@@ -79,15 +79,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mb", type=int, default=100, help="megabytes of output (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each, medians reported (default: %(default)s)")
     parser.add_argument("--keep-rig", action="store_true", help="leave the rig up afterwards")
+    parser.add_argument("--rig-name", default=RIG.name, help="another rig than %(default)s (engineers side by side)")
+    parser.add_argument("--rig-subnet", type=int, default=RIG.subnet_index)
+    parser.add_argument("--rig-base-port", type=int, default=RIG.base_port)
+    parser.add_argument("--tool", type=Path, default=PROJECT_DIR / "remote_database_updater.py",
+                        help="the entry point to measure (another checkout's, for a before/after)")
     args = parser.parse_args(argv)
-    bed = Testbed(RIG)
+    rig = RIG if args.rig_name == RIG.name else RigParams(args.rig_name, Path(f"/tmp/dbupdater-drain-{args.rig_name}"),
+                                                          1, args.rig_subnet, args.rig_base_port)
+    bed = Testbed(rig)
     bed.up()
     folder = Path(tempfile.mkdtemp(prefix="dbupdater-drain-"))
     try:
         bed.rig.create_mysql_database(DATABASE)
         sql = query(args.mb)
         path = manifest(bed, folder, sql)
-        tool_argv = [sys.executable, str(PROJECT_DIR / "remote_database_updater.py"), "exec", "-f", str(path),
+        tool_argv = [sys.executable, str(args.tool), "exec", "-f", str(path),
                      "--known-hosts", bed.info.known_hosts, "--color", "never", "-q", "--no-report"]
         raws, tools, rss = [], [], []
         size = 0

@@ -17,8 +17,12 @@ APPROACHES = {
     "c": "sequential: one SSH connection per row",
     "d": "Ansible (copy + shell)",
     "e": "sqitch (from the controller)",
+    "f": "dbupdater, another build (BENCH_BEFORE_ENTRY): before/after in one run",
 }
-WORKLOADS = ("sakila", "ddl", "fanout")
+WORKLOADS = ("sakila", "ddl", "fanout", "many", "wide")
+# Run when --workloads is not given. many (1,000 tiny scripts) and wide (200 databases x 5) are issue 23's:
+# `--workloads sakila,ddl,fanout,many,wide` runs them too (with c and d they take most of an hour).
+DEFAULT_WORKLOADS = ("sakila", "ddl", "fanout")
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "the measured parallel floor and the ideal schedule (default: N, i.e. no extra cap)")
     parser.add_argument("--only", type=lambda v: _csv(v, APPROACHES, "--only"), default=tuple(APPROACHES),
                         metavar="a,b,...", help="approaches to run (default: all)")
-    parser.add_argument("--workloads", type=lambda v: _csv(v, WORKLOADS, "--workloads"), default=WORKLOADS,
-                        metavar="sakila,ddl,fanout", help="workloads to run (default: all)")
+    parser.add_argument("--workloads", type=lambda v: _csv(v, WORKLOADS, "--workloads"), default=DEFAULT_WORKLOADS,
+                        metavar="sakila,ddl,fanout,many,wide",
+                        help=f"workloads to run (default: {','.join(DEFAULT_WORKLOADS)})")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results", help="results folder (default: %(default)s)")
     parser.add_argument("--keep-rig", action="store_true", default=env.get("BENCH_KEEP_RIG") == "1",
                         help="leave the rig running afterwards (also BENCH_KEEP_RIG=1); a rig that was already up "

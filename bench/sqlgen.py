@@ -96,6 +96,13 @@ CREATE OR REPLACE VIEW customer_totals AS
     return list(zip(FANOUT_SCRIPTS, (create, "\n".join(seed) + "\n", alter, view), strict=True))
 
 
+def tiny_scripts(count: int) -> list[tuple[str, str]]:
+    """``count`` tiny scripts: the first creates a table, each other one inserts a row into it."""
+    scripts = [("0001_create_ticks.sql", "CREATE TABLE ticks (n INT NOT NULL PRIMARY KEY) ENGINE=InnoDB;\n")]
+    scripts += [(f"{n:04d}_tick.sql", f"INSERT INTO ticks (n) VALUES ({n});\n") for n in range(2, count + 1)]
+    return scripts
+
+
 def write_scripts(folder: Path, scripts: list[tuple[str, str]]) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -1,4 +1,4 @@
-"""The three workloads: what runs where, how to start each repetition fresh, how to check the result.
+"""The workloads: what runs where, how to start each repetition fresh, how to check the result.
 
 Every target of a workload runs the same ordered scripts (a migration applied to every tenant database), so
 each approach can ship one script set. Targets are spread round-robin over the runners.
@@ -145,10 +145,47 @@ def fanout(size: str, folder: Path, rig_runners: int) -> Workload:
     return Workload("fanout", title, scripts, targets, verify)
 
 
+# --- 1,000 tiny scripts -------------------------------------------------------------------------------------
+
+def many(size: str, folder: Path) -> Workload:
+    """Per-script cost with nothing else: each script is one INSERT of one row."""
+    count = 1000 if size == "full" else 20
+    scripts = sqlgen.write_scripts(folder / "many", sqlgen.tiny_scripts(count))
+    database = "bench_many"
+
+    def verify(bed: Testbed) -> str | None:
+        got = bed.sql("SELECT COUNT(*), COALESCE(SUM(n), 0) FROM ticks", database).split()
+        return _mismatch("ticks rows/sum", got, [str(count - 1), str(count * (count + 1) // 2 - 1)])
+
+    return Workload("many", f"{count:,} tiny scripts (1 target)", scripts, [Target(database, 1)], verify)
+
+
+# --- wide fan-out ------------------------------------------------------------------------------------------
+
+def wide(size: str, folder: Path, rig_runners: int) -> Workload:
+    """Per-database cost: many databases, each a short series (the DDL series of one table: create, add a column,
+    an index, 10 rows, a view)."""
+    databases, runners = (200, 8) if size == "full" else (6, 2)
+    runners = min(runners, rig_runners)
+    scripts = sqlgen.write_scripts(folder / "wide", sqlgen.ddl_scripts(sqlgen.DDL_STEPS))
+    targets = [Target(f"bench_wide_{i:03d}", 1 + (i - 1) % runners) for i in range(1, databases + 1)]
+
+    def verify(bed: Testbed) -> str | None:
+        names = ", ".join(f"'{t.database}'" for t in targets)
+        got = bed.sql(f"SELECT COUNT(*) FROM information_schema.views WHERE table_schema IN ({names})").split()
+        return _mismatch("views (one per database)", got, [str(databases)])
+
+    title = (f"wide fan-out: {databases} databases over {runners} runners x {len(scripts)} scripts "
+             f"({databases * len(scripts)} rows)")
+    return Workload("wide", title, scripts, targets, verify)
+
+
 def build(keys: tuple[str, ...], size: str, folder: Path, rig_runners: int) -> list[Workload]:
     makers: dict[str, Callable[[], Workload]] = {
         "sakila": lambda: sakila(size),
         "ddl": lambda: ddl(size, folder),
         "fanout": lambda: fanout(size, folder, rig_runners),
+        "many": lambda: many(size, folder),
+        "wide": lambda: wide(size, folder, rig_runners),
     }
     return [makers[key]() for key in keys]

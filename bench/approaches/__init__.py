@@ -11,9 +11,9 @@ from .base import Approach
 from .floor import Floor, FloorParallel
 from .sequential import Sequential
 from .sqitch import Sqitch
-from .tool import Tool
+from .tool import Tool, ToolBefore
 
-ALL: tuple[type[Approach], ...] = (Floor, FloorParallel, Tool, Sequential, Ansible, Sqitch)
+ALL: tuple[type[Approach], ...] = (Floor, FloorParallel, Tool, ToolBefore, Sequential, Ansible, Sqitch)
 
 __all__ = ["ALL", "Approach", "selected"]
 

@@ -4,6 +4,10 @@ The manifest uses the rig's SSH key, the database password as a ``file:`` refere
 rig's known_hosts. ``--parallel N --per-runner M`` are passed when ``apply --help`` lists them; a build
 without them runs sequentially and the report says so. ``BENCH_TOOL_ENTRY=path/to/remote_database_updater.py``
 measures another checkout (or a patched entry point) instead of this one.
+
+(f) is the same with ``BENCH_BEFORE_ENTRY=path/to/remote_database_updater.py``: another build beside this one,
+in the same run (interleaved with it), for a before/after of a change (e.g. ``git archive`` of the commit
+before it, unpacked elsewhere).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 from ..measure import Sample, run_timed
 from ..settings import PROJECT_DIR
@@ -26,6 +31,7 @@ from .base import Approach
 DEFAULT_ENTRY = PROJECT_DIR / "remote_database_updater.py"
 # Another checkout or a patched entry point can be measured the same way (the report names it).
 ENTRY = Path(os.environ.get("BENCH_TOOL_ENTRY") or DEFAULT_ENTRY).resolve()
+BEFORE_ENTRY = os.environ.get("BENCH_BEFORE_ENTRY", "")
 HEADER = ["sql_runner_host", "sql_runner_userid", "sql_runner_password", "sql_runner_port", "sql_runner_key_file",
           "database_type", "database_host", "database_userid", "database_password", "port", "database",
           "sql_script_to_run"]
@@ -40,9 +46,9 @@ def source_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
-def tool_options() -> set[str]:
+def tool_options(entry: Path = ENTRY) -> set[str]:
     """Which of --parallel / --per-runner this build of ``apply`` accepts."""
-    proc = subprocess.run([sys.executable, str(ENTRY), "apply", "--help"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, str(entry), "apply", "--help"], capture_output=True, text=True,
                           cwd=PROJECT_DIR, check=False, timeout=120)
     return {flag for flag in ("--parallel", "--per-runner") if flag in proc.stdout}
 
@@ -51,12 +57,13 @@ class Tool(Approach):
     id = "b"
     key = "b"
     label = "(b) dbupdater"
+    entry: ClassVar[Path] = ENTRY
     _options: set[str] | None = None
 
     @property
     def options(self) -> set[str]:
         if self._options is None:
-            self._options = tool_options()
+            self._options = tool_options(self.entry)
         return self._options
 
     @property
@@ -72,7 +79,7 @@ class Tool(Approach):
         return flags
 
     def describe(self) -> str:
-        entry = "" if ENTRY == DEFAULT_ENTRY else f" [entry point {ENTRY}]"
+        entry = "" if self.entry == DEFAULT_ENTRY else f" [entry point {self.entry}]"
         if not self.parallel_build:
             return f"{self.label} (sequential build: apply has no --parallel yet){entry}"
         return f"{self.label} {' '.join(self.flags())}{entry}"
@@ -95,13 +102,13 @@ class Tool(Approach):
         path.chmod(0o600)
 
     def argv(self, workload: Workload) -> list[str]:
-        return [sys.executable, str(ENTRY), "apply", "-f", str(self.manifest(workload)),
+        return [sys.executable, str(self.entry), "apply", "-f", str(self.manifest(workload)),
                 "--known-hosts", self.bed.info.known_hosts, "--color", "never", *self.flags()]
 
     def validate_ms(self, workload: Workload, repeat: int = 3) -> float:
         """``validate`` of a prepared manifest: process start, imports and manifest checks, no connection."""
         times = []
-        argv = [sys.executable, str(ENTRY), "validate", "-f", str(self.manifest(workload)), "--color", "never"]
+        argv = [sys.executable, str(self.entry), "validate", "-f", str(self.manifest(workload)), "--color", "never"]
         for _ in range(repeat):
             started = time.perf_counter()
             subprocess.run(argv, capture_output=True, cwd=PROJECT_DIR, check=True, timeout=120)
@@ -112,3 +119,13 @@ class Tool(Approach):
         proc = run_timed(self.argv(workload), self.log_path(workload, rep), timeout=self.settings.timeout,
                          cwd=PROJECT_DIR)
         return self.sample_from(proc, "dbupdater")
+
+
+class ToolBefore(Tool):
+    id = "f"
+    key = "f"
+    label = "(f) dbupdater, the build of BENCH_BEFORE_ENTRY"
+    entry = Path(BEFORE_ENTRY).resolve() if BEFORE_ENTRY else DEFAULT_ENTRY
+
+    def unavailable(self) -> str | None:
+        return None if BEFORE_ENTRY else "BENCH_BEFORE_ENTRY is not set"

@@ -39,6 +39,7 @@ class SSHOptions:
     connect_timeout: float | None = None
     alive_interval: float | None = None
     ssh_config: Path | None = None
+    session_loop: bool = True  # persistent sessions (session.py); False: a channel per command
 
     @property
     def connect_seconds(self) -> float:
@@ -85,12 +86,15 @@ class SSH(TransportKind):
                            help="OpenSSH client configuration for Host aliases, HostName, User, Port, IdentityFile, "
                                 "ProxyJump, HostKeyAlias, ServerAliveInterval and ConnectTimeout; the manifest's "
                                 "cells win over it ('none' reads none; default: ~/.ssh/config when it exists)")
+        group.add_argument("--no-session-loop", action="store_true",
+                           help="run every command on an SSH channel of its own instead of in a persistent session "
+                                "per runner slot (a small shell loop on the runner; slower)")
 
     def options(self, args: argparse.Namespace) -> SSHOptions:
         known_hosts = getattr(args, "known_hosts", None) or Path(DEFAULT_KNOWN_HOSTS)
         return SSHOptions(Path(known_hosts).expanduser(), getattr(args, "accept_new_host_keys", False),
                           getattr(args, "connect_timeout", None), getattr(args, "ssh_alive_interval", None),
-                          getattr(args, "ssh_config", None))
+                          getattr(args, "ssh_config", None), not getattr(args, "no_session_loop", False))
 
     def open(self, spec: RunnerSpec, options: Any) -> Transport:
         from .config import resolve

@@ -13,7 +13,6 @@ import contextlib
 import io
 import logging
 import os
-import select
 import shlex
 import signal
 import socket
@@ -25,7 +24,6 @@ from typing import IO, Any
 
 from ...model.command import Command, Ending, Result, Signal
 from ..base import (
-    CHUNK,
     ByteSink,
     ByteSource,
     HostKeyRefused,
@@ -41,6 +39,7 @@ from ..shells import PosixShell
 from . import ALIVE_COUNT, SSHOptions, known_hosts
 from .config import Endpoint, Route
 from .known_hosts import KnownHosts
+from .session import SessionLoop, drain
 
 with without_module("invoke"):
     # paramiko imports invoke (30 ms of every run's start) only to run `Match exec` lines of ssh_config files,
@@ -57,6 +56,9 @@ with without_module("invoke"):
     from scp import SCPClient, SCPException
 
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+# Files up to this size are written through a persistent session (one round trip, no channel opened); larger
+# ones stream over scp.
+LOOP_UPLOAD_MAX = 1 << 20
 MAX_LINKS = 8  # connections to one runner at most, when its sshd refuses channels (MaxSessions)
 # How a session channel is refused for MaxSessions: OpenSSH's sshd says "connect failed" ("no more sessions" in
 # its log), other servers "administratively prohibited".
@@ -376,6 +378,9 @@ class SSHTransport(StreamingTransport):
         self._links = 1  # this connection and the ones opened after it for the same runner
         self._opening = threading.Lock()
         self._served = False  # a channel was ever opened on this connection
+        # Persistent sessions (session.py), idle ones here; None once this runner's shell could not host one.
+        self._loops: list[SessionLoop] | None = [] if options.session_loop else None
+        self._loops_lock = threading.Lock()
         threading.Thread(target=self._keep_alive, args=(options.alive_seconds,), daemon=True,
                          name=f"dbupdater-alive {self.label}").start()
 
@@ -417,6 +422,13 @@ class SSHTransport(StreamingTransport):
     def stream(self, command: Command, *, stdin: ByteSource | None = None, on_stdout: ByteSink,
                on_stderr: OutputHandler) -> Result:
         line, stdin_data = self.shell.render(command if stdin is None else with_streamed_stdin(command))
+        if stdin is None and "\n" not in line and self._loops is not None:
+            try:
+                loop = self._loop()
+            except paramiko.ChannelException as exc:
+                return self._overflow(exc).stream(command, on_stdout=on_stdout, on_stderr=on_stderr)
+            if loop is not None:
+                return self._in_loop(loop, command, line, stdin_data, on_stdout, on_stderr)
         try:
             channel = self.open_session()
         except paramiko.ChannelException as exc:
@@ -461,6 +473,73 @@ class SSHTransport(StreamingTransport):
         if result.ending is Ending.LOST and self._gone:
             raise TransportError(self._gone)
         return result
+
+    def _loop(self) -> SessionLoop | None:
+        """An idle persistent session, or a new one; None when this runner's shell cannot host the loop (said
+        once, then every command takes a channel of its own, as before)."""
+        with self._loops_lock:
+            if self._loops is None:
+                return None
+            if self._loops:
+                return self._loops.pop()
+        try:
+            channel = self.open_session()
+        except paramiko.ChannelException:
+            raise
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"runner {self.label} went away: {self._gone or exc}") from None
+        try:
+            return SessionLoop(channel, self._timeout)
+        except (TransportError, paramiko.SSHException, OSError, EOFError) as exc:
+            channel.close()
+            if not self._transport.is_active():
+                raise TransportError(f"runner {self.label} went away: {self._gone or exc}") from None
+            with self._loops_lock:
+                if self._loops is not None:
+                    logging.getLogger("dbupdater").warning(
+                        "runner %s: its shell cannot host the session loop (%s); a channel per command instead",
+                        self.label, exc)
+                self._loops = None
+            return None
+
+    def _in_loop(self, loop: SessionLoop, command: Command, line: str, data: bytes | None, on_stdout: ByteSink,
+                 on_stderr: OutputHandler) -> Result:
+        channel = loop.channel
+        with self._running_lock:
+            self._running[channel] = command
+        err = LineSplitter("stderr", on_stderr)
+        try:
+            try:
+                status = loop.run(line, data, on_stdout, err.feed)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                loop.usable = False
+                raise TransportError(f"runner {self.label} went away: {self._gone or exc}") from None
+            except BaseException:
+                loop.usable = False
+                self._signal(channel, Signal.KILL)  # the consumer failed: nothing may run on unread
+                raise
+            finally:
+                err.close()
+        finally:
+            with self._running_lock:
+                self._running.pop(channel, None)
+            self._release(loop)
+        if status is None:  # the session ended with the command: its exit-signal or status, or none (lost)
+            status = channel.recv_exit_status() if channel.exit_status_ready() else -1
+        result = self.shell.interpret(status)
+        if result.ending is Ending.LOST and self._gone:
+            raise TransportError(self._gone)
+        return result
+
+    def _release(self, loop: SessionLoop) -> None:
+        with self._loops_lock:
+            if loop.usable and self._loops is not None and not self._closing.is_set():
+                self._loops.append(loop)
+                return
+        if loop.usable:
+            loop.close()
+        else:
+            loop.channel.close()
 
     def _feed(self, channel: paramiko.Channel, source: ByteSource, failed: list[BaseException]) -> None:
         """Send `source` on the channel, then its end. `sendall` returns only once the runner's window took
@@ -523,7 +602,23 @@ class SSHTransport(StreamingTransport):
         self._served = True
         return channel
 
+    def _write_in_loop(self, data: bytes, remote: str, name: str) -> bool:
+        """A small file written 0600 by `cat` in a persistent session: False when there is none (take scp)."""
+        if self._loops is None or len(data) > LOOP_UPLOAD_MAX:
+            return False
+        said: list[str] = []
+        write = Command(("sh", "-c", 'umask 077 && cat > "$1"', "sh", remote)).with_stdin(data)
+        result = self.run(write, lambda _stream, line: said.append(line))
+        if not (result.exited and result.code == 0):
+            raise TransportError(f"copying {name} to {self.label} failed: {' '.join(said)[-300:] or result.ending}")
+        return True
+
     def put_stream(self, source: IO[bytes], size: int, remote: str, name: str) -> None:
+        if self._loops is not None and size <= LOOP_UPLOAD_MAX:
+            data = source.read(size)
+            if self._write_in_loop(data, remote, name):
+                return
+            source = io.BytesIO(data)  # the loop became unusable meanwhile
         try:
             with self._scp() as scp:
                 scp.putfo(source, remote, mode="0600", size=size)
@@ -544,6 +639,8 @@ class SSHTransport(StreamingTransport):
             raise TransportError(f"copying {remote} from {self.label} failed: {exc}") from None
 
     def put_bytes(self, data: bytes, remote: str) -> None:
+        if self._write_in_loop(data, remote, "a file"):
+            return
         try:
             with self._scp() as scp:
                 scp.putfo(io.BytesIO(data), remote, mode="0600")
@@ -554,6 +651,13 @@ class SSHTransport(StreamingTransport):
 
     def close(self) -> None:
         self._closing.set()
+        with self._loops_lock:
+            idle, self._loops = self._loops or [], None
+        for loop in idle:
+            loop.close()
+        deadline = time.monotonic() + 2.0  # each loop removes its directory before it exits: one round trip
+        for loop in idle:
+            loop.ended(deadline - time.monotonic())
         self._client.close()
         self._close_hops()
         if self._overflowed is not None:
@@ -607,23 +711,5 @@ def _send_whole(channel: paramiko.Channel, data: bytes | None) -> None:
 
 
 def _drain(channel: paramiko.Channel, on_stdout: ByteSink, err: LineSplitter) -> None:
-    """Read stdout and stderr as they arrive until the remote command has ended and sent everything. Nothing
-    more is read while `on_stdout` runs, and paramiko gives the runner window only for what was read: a slow
-    consumer holds the remote producer back, and at most a window's worth waits here."""
-    while True:
-        if channel.recv_ready():
-            on_stdout(channel.recv(CHUNK))
-            if channel.recv_stderr_ready():
-                err.feed(channel.recv_stderr(CHUNK))
-            continue
-        if channel.recv_stderr_ready():
-            err.feed(channel.recv_stderr(CHUNK))
-            continue
-        finished = channel.exit_status_ready() and channel.eof_received
-        if finished or channel.closed or not channel.get_transport().is_active():
-            while channel.recv_ready():
-                on_stdout(channel.recv(CHUNK))
-            while channel.recv_stderr_ready():
-                err.feed(channel.recv_stderr(CHUNK))
-            return
-        select.select([channel], [], [], 5.0)
+    """Until the remote command has ended and sent everything (see session.drain)."""
+    drain(channel, on_stdout, err.feed, lambda: False)
