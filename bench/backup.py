@@ -145,10 +145,12 @@ class Bench:
         if engine == "mysql":
             cnf = bed.runner_cnf
             connection = f"--host={bed.db_host} --port={info.mysql.port} --user={info.mysql.app_user}"
+            dump = (f"mysqldump --defaults-extra-file={cnf} --default-character-set=utf8mb4 --single-transaction "
+                    f"--quick --routines --triggers --events --hex-blob {connection} {DATABASE}")
             return {
-                "floor: mysqldump to a file on the runner":
-                    f"mysqldump --defaults-extra-file={cnf} --default-character-set=utf8mb4 --single-transaction "
-                    f"--quick --routines --triggers --events --hex-blob {connection} {DATABASE} > dump.sql",
+                "floor: mysqldump to a file on the runner": f"{dump} > dump.sql",
+                "floor, compressed as dbupdater does: mysqldump | zstd -1 -T0 to a file on the runner":
+                    f"{dump} | zstd -q -1 -T0 -c > dump.sql.zst",
                 "mydumper -t 2 on the runner":
                     f"mydumper --defaults-file={cnf} -h {bed.db_host} -P {info.mysql.port} -u "
                     f"{info.mysql.app_user} -B {DATABASE} -t 2 --trx-consistency-only -o dir",
@@ -158,6 +160,9 @@ class Bench:
         return {
             "floor: pg_dump -Fc to a file on the runner":
                 f"PGPASSFILE={pgpass} pg_dump -w -Fc {connection} --dbname={DATABASE} -f dump.pgdump",
+            "floor, as dbupdater dumps: pg_dump -Fc -Z0 | zstd -1 -T0 to a file on the runner":
+                f"PGPASSFILE={pgpass} pg_dump -w -Fc -Z0 {connection} --dbname={DATABASE} | zstd -q -1 -T0 -c "
+                "> dump.pgdump.zst",
             "pg_dump -j 2 -Fd on the runner":
                 f"PGPASSFILE={pgpass} pg_dump -w -Fd -j 2 {connection} --dbname={DATABASE} -f dir",
         }
@@ -172,14 +177,16 @@ class Bench:
             for _ in range(self.args.repeat):
                 for name, shell in self.approaches(engine).items():
                     try:
-                        seconds, out = self.on_runner(name.split(":")[0].replace(" ", "-"), shell)
+                        seconds, out = self.on_runner(f"{engine}-{len(samples)}", shell)
                         samples.setdefault(name, []).append((seconds, out, None))
                     except RuntimeError as exc:
                         log.warning("%s: %s", name, exc)
                 seconds, out, rss = self.tool(engine)
                 samples.setdefault("dbupdater backup (runner to a folder here)", []).append((seconds, out, rss))
             floor = next((statistics.median(s[0] for s in runs) for name, runs in samples.items()
-                          if name.startswith("floor")), None)
+                          if name.startswith("floor:")), None)
+            same = next((statistics.median(s[0] for s in runs) for name, runs in samples.items()
+                         if name.startswith("floor,")), None)
             for name, runs in samples.items():
                 seconds = statistics.median(s[0] for s in runs)
                 rss = [s[2] for s in runs if s[2] is not None]
@@ -187,16 +194,19 @@ class Bench:
                     "engine": engine, "database_mb": size // 1048576, "approach": name, "seconds": round(seconds, 2),
                     "output_mb": round(runs[-1][1] / 1048576, 1), "mb_per_s": round(size / 1048576 / seconds, 1),
                     "vs_floor": round(seconds / floor, 2) if floor else None,
+                    "vs_same_pipeline": round(seconds / same, 2) if same else None,
                     "controller_peak_rss_mb": round(max(rss) / 1024, 1) if rss else None,
                     "repeat": len(runs)})
 
     def report(self) -> str:
-        lines = ["| engine | database | approach | seconds | MB/s | output | x floor | controller peak RSS |",
-                 "|---|---|---|---|---|---|---|---|"]
+        lines = ["| engine | database | approach | seconds | MB/s | output | x floor | x same pipeline "
+                 "| controller peak RSS |", "|---|---|---|---|---|---|---|---|---|"]
         for r in self.results:
             rss = f"{r['controller_peak_rss_mb']} MB" if r["controller_peak_rss_mb"] else ""
-            lines.append(f"| {r['engine']} | {r['database_mb']} MB | {r['approach']} | {r['seconds']} | "
-                         f"{r['mb_per_s']} | {r['output_mb']} MB | {r['vs_floor'] or ''} | {rss} |")
+            approach = r["approach"].replace("|", "\\|")
+            lines.append(f"| {r['engine']} | {r['database_mb']} MB | {approach} | {r['seconds']} | "
+                         f"{r['mb_per_s']} | {r['output_mb']} MB | {r['vs_floor'] or ''} | "
+                         f"{r['vs_same_pipeline'] or ''} | {rss} |")
         return "\n".join(lines) + "\n"
 
 
