@@ -333,3 +333,31 @@ def test_a_cut_postgresql_restore_changes_nothing_and_is_recorded_failed(workspa
     assert fingerprint(target) == before and "made_since" in target.tables()  # rolled back, drops included
     history = target.rows("SELECT script, status FROM dbupdater_history ORDER BY id")
     assert history[-1] == [f"restore {name}", "failed"]
+
+
+def test_with_the_history_elsewhere_a_restore_makes_the_history_agree_with_the_backup(
+        workspace: Workspace, target: Target, run_tool, rig) -> None:
+    schema = f"{target.name}_meta"
+    if target.engine == "mysql":  # another database: the dump does not carry the history
+        rig.create_mysql_database(schema)
+    seed(target)
+    try:
+        workspace.row(target, workspace.script("001.sql", "CREATE TABLE first_one (id INT);\n"))
+        manifest = workspace.write()
+        assert run_tool("-f", str(manifest), "--history-schema", schema).code == 0
+        assert run_tool("backup", "-f", str(manifest), "--history-schema", schema).code == 0
+        (backup,) = backups_json(run_tool, "-f", str(manifest))["backups"]
+        assert backup["history_head"] == ["001.sql"]
+        workspace.row(target, workspace.script("002.sql", "CREATE TABLE second_one (id INT);\n"))
+        manifest = workspace.write()
+        assert run_tool("-f", str(manifest), "--history-schema", schema).code == 0
+        restored = run_tool("restore", backup["name"], "-f", str(manifest), "--history-schema", schema, "--yes")
+        assert restored.code == 0, restored.text
+        assert "second_one" not in target.tables()
+        plan = run_tool("plan", "-f", str(manifest), "--history-schema", schema)
+        assert plan.code == 0 and "1 script(s) to apply" in plan.text, plan.text
+        again = run_tool("-f", str(manifest), "--history-schema", schema)
+        assert again.code == 0 and "second_one" in target.tables(), again.text
+    finally:
+        if target.engine == "mysql":
+            rig.drop_mysql_database(schema)

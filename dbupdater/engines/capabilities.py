@@ -66,10 +66,12 @@ class Dumps(Protocol):
     dump_tool: str  # the program the dump runs (its version is recorded)
     dump_format: str  # what the bytes are, before any compression ("sql", "pg_dump custom")
 
-    def dump_command(self, db: DatabaseSpec, credentials_path: str, *, lock_table: str) -> Command:
+    def dump_command(self, db: DatabaseSpec, credentials_path: str, *, lock_table: str,
+                     history_schema: str | None = None) -> Command:
         """The dump of `db` on stdout (a consistent snapshot; routines, triggers and events included), leaving
         out the ledger's lock table (`lock_table`, its bare name, in whichever schema): a restore must never
-        overwrite the lock of the run that restores."""
+        overwrite the lock of the run that restores; and the schema `--history-schema` names, where it is
+        inside `db` (the history there is made to agree with the backup's head after a restore instead)."""
         ...
 
     def restore_command(self, db: DatabaseSpec, credentials_path: str, *, compression: str, first: str = "") -> Command:
@@ -93,8 +95,9 @@ class Cleans(Protocol):
     before the restore: the objects there; the statements dropping them then run in the restore's own session
     (`restore_command(first=...)`), in its transaction where the engine has one (PostgreSQL)."""
 
-    def objects_sql(self, lock_table: str) -> str:
-        """SQL printing one JSON row {"kind", "name"} per object of the database (the lock table excepted)."""
+    def objects_sql(self, lock_table: str, history_schema: str | None = None) -> str:
+        """SQL printing one JSON row {"kind", "name"} per object of the database (the lock table and the
+        history schema excepted)."""
         ...
 
     def drops_sql(self, objects: list[tuple[str, str]]) -> str:

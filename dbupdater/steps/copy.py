@@ -162,7 +162,8 @@ class CopyStep:
             context.on_line(stream, line)
 
         def dump() -> None:
-            command = capability.dump_command(source.db, credentials, lock_table=LOCK_TABLE)
+            command = capability.dump_command(source.db, credentials, lock_table=LOCK_TABLE,
+                                              history_schema=context.options.history_schema)
             try:
                 result = session.transport.stream(command, on_stdout=pipe.sink, on_stderr=on_stderr)
                 outcome["dump"] = result

@@ -127,7 +127,8 @@ def take_backup(row: ManifestRow, context: StepContext, store: Store, history: M
     except DbUpdaterError as exc:
         draft.status, draft.reason = Status.UNREACHABLE, f"not started: {exc}"
         return None
-    command = capability.dump_command(row.db, credentials, lock_table=LOCK_TABLE)
+    command = capability.dump_command(row.db, credentials, lock_table=LOCK_TABLE,
+                                      history_schema=context.options.history_schema)
     moment = datetime.now(timezone.utc)
     started = time.monotonic()
     sink = StoreSink(store, row, moment, capability.dump_format)

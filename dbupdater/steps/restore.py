@@ -55,7 +55,7 @@ def verify(store: Store, sidecar: Sidecar) -> str | None:
 def drops(context: StepContext, row: ManifestRow, engine: Cleans) -> str:
     """The statements dropping what the target holds (its lock table excepted), run in the restore's own session
     first: the restored database is the backup's, not the backup's beside what was made since."""
-    objects = context.deployment.channel(row).rows(engine.objects_sql(LOCK_TABLE))
+    objects = context.deployment.channel(row).rows(engine.objects_sql(LOCK_TABLE, context.options.history_schema))
     return engine.drops_sql([(str(item["kind"]), str(item["name"])) for item in objects])
 
 

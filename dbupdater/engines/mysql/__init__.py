@@ -106,7 +106,8 @@ class MySQL(Engine):
     dump_tool = "mysqldump"
     dump_format = "sql"
 
-    def dump_command(self, db: DatabaseSpec, credentials_path: str, *, lock_table: str) -> Command:
+    def dump_command(self, db: DatabaseSpec, credentials_path: str, *, lock_table: str,
+                     history_schema: str | None = None) -> Command:
         """mysqldump in one consistent snapshot (InnoDB), with routines, triggers and events, binary columns
         as hex (the dump stays text), compressed on the runner. No --databases: the dump names no database,
         so it restores into another one (`restore --into`, `copy-db`)."""
@@ -125,7 +126,7 @@ class MySQL(Engine):
     def tool_version_command(self) -> Command:
         return Command((self.dump_tool, "--version"))
 
-    def objects_sql(self, lock_table: str) -> str:
+    def objects_sql(self, lock_table: str, history_schema: str | None = None) -> str:
         # engines.capabilities.Cleans: a dump replaces only the tables and routines it holds.
         d = self.dialect
         kind = "CASE table_type WHEN 'VIEW' THEN 'VIEW' ELSE 'TABLE' END"

@@ -54,6 +54,11 @@ CONNECTION_LOST = re.compile(r"connection to server was lost|server closed the c
 WARNINGS = {"WARNING", "NOTICE", "INFO", "LOG", "DEBUG", "warning", "notice"}
 
 
+def pattern_name(name: str) -> str:
+    """A name as pg_dump's patterns read it literally: double-quoted, `"` doubled (no wildcard, no case fold)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def passfile_field(value: str) -> str:
     return value.replace("\\", "\\\\").replace(":", "\\:")
 
@@ -135,11 +140,13 @@ class PostgreSQL(Engine):
         return [f"--host={db.host}", f"--port={db.port}", f"--username={db.user}",
                 f"--dbname=dbname={conninfo_value(db.database)}"]
 
-    def dump_command(self, db: DatabaseSpec, credentials_path: str, *, lock_table: str) -> Command:
+    def dump_command(self, db: DatabaseSpec, credentials_path: str, *, lock_table: str,
+                     history_schema: str | None = None) -> Command:
         """pg_dump's custom format (restorable object by object), one snapshot, the lock table of any schema
         left out (its pattern matches `<schema>.<name>`); uncompressed by pg_dump and compressed by zstd on the
         runner instead: pg_dump's own zlib is single-threaded and 5x slower (bench/backup.py)."""
         argv = [self.dump_tool, "-w", "--format=custom", "--compress=0", f"--exclude-table=*.{lock_table}",
+                *([f"--exclude-schema={pattern_name(history_schema)}"] if history_schema else []),
                 *self._connection(db)]
         return Command(("sh", "-c", COMPRESSED_DUMP, "dbupdater-dump", *argv), env=self._env(credentials_path))
 
@@ -157,11 +164,13 @@ class PostgreSQL(Engine):
     def server_version_sql(self) -> str:
         return "current_setting('server_version')"
 
-    def objects_sql(self, lock_table: str) -> str:
-        # engines.capabilities.Cleans: what the database holds outside the system schemas and extensions.
+    def objects_sql(self, lock_table: str, history_schema: str | None = None) -> str:
+        # engines.capabilities.Cleans: what the database holds outside the system schemas, the history schema
+        # and extensions.
         d = self.dialect
         member = "EXISTS (SELECT 1 FROM pg_depend e WHERE e.objid = {0}.oid AND e.deptype = 'e')"
-        schemas = ("n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'")
+        kept = f"'pg_catalog', 'information_schema'{', ' + d.literal(history_schema) if history_schema else ''}"
+        schemas = f"n.nspname NOT IN ({kept}) AND n.nspname NOT LIKE 'pg\\_%'"
         relkind = ("CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' "
                    "WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END")
         prokind = "CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END"
