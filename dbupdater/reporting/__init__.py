@@ -1,1 +1,2 @@
-"""Reports of a run, behind one event protocol (`events`); the console is one of them."""
+"""Reports of a run: listeners of its events (`dbupdater.events`), the console, the run document and the
+notifier among them; none of them is known to the run."""
