@@ -361,3 +361,32 @@ def test_with_the_history_elsewhere_a_restore_makes_the_history_agree_with_the_b
     finally:
         if target.engine == "mysql":
             rig.drop_mysql_database(schema)
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_on_a_terminal_the_operator_types_the_database_name_having_seen_what_is_overwritten(
+        workspace: Workspace, target: Target, run_tool, info) -> None:
+    import os
+
+    import pexpect
+
+    seed(target)
+    workspace.row(target, workspace.script("001.sql", "SELECT 1;\n"))
+    manifest = workspace.write()
+    assert run_tool("backup", "-f", str(manifest)).code == 0
+    (backup,) = backups_json(run_tool, "-f", str(manifest))["backups"]
+    target.query("DELETE FROM items")
+    environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    for answer, code in (("shop", 5), (target.name, 0)):
+        argv = [str(ROOT / "remote_database_updater.py"), "restore", backup["name"], "-f", str(manifest),
+                "--known-hosts", info.known_hosts]
+        child = pexpect.spawn(sys.executable, argv, cwd=str(ROOT), env=environ, dimensions=(50, 200),
+                              encoding="utf-8", codec_errors="replace", timeout=120)
+        child.expect("will be overwritten")  # what is replaced, before the question
+        child.expect(target.name)
+        child.expect(f"Type the database's name \\({target.name}\\) to go on: ")
+        child.sendline(answer)
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == code, child.before
+        assert (target.rows("SELECT COUNT(*) FROM items") == [["0"]]) is (code != 0)

@@ -40,8 +40,8 @@ def confirm_overwrite(run: Run, args: argparse.Namespace, what: str) -> None:
         chosen = [p for p in planned if p.state.runs]
         names = {p.row.db.database for p in chosen}
         shown = "; ".join(p.action for p in chosen)
-        answer = ask(f"{what}: {shown}. Every object the backup holds is dropped and made again there; objects "
-                     "made since stay, and data written since is lost.",
+        answer = ask(f"{what}: {shown}. What the database holds now will be overwritten: its tables, views and "
+                     "routines are dropped and replaced by the backup's, and whatever was written since is lost.",
                      f"Type the database's name ({', '.join(sorted(names))}) to go on: ")
         return (answer or "").strip() in names
 
