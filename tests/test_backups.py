@@ -383,7 +383,6 @@ def test_on_a_terminal_the_operator_types_the_database_name_having_seen_what_is_
         child = pexpect.spawn(sys.executable, argv, cwd=str(ROOT), env=environ, dimensions=(50, 200),
                               encoding="utf-8", codec_errors="replace", timeout=120)
         child.expect("will be overwritten")  # what is replaced, before the question
-        child.expect(target.name)
         child.expect(f"Type the database's name \\({target.name}\\) to go on: ")
         child.sendline(answer)
         child.expect(pexpect.EOF)
