@@ -120,3 +120,31 @@ def test_a_200_mb_dump_passes_with_flat_controller_memory(workspace: Workspace, 
     assert size > 200 * 1024 * 1024, f"the dump is {size} bytes: the test proves less than it says"
     assert 0 < peak < 150 * 1024, f"controller peak RSS {peak} KiB for a {size}-byte dump"
     print(f"dump {size / 1048576:.0f} MiB, controller peak RSS {peak / 1024:.0f} MiB")
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_copy_db_of_a_large_database_streams_with_flat_memory_and_nothing_on_disk(workspace: Workspace,
+                                                                                 target: Target, info) -> None:
+    target.query("CREATE TABLE big (id INT PRIMARY KEY, a CHAR(32), b CHAR(32), c CHAR(32), d CHAR(32))")
+    target.query("INSERT INTO big SELECT seq, MD5(RAND()), MD5(RAND()), MD5(RAND()), MD5(RAND()) "
+                 "FROM seq_1_to_1200000")
+    copy = target.sibling(target.name + "_copy")
+    try:
+        workspace.row(target, workspace.script("001.sql", "SELECT 1;\n"))
+        workspace.row(copy, "001.sql", runner=2)
+        manifest = workspace.write()
+        argv = [sys.executable, str(ROOT / "remote_database_updater.py"), "copy-db", "-f", str(manifest), "--from",
+                target.name, "--to", copy.name, "--yes", "--known-hosts", info.known_hosts, "--color", "never", "-q"]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, peak_rss_kib(proc.pid))
+            time.sleep(0.05)
+        out, _ = proc.communicate()
+        assert proc.returncode == 0, out
+        assert copy.rows("CHECKSUM TABLE big")[0][1] == target.rows("CHECKSUM TABLE big")[0][1]
+        assert 0 < peak < 150 * 1024, f"controller peak RSS {peak} KiB"
+        assert not (workspace.dir / "backups").exists()  # streamed runner to runner: no copy on disk here
+        print(f"copy-db: controller peak RSS {peak / 1024:.0f} MiB")
+    finally:
+        copy.drop()
