@@ -66,9 +66,11 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(no_color=args.color == "never", force_terminal=args.color == "always" or None,
                       highlight=False, soft_wrap=True)
+    if not console.is_terminal:  # a log or a pipe: whole names, to copy into `restore`
+        console.width = 240
     table = Table(title=f"backups in {store.location}", title_justify="left")
     for column in ("target", "taken (UTC)", "size", "history head", "name"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, no_wrap=column in ("name", "taken (UTC)", "size"), overflow="fold")
     for s in sidecars:
         table.add_row(s.target, s.taken_at, human(s.size), s.head(), s.name)
     console.print(table)
