@@ -389,3 +389,18 @@ def test_on_a_terminal_the_operator_types_the_database_name_having_seen_what_is_
         child.close()
         assert child.exitstatus == code, child.before
         assert (target.rows("SELECT COUNT(*) FROM items") == [["0"]]) is (code != 0)
+
+
+@pytest.mark.parametrize("target", ["postgresql"], indirect=True)
+def test_a_tier_with_backup_before_backs_up_before_apply(workspace: Workspace, target: Target, run_tool) -> None:
+    seed(target)
+    workspace.row(target, workspace.script("001.sql", "CREATE TABLE tiered (id INT);\n"))
+    manifest = workspace.write()
+    tiers = workspace.dir / "environments.toml"
+    tiers.write_text(f'[qa]\nmanifest = "{manifest.name}"\nrecord_state = false\nbackup_before = true\n',
+                     encoding="utf-8")
+    applied = run_tool("apply", "--environment", "qa", "--config", str(tiers))
+    assert applied.code == 0, applied.text
+    (backup,) = backups_json(run_tool, "-f", str(manifest))["backups"]
+    assert backup["history_head"] == []  # taken before 001 ran
+    assert "tiered" in target.tables()
