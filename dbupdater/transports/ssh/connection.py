@@ -654,10 +654,7 @@ class SSHTransport(StreamingTransport):
         with self._loops_lock:
             idle, self._loops = self._loops or [], None
         for loop in idle:
-            loop.close()
-        deadline = time.monotonic() + 2.0  # each loop removes its directory before it exits: one round trip
-        for loop in idle:
-            loop.ended(deadline - time.monotonic())
+            loop.close()  # the loop leaves nothing on the runner: no waiting for it to end
         self._client.close()
         self._close_hops()
         if self._overflowed is not None:

@@ -185,10 +185,7 @@ class SessionLoop:
         return int(status)
 
     def close(self) -> None:
-        """The end of its input: the loop removes its directory and exits (`ended` waits for that)."""
+        """The end of its input: the loop exits."""
         self.usable = False
         with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
             self.channel.shutdown_write()
-
-    def ended(self, timeout: float) -> None:
-        self.channel.status_event.wait(max(0.0, timeout))
