@@ -314,7 +314,8 @@ class Rig:
         for index in sorted(indices):
             hosts.stop_sshd(lay, index)
         openbao.stop(lay)
-        s3.MotoS3(self.root, self.s3_port).stop()
+        # The port from rig.json (base+1 is MariaDB's): `down` may be run without the rig's --base-port.
+        s3.MotoS3(self.root, info.mysql.port + 5 if info else self.s3_port).stop()
         network.teardown(self.name)
         placeholder = DbInfo(port=0, admin_user="", admin_password="", app_user="", app_password="")
         pg_bin = prerequisites.postgres_bin_dir() or Path("/usr/lib/postgresql/15/bin")

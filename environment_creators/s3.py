@@ -78,8 +78,9 @@ class MotoS3:
         return S3Endpoint(self.url)
 
     def stop(self) -> None:
+        """The server of this rig's pid file (whatever port it was given), and any on this rig's port."""
         pid = read_pid(self.pid_file)
-        pids = [pid] if pid is not None and pid_runs(pid, self._needle()) else []
+        pids = [pid] if pid is not None and pid_runs(pid, "moto.server -H ") else []
         pids += find_pids(re.escape(self._needle()) + "( |$)")
         if pids:
             terminate(pids, timeout=10)
