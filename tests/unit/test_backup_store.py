@@ -151,3 +151,24 @@ def test_backups_lists_and_prunes_per_target(tmp_path: Path, capsys: pytest.Capt
     assert sorted(document["removed"]) == ["a--0.sql.zst", "a--1.sql.zst"]
     assert sorted(b["name"] for b in document["backups"]) == ["a--2.sql.zst", "b--0.sql.zst"]
     assert cli.main(["backups", "--backup-dir", str(tmp_path / "backups"), "--keep", "1"]) == ExitCode.USAGE
+
+
+def test_targets_are_named_as_plan_names_them_or_by_a_unique_database_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "1.sql").write_text("SELECT 1;\n")
+    (tmp_path / "m.csv").write_text(
+        "sql_runner_host,sql_runner_userid,sql_runner_password,database_type,database_host,database_userid,"
+        "database_password,port,database,sql_script_to_run\n"
+        "runner1,deploy,,MySQL,db1,app,,3306,shop,1.sql\nrunner1,deploy,,MySQL,db2,app,,3306,shop,1.sql\n"
+        "runner1,deploy,,PostgreSQL,db3,app,,5432,crm,1.sql\n")
+    manifest = str(tmp_path / "m.csv")
+    assert cli.main(["backup", "-f", manifest, "--target", "shop", "--color", "never"]) == ExitCode.USAGE
+    assert "2 targets of the manifest have this database name" in capsys.readouterr().err
+    assert cli.main(["backup", "-f", manifest, "--target", "nope", "--color", "never"]) == ExitCode.USAGE
+    assert "no target of the manifest is called that" in capsys.readouterr().err
+    assert cli.main(["copy-db", "-f", manifest, "--from", "crm", "--to", "mysql://db1:3306/shop", "--yes",
+                     "--color", "never"]) == ExitCode.USAGE
+    assert "one engine" in capsys.readouterr().err
+    assert cli.main(["restore", "x", "-f", manifest, "--backup-dir", str(tmp_path / "none"), "--yes",
+                     "--color", "never"]) == ExitCode.USAGE
+    assert "no backup 'x'" in capsys.readouterr().err
