@@ -189,13 +189,13 @@ class Bench:
                          if name.startswith("floor,")), None)
             for name, runs in samples.items():
                 seconds = statistics.median(s[0] for s in runs)
-                rss = [s[2] for s in runs if s[2] is not None]
+                peaks = [s[2] for s in runs if s[2] is not None]
                 self.results.append({
                     "engine": engine, "database_mb": size // 1048576, "approach": name, "seconds": round(seconds, 2),
                     "output_mb": round(runs[-1][1] / 1048576, 1), "mb_per_s": round(size / 1048576 / seconds, 1),
                     "vs_floor": round(seconds / floor, 2) if floor else None,
                     "vs_same_pipeline": round(seconds / same, 2) if same else None,
-                    "controller_peak_rss_mb": round(max(rss) / 1024, 1) if rss else None,
+                    "controller_peak_rss_mb": round(max(peaks) / 1024, 1) if peaks else None,
                     "repeat": len(runs)})
 
     def report(self) -> str:
