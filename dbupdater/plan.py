@@ -66,15 +66,38 @@ def plan_history(rows: Indexed, histories: Histories, step: str = "script",
     planned: list[PlannedRow] = []
     seen: dict[tuple[DbKey, str], int] = {}
     digest_of = digests or Digests()
+    restores: dict[DbKey, str | None] = {}
     for index, row in rows:
         digest = digest_of(row.script)
         entry = histories.get(row.db.key, {}).get(row.script_id)
+        if row.db.key not in restores:
+            restores[row.db.key] = failed_restore(histories.get(row.db.key, {}))
         state, detail = _state(row, digest, entry)
+        if restores[row.db.key] is not None:
+            state, detail = RowState.IN_DOUBT, str(restores[row.db.key])
         first = seen.setdefault((row.db.key, row.script_id), index)
         if first != index and state.runs:
             state, detail = RowState.APPLIED, f"runs earlier in this manifest (row {first})"
         planned.append(PlannedRow(index, row, digest, state, detail, entry, step))
     return planned
+
+
+RESTORE = "restore "  # the history's entries of restores and copies (`steps.restore`): `restore <backup>`
+
+
+def failed_restore(history: Mapping[str, Entry]) -> str | None:
+    """Why nothing may run on a target whose latest restore (or copy) failed or never finished: the database
+    may hold part of a backup and part of what was there, so neither the history nor the scripts can be
+    trusted until a restore succeeds."""
+    restores = [entry for script, entry in history.items() if script.startswith(RESTORE)]
+    if not restores:
+        return None
+    latest = max(restores, key=lambda entry: entry.id)
+    if latest.status == SUCCESS:
+        return None
+    return (f"its latest restore did not succeed ({latest.script[len(RESTORE):]}: {latest.describe()}"
+            f"{': ' + latest.note if latest.note else ''}): the database may be partly restored; restore a "
+            "backup again (a restore that succeeds clears this)")
 
 
 def every_row(rows: Indexed, step: str = "exec", digests: Digests | None = None) -> list[PlannedRow]:

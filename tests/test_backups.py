@@ -312,6 +312,9 @@ def test_a_restore_that_fails_half_way_is_reported_and_recorded_failed(workspace
     assert "restored_half" in target.tables() and "never" not in target.tables()
     history = target.rows("SELECT script, status FROM dbupdater_history ORDER BY id")
     assert history[-1] == [f"restore {name}", "failed"]
+    # Nothing runs on a database that may be partly restored, until a restore succeeds.
+    refused = run_tool("-f", str(manifest))
+    assert refused.code == 5 and "in doubt" in refused.out, refused.text
 
     # A backup whose bytes changed after it was taken is refused before anything is touched.
     (folder / real["name"]).write_bytes((folder / real["name"]).read_bytes()[:-1] + b"!")

@@ -29,13 +29,13 @@ from ..model.errors import DbUpdaterError
 from ..model.outcome import Outcome, Status
 from ..model.secret import redact
 from ..model.specs import ManifestRow
-from ..plan import PlannedRow, RowState
+from ..plan import RESTORE, PlannedRow, RowState
 from ..transports import TransportError
 from ..transports.base import LineSplitter
 from .draft import Draft
 from .dump import KEEP_ERRORS, dumper
 
-PREFIX = "restore "
+PREFIX = RESTORE  # the history entry of a restore: `restore <backup name>` (plan reads it)
 
 
 def verify(store: Store, sidecar: Sidecar) -> str | None:
