@@ -41,16 +41,6 @@ def test_failure_in_second_of_three_halts(workspace: Workspace, target: Target, 
     assert "1 applied, 1 failed, 1 not run" in result.out
 
 
-def test_warning_only_script_succeeds_and_shows_warnings(workspace: Workspace, target: Target, run_tool) -> None:
-    workspace.row(target, workspace.script("warn.sql", target.warning() + "\nCREATE TABLE after_warning (id INT);\n"))
-    result = run_tool("-f", str(workspace.write()))
-    assert result.code == 0, result.text
-    assert "after_warning" in target.tables()
-    assert "warning:" in result.out
-    expected = "Division by 0" if target.engine == "mysql" else "WARNING:  heads up"
-    assert expected in result.out
-
-
 def test_unexpected_stderr_fails_the_script(workspace: Workspace, target: Target, run_tool) -> None:
     script = "CREATE TABLE before_noise (id INT);\n" + target.stderr_line("something-unexpected")
     workspace.row(target, workspace.script("noise.sql", script))

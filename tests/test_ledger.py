@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-from dbupdater.checksum import checksum
 from dbupdater.execution import liveness
 
 from .conftest import HEADER, ROOT, Target, Workspace
@@ -43,34 +42,6 @@ def client_pids(database: str) -> list[int]:
     pattern = f"(--show-warnings .*--database={database}$|dbname='{database}' .*-f \\S+/[0-9]{{5}}-)"
     out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
     return [int(pid) for pid in out.split()]
-
-
-def test_rerun_skips_applied_scripts(workspace: Workspace, target: Target, run_tool) -> None:
-    workspace.row(target, workspace.script("001.sql", "CREATE TABLE once (id INT);\n"))
-    workspace.row(target, workspace.script("002.sql", "INSERT INTO once VALUES (1);\n"))
-    path = workspace.write()
-    assert run_tool("-f", str(path)).code == 0
-    again = run_tool("-f", str(path))
-    assert again.code == 0, again.text
-    assert "2 skipped" in again.out and "already applied" in again.out
-    assert target.rows("SELECT COUNT(*) FROM once") == [["1"]]
-    assert history(target) == [["001.sql", "success"], ["002.sql", "success"]]
-
-
-def test_edit_is_drift_and_stops_everything(workspace: Workspace, target: Target, run_tool) -> None:
-    workspace.row(target, workspace.script("001.sql", "CREATE TABLE drift_a (id INT);\n"))
-    assert run_tool("-f", str(workspace.write())).code == 0
-    before = checksum(workspace.dir / "001.sql")
-    workspace.script("001.sql", "CREATE TABLE drift_a (id INT, extra INT);\n")
-    after = checksum(workspace.dir / "001.sql")
-    # A new script listed *before* the drifted one must not run either: the check comes before anything runs.
-    workspace.rows.insert(0, dict(workspace.rows[0], sql_script_to_run=workspace.script(
-        "000.sql", "CREATE TABLE must_not_run (id INT);\n")))
-    result = run_tool("-f", str(workspace.write()))
-    assert result.code == 5, result.text
-    assert "drifted" in result.out and "must not change" in result.out
-    assert before in result.out and after in result.out  # both checksums, in full
-    assert "must_not_run" not in target.tables()
 
 
 @pytest.mark.parametrize("change", ["crlf", "bom"])
@@ -127,20 +98,6 @@ def test_killed_client_leaves_target_in_doubt_until_resolved(workspace: Workspac
     after = run_tool("-f", str(workspace.dir / "manifest.csv"))
     assert after.code == 0, after.text
     assert "next_one" in target.tables() and "after_sleep" not in target.tables()  # marked applied: not re-run
-
-
-def test_resolve_rerun_runs_the_script_again(workspace: Workspace, target: Target, run_tool) -> None:
-    name = workspace.script("flaky.sql", "CREATE TABLE flaky (id INT);\nSELEC broken;\n")
-    workspace.row(target, name)
-    path = workspace.write()
-    assert run_tool("-f", str(path)).code == 1
-    assert run_tool("-f", str(path)).code == 5
-    target.query("DROP TABLE flaky")  # the operator undoes the partial effect
-    workspace.script(name, "CREATE TABLE flaky (id INT);\n")  # and fixes the script
-    assert run_tool("resolve", "-f", str(path), "--all", "--mark", "rerun").code == 0
-    result = run_tool("-f", str(path))
-    assert result.code == 0, result.text
-    assert [row[1] for row in history(target)] == ["rerun", "success"]
 
 
 def test_resolve_with_nothing_in_doubt_is_a_usage_error(workspace: Workspace, target: Target, run_tool) -> None:
@@ -206,15 +163,6 @@ def test_lock_of_a_killed_run_is_taken_over_after_its_lease(workspace: Workspace
         assert time.monotonic() - started < (8 if proof else 20)
     finally:
         other.drop()
-
-
-def test_plan_executes_nothing(workspace: Workspace, target: Target, run_tool) -> None:
-    workspace.row(target, workspace.script("001.sql", "CREATE TABLE planned_only (id INT);\n"))
-    path = workspace.write()
-    result = run_tool("plan", "-f", str(path))
-    assert result.code == 0, result.text
-    assert "pending" in result.out and "nothing was executed" in result.out
-    assert target.tables() == set(), "plan created something: not even the history table may appear"
 
 
 def test_plan_reports_unreachable_database(workspace: Workspace, target: Target, run_tool) -> None:
