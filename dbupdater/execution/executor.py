@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -202,7 +203,9 @@ class Executor:
         context = StepContext(self.deployment, self.options,
                               lambda stream, line: self.reporter.handle(OutputLine(begun, stream, line)), self.ask,
                               self.approved)
-        outcome = self.kind_of(p).run(p, context)
+        began = time.monotonic()
+        # The walk times every step, whatever its kind: a kind says what happened, not how long it took.
+        outcome = self.kind_of(p).run(p, context).but(seconds=time.monotonic() - began)
         with self._guard:
             self.outcomes[position] = outcome
         if self.left is not None:

@@ -7,7 +7,6 @@ checksummed like a script, so an edited command is drift, and its undo script's 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from ..checksum import VERSION
@@ -46,11 +45,7 @@ class CommandStep:
 
     def run(self, planned: PlannedRow, context: StepContext) -> Outcome:
         draft = Draft(planned.index, planned.row, self.name)
-        started = time.monotonic()
-        try:
-            self._run(planned, context, draft)
-        finally:
-            draft.seconds = time.monotonic() - started
+        self._run(planned, context, draft)
         return draft.outcome()
 
     def _run(self, p: PlannedRow, context: StepContext, draft: Draft) -> None:

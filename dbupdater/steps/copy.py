@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import queue
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 
@@ -132,11 +131,7 @@ class CopyStep:
 
     def run(self, planned: PlannedRow, context: StepContext) -> Outcome:
         draft = Draft(planned.index, planned.row, self.name)
-        started = time.monotonic()
-        try:
-            self._copy(planned, context, draft)
-        finally:
-            draft.seconds = time.monotonic() - started
+        self._copy(planned, context, draft)
         return draft.outcome()
 
     def _copy(self, p: PlannedRow, context: StepContext, draft: Draft) -> None:

@@ -11,7 +11,8 @@ from ..model.specs import ManifestRow
 @dataclass
 class Draft:
     """Filled in as the step goes (the client's exit code, its judged output, the ledger's answers); no one
-    outside the step sees it before `outcome()` freezes it."""
+    outside the step sees it before `outcome()` freezes it. How long it took is the walk's to say: the
+    executor times every step, whatever its kind."""
 
     index: int
     row: ManifestRow
@@ -19,12 +20,11 @@ class Draft:
     status: Status = Status.NOT_RUN
     reason: str = ""
     exit_code: int | None = None
-    seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stdout_tail: list[str] = field(default_factory=list)
     timed_out: bool = False
 
     def outcome(self) -> Outcome:
-        return Outcome(self.index, self.row, self.status, self.reason, self.exit_code, self.seconds,
+        return Outcome(self.index, self.row, self.status, self.reason, self.exit_code, 0.0,
                        tuple(self.warnings), tuple(self.errors), tuple(self.stdout_tail), self.timed_out, self.step)

@@ -221,15 +221,11 @@ class DumpStep:
     def run(self, planned: PlannedRow, context: StepContext) -> Outcome:
         row = planned.row
         draft = Draft(planned.index, row, self.name)
-        started = time.monotonic()
-        try:
-            sidecar = take_backup(row, context, self.store, self.histories.get(row.db.key, {}), draft)
-            if sidecar is not None:
-                with self._lock:
-                    self.taken.append(sidecar)
-                draft.status, draft.reason = Status.APPLIED, said(sidecar, self.store)
-        finally:
-            draft.seconds = time.monotonic() - started
+        sidecar = take_backup(row, context, self.store, self.histories.get(row.db.key, {}), draft)
+        if sidecar is not None:
+            with self._lock:
+                self.taken.append(sidecar)
+            draft.status, draft.reason = Status.APPLIED, said(sidecar, self.store)
         return draft.outcome()
 
 
@@ -259,10 +255,8 @@ class BackupFirst:
             self.state.done.add(row.db.key)
         if first:
             draft = Draft(planned.index, row, self.name)
-            started = time.monotonic()
             sidecar = take_backup(row, context, self.store, self.state.histories.get(row.db.key, {}), draft)
             if sidecar is None:
-                draft.seconds = time.monotonic() - started
                 if draft.status is not Status.INTERRUPTED:
                     draft.status = Status.FAILED if draft.status is not Status.UNREACHABLE else draft.status
                 draft.reason = f"not started: the backup before it failed ({draft.reason})"

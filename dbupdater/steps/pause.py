@@ -9,7 +9,6 @@ reports only, so the next run asks again.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from ..checksum import VERSION
@@ -51,7 +50,6 @@ class PauseStep:
     def run(self, planned: PlannedRow, context: StepContext) -> Outcome:
         row = planned.row
         draft = Draft(planned.index, row, self.name)
-        started = time.monotonic()
         text = message(row)
         where = f"pause {row.script_label} before the next step on {row.db.target_label}"
         if context.ask is None and context.approved is not None:
@@ -66,7 +64,6 @@ class PauseStep:
                             "stops here, before anything after it. Run it on a terminal to answer")
             return draft.outcome()
         answer = context.ask(f"{where}:\n{text}" if text else f"{where}.", "Enter continues; anything else stops: ")
-        draft.seconds = time.monotonic() - started
         if answer is None or answer.strip():
             said = "no answer (end of input)" if answer is None else f"the operator answered {answer.strip()[:40]!r}"
             draft.status = Status.REFUSED

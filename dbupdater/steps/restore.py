@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ..backups import Sidecar, Store
@@ -180,11 +179,7 @@ class RestoreStep:
     def run(self, planned: PlannedRow, context: StepContext) -> Outcome:
         row = planned.row
         draft = Draft(planned.index, row, self.name)
-        started = time.monotonic()
-        try:
-            self._restore(planned, context, draft)
-        finally:
-            draft.seconds = time.monotonic() - started
+        self._restore(planned, context, draft)
         return draft.outcome()
 
     def _restore(self, p: PlannedRow, context: StepContext, draft: Draft) -> None:

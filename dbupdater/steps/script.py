@@ -8,7 +8,6 @@ runs the same script judged the same way, with nothing read from or written to t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from ..checksum import VERSION
@@ -60,15 +59,11 @@ class ScriptStep:
 
     def run(self, planned: PlannedRow, context: StepContext) -> Outcome:
         draft = Draft(planned.index, planned.row, self.name)
-        started = time.monotonic()
-        try:
-            self._apply(planned, context, draft)
-            if draft.status is Status.APPLIED and planned.row.undo is not None:
-                self.undo.record(planned, context, draft)
-            if draft.status is Status.APPLIED and planned.row.verify is not None:
-                self.verifier.after(planned, context, draft)
-        finally:
-            draft.seconds = time.monotonic() - started
+        self._apply(planned, context, draft)
+        if draft.status is Status.APPLIED and planned.row.undo is not None:
+            self.undo.record(planned, context, draft)
+        if draft.status is Status.APPLIED and planned.row.verify is not None:
+            self.verifier.after(planned, context, draft)
         return draft.outcome()
 
     def _apply(self, p: PlannedRow, context: StepContext, draft: Draft) -> None:
@@ -76,7 +71,6 @@ class ScriptStep:
         if row.blank:
             self._blank(p, context, draft)
             return
-        started = time.monotonic()
         before = ""
         try:
             ledger = deployment.ledger(row)
@@ -93,12 +87,9 @@ class ScriptStep:
         except DbUpdaterError as exc:
             refused(ledger, p, draft, f"not started: {exc}", [str(exc)])
             return
-        try:
-            began = run_script(on, row, draft, single, before, context.on_line,
-                               row.script_timeout or options.script_timeout,
-                               STOP_OUTRIGHT if ledger.ends_sessions else CANCEL_FIRST)
-        finally:
-            draft.seconds = time.monotonic() - started
+        began = run_script(on, row, draft, single, before, context.on_line,
+                           row.script_timeout or options.script_timeout,
+                           STOP_OUTRIGHT if ledger.ends_sessions else CANCEL_FIRST)
         cancelled = deployment.cancelled and draft.status is Status.FAILED
         if before and began:
             ledger.running_recorded(all_checked=on.engine.before_checked)
@@ -163,20 +154,15 @@ class ExecStep:
         if row.blank:
             draft.status, draft.reason = Status.APPLIED, "blank script: nothing to run; no client was started"
             return draft.outcome()
-        started = time.monotonic()
         try:
             on = ready(context.deployment, row)
         except DbUpdaterError as exc:
             draft.status, draft.reason = Status.UNREACHABLE, f"not started: {exc}"
             return draft.outcome()
-        try:
-            run_script(on, row, draft, single_transaction(row, context.options, on.engine), "", context.on_line,
-                       row.script_timeout or context.options.script_timeout)
-        finally:
-            draft.seconds = time.monotonic() - started
+        run_script(on, row, draft, single_transaction(row, context.options, on.engine), "", context.on_line,
+                   row.script_timeout or context.options.script_timeout)
         if context.deployment.cancelled and draft.status is Status.FAILED:
             interrupted(draft)
         if draft.status is Status.APPLIED and row.verify is not None:
             self.verifier.after(planned, context, draft, record=False)
-            draft.seconds = time.monotonic() - started
         return draft.outcome()

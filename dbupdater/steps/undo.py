@@ -13,7 +13,6 @@ saying which.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Sequence
 
 from ..checksum import VERSION
@@ -141,16 +140,12 @@ class UndoStep:
     def run(self, planned: PlannedRow, context: StepContext) -> Outcome:
         row = planned.row
         draft = Draft(planned.index, row, self.name)
-        started = time.monotonic()
-        try:
-            if row.undo is None:
-                draft.status = Status.REFUSED
-                draft.reason = (f"{row.script_label} has no undo script: the revert of {row.db.target_label} stops "
-                                "before it; it and every change applied before it stay applied")
-            else:
-                self._undo(planned, context, draft)
-        finally:
-            draft.seconds = time.monotonic() - started
+        if row.undo is None:
+            draft.status = Status.REFUSED
+            draft.reason = (f"{row.script_label} has no undo script: the revert of {row.db.target_label} stops "
+                            "before it; it and every change applied before it stay applied")
+        else:
+            self._undo(planned, context, draft)
         return draft.outcome()
 
     def _undo(self, p: PlannedRow, context: StepContext, draft: Draft) -> None:

@@ -16,7 +16,6 @@ import dataclasses
 import re
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,11 +256,7 @@ class VerifyStep:
 
     def run(self, planned: PlannedRow, context: StepContext) -> Outcome:
         draft = Draft(planned.index, planned.row, self.name)
-        started = time.monotonic()
-        try:
-            self.verifier.verify(planned.row, context, draft, context.on_line)
-        finally:
-            draft.seconds = time.monotonic() - started
+        self.verifier.verify(planned.row, context, draft, context.on_line)
         if draft.status is Status.APPLIED:
             draft.reason = f"verified by {planned.row.verify_id}"
         return draft.outcome()
