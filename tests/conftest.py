@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import glob
 import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -242,3 +244,36 @@ def _redactor_per_test() -> Iterator[None]:
 def s3(rig):  # type: ignore[no-untyped-def]
     """The rig's S3-compatible server (moto's, started on first use): the AWS environment that reaches it."""
     return rig.s3().env()
+
+
+def process_texts() -> list[str]:
+    """The command line and environment of every process on the machine (runners share our PID space)."""
+    texts = []
+    for proc in glob.glob("/proc/[0-9]*"):
+        for name in ("cmdline", "environ"):
+            try:
+                texts.append(Path(proc, name).read_bytes().replace(b"\0", b" ").decode("utf-8", "replace"))
+            except OSError:
+                continue
+    return texts
+
+
+def run_sampled(argv: list[str], secrets: list[str], seen: Callable[[str], bool], *, deadline: float = 90.0,
+                interval: float = 0.1) -> tuple[int, str, int]:
+    """Run the tool while every process's argv and environment is read every `interval` s: no secret may
+    appear there, nor in its output. Returns its exit code, its output, and how many samples caught something
+    `seen` names (the client or command the check is about): none means the sampling proved nothing."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    caught = 0
+    ends = time.monotonic() + deadline
+    while proc.poll() is None and time.monotonic() < ends:
+        texts = process_texts()
+        caught += any(seen(text) for text in texts)
+        for text in texts:
+            for secret in secrets:
+                assert secret not in text, "a password is visible in a process's argv or environment"
+        time.sleep(interval)
+    out, _ = proc.communicate(timeout=60)
+    for secret in secrets:
+        assert secret not in out, "a password is in the tool's output"
+    return proc.returncode, out, caught

@@ -14,42 +14,19 @@ from pathlib import Path
 import pytest
 
 from .adversarial.support import private_dirs
-from .conftest import HEADER, ROOT, Target, Workspace, secret_values
+from .conftest import HEADER, ROOT, Target, Workspace, run_sampled, secret_values
 from .test_notify import server  # noqa: F401  (the fixture: a real HTTP server on 127.0.0.1)
-
-
-def _process_texts() -> list[str]:
-    """The command line and environment of every process on the machine (runners share our PID space)."""
-    texts = []
-    for proc in glob.glob("/proc/[0-9]*"):
-        for name in ("cmdline", "environ"):
-            try:
-                texts.append(Path(proc, name).read_bytes().replace(b"\0", b" ").decode("utf-8", "replace"))
-            except OSError:
-                continue
-    return texts
 
 
 def test_no_secret_in_any_process_while_a_script_runs(workspace: Workspace, target: Target, info) -> None:
     workspace.row(target, workspace.script("slow.sql", target.sleep(4) + "\nCREATE TABLE slept (id INT);\n"))
     argv = [sys.executable, str(ROOT / "remote_database_updater.py"), "-f", str(workspace.write()),
             "--known-hosts", info.known_hosts, "--color", "never"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    secrets = secret_values(info)
-    seen_client = False
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and time.monotonic() < deadline:
-        texts = _process_texts()
-        seen_client = seen_client or any(("--defaults-extra-file" in t or "PGPASSFILE" in t) for t in texts)
-        for text in texts:
-            for secret in secrets:
-                assert secret not in text, "a password is visible in a process's argv or environment"
-        time.sleep(0.1)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, out
-    assert seen_client, "the native client was never observed running; the check proved nothing"
-    for secret in secrets:
-        assert secret not in out
+    code, out, clients = run_sampled(argv, secret_values(info),
+                                     lambda text: "--defaults-extra-file" in text or "PGPASSFILE" in text,
+                                     deadline=60)
+    assert code == 0, out
+    assert clients, "the native client was never observed running; the check proved nothing"
     assert "slept" in target.tables()
 
 

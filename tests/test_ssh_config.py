@@ -12,7 +12,6 @@ import argparse
 import getpass
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,8 +21,7 @@ from dbupdater.model.secret import Secret
 from dbupdater.model.specs import RunnerSpec
 from dbupdater.transports import HostKeyRefused, TransportError, registry
 
-from .conftest import HEADER, ROOT, Target, Workspace, secret_values
-from .test_security import _process_texts
+from .conftest import HEADER, ROOT, Target, Workspace, run_sampled, secret_values
 
 
 def _config(tmp_path: Path, text: str) -> Path:
@@ -199,18 +197,7 @@ def test_apply_through_the_bastion_with_no_secret_in_any_process(bastion, worksp
     manifest = workspace.write(header=[*HEADER, "ssh_jump"])
     argv = [sys.executable, str(ROOT / "remote_database_updater.py"), "-f", str(manifest), "--known-hosts",
             str(bastion.known_hosts), "--ssh-config", str(config), "--color", "never"]
-    secrets = secret_values(info)
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    clients = 0  # samples that caught the native client running: the check proved something
-    for _ in range(900):
-        if proc.poll() is not None:
-            break
-        sampled = _process_texts()
-        clients += any("--defaults-extra-file" in text or "PGPASSFILE" in text for text in sampled)
-        assert not [text for text in sampled if any(secret in text for secret in secrets)], \
-            "a password is visible in a process's argv or environment"
-        time.sleep(0.1)
-    out, _ = proc.communicate(timeout=60)
-    assert (proc.returncode, bool(clients)) == (0, True), out
-    assert not [secret for secret in secrets if secret in out]
+    code, out, clients = run_sampled(argv, secret_values(info),
+                                     lambda text: "--defaults-extra-file" in text or "PGPASSFILE" in text)
+    assert (code, bool(clients)) == (0, True), out  # clients: samples that caught the native client running
     assert {"through_bastion", "slept"} <= target.tables()

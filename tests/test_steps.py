@@ -4,15 +4,12 @@ and a pause for the operator (a pseudo-terminal answers; a pipe cannot)."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 
 import pexpect
 import pytest
 
-from .conftest import HEADER, ROOT, Target, Workspace, secret_values
-from .test_security import _process_texts
+from .conftest import HEADER, ROOT, Target, Workspace, run_sampled, secret_values
 
 STEP_HEADER = [*HEADER, "step"]
 
@@ -68,19 +65,9 @@ def test_no_password_in_any_process_while_a_command_step_runs(workspace: Workspa
                                                         ">/dev/null\n"), step="command")
     argv = [sys.executable, str(ROOT / "remote_database_updater.py"), "-f", str(workspace.write(header=STEP_HEADER)),
             "--known-hosts", info.known_hosts, "--color", "never"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    secrets = secret_values(info)
-    seen = False
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and time.monotonic() < deadline:
-        texts = _process_texts()
-        seen = seen or any("DBUPDATER_TARGET_FILE" in text and "slow.sh" in text for text in texts)
-        for text in texts:
-            for secret in secrets:
-                assert secret not in text, "a password is visible in a process's argv or environment"
-        time.sleep(0.1)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, out
+    code, out, seen = run_sampled(argv, secret_values(info),
+                                  lambda text: "DBUPDATER_TARGET_FILE" in text and "slow.sh" in text, deadline=60)
+    assert code == 0, out
     assert seen, "the command was never observed running; the check proved nothing"
 
 
