@@ -1,0 +1,160 @@
+"""What a cross-engine copy knows: the source's catalog as read, and the plan the translation makes of it.
+
+Plain frozen values (text in, text out), so the translation can be reviewed in a file, tested without a server,
+and handed to the step that streams, the follower and the report alike. See docs/mysql-to-postgresql.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SourceColumn:
+    name: str
+    position: int
+    data_type: str  # information_schema DATA_TYPE, lower case: "int", "varchar", "enum", "geometry"
+    column_type: str  # COLUMN_TYPE, whole: "int(10) unsigned", "enum('a','b')", "decimal(5,2)"
+    nullable: bool
+    default: str | None  # COLUMN_DEFAULT as MariaDB reports it (quoted literals, NULL, current_timestamp())
+    extra: str = ""  # EXTRA: "auto_increment", "on update current_timestamp()", "VIRTUAL GENERATED", ...
+    generation_expression: str | None = None
+    charset: str | None = None
+    collation: str | None = None
+    char_length: int | None = None
+    numeric_precision: int | None = None
+    numeric_scale: int | None = None
+    datetime_precision: int | None = None
+    comment: str = ""
+    is_json: bool = False  # MariaDB's JSON is LONGTEXT with a json_valid CHECK: read from the checks
+
+    @property
+    def unsigned(self) -> bool:
+        return "unsigned" in self.column_type.lower()
+
+    @property
+    def auto_increment(self) -> bool:
+        return "auto_increment" in self.extra.lower()
+
+    @property
+    def generated(self) -> bool:
+        return "generated" in self.extra.lower() and bool(self.generation_expression)
+
+
+@dataclass(frozen=True)
+class SourceIndex:
+    name: str
+    unique: bool
+    columns: tuple[tuple[str, int | None], ...]  # (column, prefix length or None), in order
+    kind: str = "BTREE"  # INDEX_TYPE: BTREE, HASH, FULLTEXT, SPATIAL
+
+
+@dataclass(frozen=True)
+class SourceForeignKey:
+    name: str
+    columns: tuple[str, ...]
+    referenced_table: str
+    referenced_columns: tuple[str, ...]
+    on_update: str = "RESTRICT"
+    on_delete: str = "RESTRICT"
+    referenced_schema: str | None = None  # None: the same database
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    name: str
+    columns: tuple[SourceColumn, ...]
+    primary_key: tuple[str, ...] = ()
+    indexes: tuple[SourceIndex, ...] = ()  # the primary key excluded
+    foreign_keys: tuple[SourceForeignKey, ...] = ()
+    comment: str = ""
+    engine: str = ""
+    charset: str | None = None
+    rows_estimate: int = 0
+    auto_increment: int | None = None  # the table's AUTO_INCREMENT counter
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    """A view, routine, trigger or event: listed as not translated, its MySQL DDL saved for a person."""
+
+    kind: str  # "view", "procedure", "function", "trigger", "event"
+    name: str
+    ddl: str
+    table: str | None = None  # a trigger's table
+
+
+@dataclass(frozen=True)
+class SourceSchema:
+    database: str
+    tables: tuple[SourceTable, ...]
+    objects: tuple[SourceObject, ...] = ()
+    server_version: str = ""
+
+    def table(self, name: str) -> SourceTable:
+        for table in self.tables:
+            if table.name == name:
+                return table
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    source: SourceColumn
+    name: str  # the PostgreSQL column name (unquoted)
+    target_type: str  # PostgreSQL DDL type: "integer", "numeric(20,0)", "\"film_rating\"", "\"film_sf\"[]"
+    field_sql: str  # MySQL expression: the value as one field of COPY text (escaped; '\N' for NULL)
+    source_canonical: str  # MySQL expression: the canonical text of the value (NULL stays NULL)
+    target_canonical: str  # PostgreSQL expression: the same canonical text from the copied value
+    invalid_sql: str | None = None  # MySQL predicate: true when the value cannot be carried
+    invalid_reason: str = ""  # words for the discarded-rows table ("zero date in column x")
+    notes: tuple[str, ...] = ()  # what is not carried of this column, in words
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    source: SourceTable
+    schema: str  # the PostgreSQL schema (unquoted)
+    name: str
+    columns: tuple[ColumnPlan, ...]
+    create_sql: str  # CREATE TABLE (no keys, no indexes: they come after the load), CHECKs included
+    after_load_sql: tuple[str, ...]  # primary key, unique keys, indexes, identity restart, comments
+    foreign_keys_sql: tuple[str, ...]  # ALTER TABLE ... ADD CONSTRAINT ... NOT VALID (after every table loads)
+    validate_sql: tuple[str, ...]  # ALTER TABLE ... VALIDATE CONSTRAINT
+    rows_sql: str  # MySQL SELECT: one COPY text line per carried row
+    discarded_sql: str  # MySQL SELECT: one COPY text line of dbupdater_copy.discarded_rows per row not carried
+    source_checksum_sql: str  # MySQL SELECT: "<count>\t<sum>" over the carried rows
+    target_checksum_sql: str  # PostgreSQL SELECT: "<count>\t<sum>" over the table
+    copy_sql: str  # PostgreSQL: COPY "schema"."table" ("c1", ...) FROM STDIN
+    followable: bool = True
+    not_followed_reason: str = ""
+    notes: tuple[str, ...] = ()  # what is not carried of this table, in words
+    ddl_sha256: str = ""  # of create_sql + after_load_sql: a rerun skips a loaded table only when it is unchanged
+
+    @property
+    def qualified(self) -> str:
+        return f'"{self.schema}"."{self.name}"'
+
+
+@dataclass(frozen=True)
+class ConversionPlan:
+    source: SourceSchema
+    schema: str
+    types_sql: tuple[str, ...]  # CREATE TYPE ... AS ENUM
+    tables: tuple[TablePlan, ...]
+    not_translated: tuple[SourceObject, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def table(self, name: str) -> TablePlan:
+        for table in self.tables:
+            if table.source.name == name:
+                return table
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class TranslationOptions:
+    schema: str | None = None  # None: the source database's name
+    tables: tuple[str, ...] = ()  # only these (empty: all); names or fnmatch patterns
+    exclude: tuple[str, ...] = ()
+    zero_dates: str = "discard"  # or "null"
