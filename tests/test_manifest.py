@@ -33,7 +33,8 @@ def test_good_manifest_parses_into_typed_rows(tmp_path: Path) -> None:
     path = write(tmp_path, f"{HEADER}\n{GOOD}\nrunner1,deploy,pw,postgres,db2,app,dbpw,5432,shop,s2.sql\n")
     loaded = manifest.load(path)
     first, second = loaded.rows
-    assert (first.line, first.db.engine, first.db.port, first.runner.port) == (2, "mysql", 3306, 22)
+    # runner port 0: none given, the SSH config's Port (else 22) applies when it connects
+    assert (first.line, first.db.engine, first.db.port, first.runner.port) == (2, "mysql", 3306, 0)
     assert second.db.engine == "postgresql"
     assert first.script == tmp_path / "s1.sql"
     assert first.runner == second.runner, "rows on the same runner share one connection"

@@ -1,15 +1,21 @@
 """OpenSSH client configuration and jump hosts.
 
 Offline: how a route is resolved from an ssh_config file (paramiko's reader) and a row's cells, the manifest
-winning. On the rig (netns mode): a runner whose sshd only the rig's bastion can reach, used by its alias with
-the config's key (no password anywhere), one and two hops, the `ssh_jump` column, a changed or unknown bastion
-host key refused, and no secret in any process's argv or environment while a script runs through the bastion.
+winning, OpenSSH's defaults (port 22, the local user) where neither says. On the rig: a runner on another port
+reached by an alias whose port, user and key are only in the config (the row's user, port, password and key
+cells empty), a row whose key comes from ssh-agent, and (netns mode) a runner whose sshd only the rig's bastion
+can reach, used by its alias with the config's key (no password anywhere), one and two hops, the `ssh_jump`
+column, a changed or unknown bastion host key refused, and no secret in any process's argv or environment while a
+script runs through the bastion.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +28,7 @@ from dbupdater.model.specs import RunnerSpec
 from dbupdater.transports import HostKeyRefused, TransportError, registry
 
 from .conftest import HEADER, ROOT, Target, Workspace, run_sampled, secret_values
+from .test_channels import limited_runner  # noqa: F401  (the fixture: a second sshd beside runner 1)
 
 
 def _config(tmp_path: Path, text: str) -> Path:
@@ -66,7 +73,7 @@ def test_an_alias_takes_hostname_user_port_key_and_jumps_from_the_config(tmp_pat
     # gate's own ProxyJump goes before it, as `ssh -J gate` would chain it; outer is checked under its alias
     assert [(hop.host, hop.port, hop.user) for hop in route.jumps] == [
         ("outer.example.net", 2200, getpass.getuser()), ("gate.example.net", 22, "jumper")]
-    assert route.jumps[0].known_as == "[outer-key]:2200"
+    assert route.jumps[0].known_as == "outer-key"  # an alias is looked up as written, port or not (as OpenSSH)
     assert route.target.known_as == "[10.9.0.5]:2222"
 
 
@@ -80,6 +87,16 @@ def test_the_manifest_wins_over_the_config(tmp_path: Path) -> None:
     assert resolve("db-one", None, "alice", "none", config).jumps == ()
     plain = resolve("10.1.2.3", None, "carol", "", config)
     assert (plain.target.host, plain.target.port, plain.jumps, plain.connect_timeout) == ("10.1.2.3", 22, (), None)
+    # A row's explicit port 22 is the manifest's and wins over the config's Port, as `ssh -p 22` does.
+    assert resolve("db-one", 22, "", "none", config).target.port == 22
+
+
+def test_what_neither_the_row_nor_the_config_says_is_openssh_default(tmp_path: Path) -> None:
+    from dbupdater.transports.ssh.config import resolve
+
+    route = resolve("10.1.2.3", None, "", "", _config(tmp_path, CONFIG))
+    assert (route.target.port, route.target.user) == (22, getpass.getuser())
+    assert resolve("db-two", None, "", "", Path("none")).target.user == getpass.getuser()
 
 
 def test_jump_loops_and_unreadable_hops_are_errors(tmp_path: Path) -> None:
@@ -201,3 +218,60 @@ def test_apply_through_the_bastion_with_no_secret_in_any_process(bastion, worksp
                                      lambda text: "--defaults-extra-file" in text or "PGPASSFILE" in text)
     assert (code, bool(clients)) == (0, True), out  # clients: samples that caught the native client running
     assert {"through_bastion", "slept"} <= target.tables()
+
+
+# --- on the rig: user and port only in the config, a key only in the agent --------------------------------------
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_a_runner_by_alias_with_port_user_and_key_only_in_the_config(workspace: Workspace, target: Target, info,
+                                                                    limited_runner, run_tool,  # noqa: F811
+                                                                    tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A second sshd beside runner 1, on another port: the rows name only an alias; the config gives HostName,
+    Port, User and IdentityFile (the second sshd's log shows the logins, so the port came from the config). The
+    second alias has a HostKeyAlias, whose key known_hosts holds under the alias alone, as OpenSSH looks it up."""
+    sshd = limited_runner(100)
+    config = _config(tmp_path, f"""\
+Host db-on-another-port db-by-key-alias
+    HostName {sshd.host}
+    Port {sshd.port}
+    User {info.runner_user}
+    IdentityFile {info.runner_key_file}
+Host db-by-key-alias
+    HostKeyAlias db-key-alias
+""")
+    (line,) = sshd.known_hosts.read_text().splitlines()
+    known = tmp_path / "known_hosts_with_alias"
+    known.write_text(f"{line}\ndb-key-alias {line.split(' ', 1)[1]}\n")
+    empty = {"sql_runner_userid": "", "sql_runner_port": "", "sql_runner_password": "", "sql_runner_key_file": ""}
+    workspace.row(target, workspace.script("001.sql", "CREATE TABLE by_alias (id INT);\n"),
+                  sql_runner_host="db-on-another-port", **empty)
+    workspace.row(target, workspace.script("002.sql", "CREATE TABLE by_key_alias (id INT);\n"),
+                  sql_runner_host="db-by-key-alias", **empty)
+    manifest = workspace.write()
+    checked = run_tool("validate", "-f", str(manifest), "--ssh-config", str(config), known_hosts=False)
+    assert checked.code == 0, checked.text
+    result = run_tool("-f", str(manifest), "--known-hosts", str(known), "--ssh-config", str(config),
+                      known_hosts=False)
+    assert result.code == 0, result.text
+    assert {"by_alias", "by_key_alias"} <= target.tables()
+    assert sshd.log.read_text(errors="replace").count(f"Accepted publickey for {info.runner_user}") == 2
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_an_empty_password_and_key_take_the_agents_key(workspace: Workspace, target: Target, info, run_tool,
+                                                       tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """No config, no key file, no password: the key comes from a real ssh-agent, as OpenSSH's would."""
+    socket_path = tmp_path / "agent.sock"
+    started = subprocess.run(["ssh-agent", "-s", "-a", str(socket_path)], capture_output=True, text=True, check=True)
+    agent_pid = int(re.search(r"SSH_AGENT_PID=(\d+)", started.stdout)[1])  # type: ignore[index]
+    try:
+        env = {"SSH_AUTH_SOCK": str(socket_path), "HOME": str(tmp_path)}  # no ~/.ssh keys to fall back on
+        subprocess.run(["ssh-add", "-q", info.runner_key_file], env={**os.environ, **env}, check=True,
+                       capture_output=True)
+        workspace.row(target, workspace.script("001.sql", "CREATE TABLE by_agent (id INT);\n"),
+                      sql_runner_password="", sql_runner_key_file="")
+        result = run_tool("-f", str(workspace.write()), "--ssh-config", "none", env=env)
+        assert result.code == 0, result.text
+        assert "by_agent" in target.tables()
+    finally:
+        os.kill(agent_pid, signal.SIGTERM)

@@ -240,18 +240,22 @@ def _parse_row(line: int, values: dict[str, str], base_dir: Path, problems: list
         problems.append(Problem(f"unknown step {values['step']!r}; accepted: {', '.join(cols.STEPS)}", line, "step"))
     kind = _transport(values, line, problems)
     needs_host = kind is None or kind.needs_host
+    # A kind that reads its own configuration (SSH) takes the user and port from it when the row leaves them empty.
+    configured = kind is not None and kind.login_from_config
     optional_plugin_columns = cols.plugin_columns()  # an engine's or transport's own columns may be empty
     for name, value in values.items():
         if "\x00" in value or "\n" in value or "\r" in value:
             problems.append(Problem("contains a NUL or line break", line, name))
         elif not value and name not in cols.MAY_BE_EMPTY and name not in optional_plugin_columns and not (
-                not needs_host and name in cols.HOST_COLUMNS):
+                not needs_host and name in cols.HOST_COLUMNS) and not (configured and name == "sql_runner_userid"):
             problems.append(Problem("is empty", line, name))
     runner_host = values.get("sql_runner_host", "")
     if runner_host and not HOST.match(runner_host):
         problems.append(Problem(f"{runner_host!r} is not a host name or address", line, "sql_runner_host"))
     db_port = _port(values["port"], line, "port", problems) if values.get("port") else None
-    default_runner_port = kind.default_port if kind is not None and kind.default_port else DEFAULT_SSH_PORT
+    # Port 0: none given, the kind's configuration (or its default) decides when it connects.
+    default_runner_port = 0 if configured else kind.default_port if kind is not None and kind.default_port \
+        else DEFAULT_SSH_PORT
     runner_port = default_runner_port
     if values.get("sql_runner_port"):
         runner_port = _port(values["sql_runner_port"], line, "sql_runner_port", problems) or default_runner_port

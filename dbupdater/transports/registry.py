@@ -29,6 +29,10 @@ class TransportKind(ABC):
     # Whether rows need sql_runner_host / sql_runner_userid (a local runner needs neither).
     needs_host: bool = True
     default_port: int = 0
+    # Whether a row may leave sql_runner_userid and sql_runner_port empty for the kind to find them in its own
+    # configuration when it connects (SSH: ~/.ssh/config's User and Port, else OpenSSH's defaults). The row's
+    # spec then carries port 0 and user "", and the manifest's cells, when given, still win.
+    login_from_config: bool = False
     # Manifest columns only this kind reads.
     columns: tuple[str, ...] = ()
 

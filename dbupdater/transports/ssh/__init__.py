@@ -65,6 +65,7 @@ class SSH(TransportKind):
     display = "SSH"
     default = True
     default_port = DEFAULT_SSH_PORT
+    login_from_config = True  # an empty user or port cell: the SSH config's User / Port, else OpenSSH's defaults
     # Jump hosts for a row, as OpenSSH's ProxyJump / `ssh -J`: `[user@]host[:port]`, several separated by commas,
     # each looked up in the SSH config; `none` connects directly even where the config names a ProxyJump.
     columns = (JUMP_COLUMN,)
@@ -103,9 +104,8 @@ class SSH(TransportKind):
         password = spec.password.reveal() if spec.password else None
         key_data = spec.key_data.reveal() if spec.key_data else None
         given = options if isinstance(options, SSHOptions) else SSHOptions(Path(DEFAULT_KNOWN_HOSTS).expanduser())
-        # A port cell left empty arrives as 22: the config's Port may then say otherwise (config.py).
-        route = resolve(spec.host, None if spec.port == DEFAULT_SSH_PORT else spec.port, spec.user,
-                        spec.option(JUMP_COLUMN), given.ssh_config)
+        # Port 0 and user "": the row left them empty, for the config (or OpenSSH's defaults) to decide.
+        route = resolve(spec.host, spec.port or None, spec.user, spec.option(JUMP_COLUMN), given.ssh_config)
         effective = replace(given, connect_timeout=given.connect_timeout if given.connect_timeout is not None
                             else route.connect_timeout, alive_interval=given.alive_interval
                             if given.alive_interval is not None else route.alive_interval)

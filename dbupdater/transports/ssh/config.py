@@ -4,11 +4,9 @@
 What is honoured: Host aliases and HostName, User, Port, IdentityFile, ProxyJump (one or more hops, each hop
 looked up in the config too; the first hop's own ProxyJump applies, as OpenSSH's `ssh -J` chains do),
 HostKeyAlias (the name checked in known_hosts), ServerAliveInterval and ConnectTimeout. Everything else in the
-file is ignored. Precedence, as OpenSSH's command line over its config: the manifest's cells (host, user,
-password or key, `ssh_jump`) and the tool's own options win; the config fills what they leave open.
-
-A port cell left empty reads as 22 before any transport sees it, so a row's port 22 counts as "not given":
-the config's Port applies to it (write the runner's HostName and port in the row to pin both).
+file is ignored. Precedence, as OpenSSH's command line over its config: the manifest's cells (host, user, port,
+password or key, `ssh_jump`) and the tool's own options win; the config fills what they leave open, and
+OpenSSH's defaults what both leave open (port 22, the local user).
 """
 
 from __future__ import annotations
@@ -48,9 +46,11 @@ class Endpoint:
 
     @property
     def known_as(self) -> str:
-        """The name known_hosts holds it under, as OpenSSH writes it (`[host]:port` unless port 22)."""
-        name = self.host_key_alias or self.host
-        return name if self.port == 22 else f"[{name}]:{self.port}"
+        """The name known_hosts holds it under, as OpenSSH looks it up: a HostKeyAlias as it is written, whatever
+        the port (sshconnect.c takes the alias alone); else the host, `[host]:port` unless port 22."""
+        if self.host_key_alias:
+            return self.host_key_alias
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
 
     @property
     def label(self) -> str:
@@ -172,13 +172,12 @@ def _chain(config: paramiko.SSHConfig, path: Path | None, hops: list[tuple[str, 
 
 
 def resolve(host: str, port: int | None, user: str, jump: str, given: Path | None) -> Route:
-    """The route to a runner: `port` None when the row leaves it to the config, `jump` the row's `ssh_jump`
-    cell ('' to take the config's ProxyJump, `none` for a direct connection)."""
+    """The route to a runner: `port` None and `user` '' when the row leaves them to the config (else OpenSSH's
+    defaults: 22 and the local user), `jump` the row's `ssh_jump` cell ('' to take the config's ProxyJump,
+    `none` for a direct connection)."""
     path = config_path(given)
     config = load(path)
-    target, found = _endpoint(config, path, host, user, port, "")
-    if not target.user:
-        raise TransportError(f"runner {host}: no user in the row nor in the SSH config {path or ''}".rstrip())
+    target, found = _endpoint(config, path, host, user, port, getpass.getuser())
     jumps_text = jump or str(found.get("proxyjump") or "")
     jumps = _chain(config, path, parse_jumps(jumps_text)) if jumps_text else ()
     route = Route(target, jumps, _seconds(found.get("connecttimeout"), "ConnectTimeout", path),

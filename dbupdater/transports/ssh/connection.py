@@ -305,9 +305,11 @@ def _read_what_paramiko_ignores(transport: paramiko.Transport) -> None:
     }
 
 
-def _known_name(endpoint: Endpoint) -> str:
-    """The host name paramiko checks the key under (it adds `[...]:port` itself)."""
-    return endpoint.host_key_alias or endpoint.host
+def _checked_as(endpoint: Endpoint) -> tuple[str, int]:
+    """The host and port paramiko checks the key under: it writes `[host]:port` itself unless the port is 22, so
+    a HostKeyAlias, which OpenSSH looks up as it is written whatever the port, goes with 22 (with a socket
+    given, paramiko uses the port for nothing else)."""
+    return (endpoint.host_key_alias, 22) if endpoint.host_key_alias else (endpoint.host, endpoint.port)
 
 
 def _through_jumps(route: Route, options: SSHOptions, known: KnownHosts,
@@ -324,7 +326,7 @@ def _through_jumps(route: Route, options: SSHOptions, known: KnownHosts,
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(_Verify(options, hop.port, known, "jump host"))
         credentials, method = _credentials(hop.user, None, None, None, timeout, hop.identity_files)
-        _handshake(client, hop.label, sock, _known_name(hop), hop.port, options, credentials, method, "jump host")
+        _handshake(client, hop.label, sock, *_checked_as(hop), options, credentials, method, "jump host")
         hops.append(client)
         transport = client.get_transport()
         assert transport is not None
@@ -355,7 +357,7 @@ class SSHTransport(StreamingTransport):
                                            target.identity_files)
         try:
             sock = _through_jumps(route, options, known, self._hops)
-            _handshake(self._client, self.label + route.via, sock, _known_name(target), target.port, options,
+            _handshake(self._client, self.label + route.via, sock, *_checked_as(target), options,
                        credentials, method)
         except BaseException:
             self._close_hops()
