@@ -68,10 +68,13 @@ class MariaDb:
 
     def __init__(self, paths: MariaDbPaths, db: DbInfo, bind_addresses: list[str], *,
                  server_charset: Charset = UTF8MB4, client_charset: str | None = None,
-                 sample_database: str | None = SAMPLE_DATABASE, label: str = "MariaDB") -> None:
+                 sample_database: str | None = SAMPLE_DATABASE, label: str = "MariaDB",
+                 binary_log: bool = False) -> None:
         """``client_charset`` pins the character set of the rig's own ``mysql`` sessions. Left None, the client
         takes it from the locale (utf8mb3 under C.UTF-8, latin1 under C), which the main instance has always
-        done; on a latin1 server that would make what the rig reads back depend on the machine."""
+        done; on a latin1 server that would make what the rig reads back depend on the machine.
+        ``binary_log``: the server writes a binary log in ROW format with full row images and column metadata,
+        as a source that `copy-db --follow` reads must (a server running without one is restarted)."""
         self.paths = paths
         self.db = db
         self.bind_addresses = bind_addresses
@@ -79,6 +82,7 @@ class MariaDb:
         self.client_charset = client_charset
         self.sample_database = sample_database
         self.label = label
+        self.binary_log = binary_log
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -119,10 +123,29 @@ class MariaDb:
                 "--skip-name-resolve", f"--character-set-server={charset.name}",
                 f"--collation-server={charset.collation}",
                 "--innodb-log-file-size=8M", "--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=2",
-                "--max-connections=300", f"--tmpdir={paths.run}"]
+                "--max-connections=300", f"--tmpdir={paths.run}", *self._binary_log_args()]
+
+    def _binary_log_args(self) -> list[str]:
+        """What a binary log reader needs: every change as rows (ROW), whole rows before and after (FULL
+        image), column names and types in the log itself (FULL metadata, so a reader maps values to columns
+        without asking the catalog, which may have changed since). Small files, expired after two hours, so
+        the rig's large loads (bench) do not fill the disk."""
+        if not self.binary_log:
+            return []
+        return ["--log-bin=binlog", "--server-id=1", "--binlog-format=ROW", "--binlog-row-image=FULL",
+                "--binlog-row-metadata=FULL", "--max-binlog-size=64M", "--binlog-expire-logs-seconds=7200"]
+
+    def _binary_log_missing(self) -> bool:
+        """Running without the binary log it should write (started before the rig asked for one)."""
+        if not self.binary_log:
+            return False
+        return self._socket_sql("SELECT @@log_bin", check=False).strip() != "1"
 
     def _ensure_running(self, timeout: float) -> None:
         paths = self.paths
+        if self.is_running() and self._binary_log_missing():
+            log.info("%s: restarting with its binary log", self.label)
+            self.stop()
         if not self.is_running():
             for address in self.bind_addresses:
                 if not port_free(address, self.db.port):
@@ -201,7 +224,7 @@ GRANT ALL PRIVILEGES ON *.* TO {app_user}@'%';
             self.exec("SELECT 1", admin=admin)
         except RigError:
             return False
-        return True
+        return not self._binary_log_missing()
 
 
 

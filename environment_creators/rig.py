@@ -406,7 +406,7 @@ class Rig:
         return ["127.0.0.1"] + ([info.db_host_for_runners] if info.mode == "netns" else [])
 
     def _mariadb(self, info: RigInfo) -> MariaDb:
-        return MariaDb(self.layout.mariadb, info.mysql, self._bind_addresses(info))
+        return MariaDb(self.layout.mariadb, info.mysql, self._bind_addresses(info), binary_log=True)
 
     def _latin1_mariadb_server(self, info: RigInfo) -> MariaDb:
         """The main MariaDB's users and passwords, so the suite's secret scanning already covers them."""
