@@ -19,26 +19,18 @@ import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..model.errors import DbUpdaterError, ExitCode
+from .objects import Bucket, S3Keys, StoreError, is_bucket_url
 from .sidecar import Sidecar
 
-if TYPE_CHECKING:
-    from ..model.secret import Secret
+__all__ = ["CHUNK", "PART", "FolderStore", "S3Keys", "S3Store", "Store", "StoreError", "Upload", "open_store"]
 
 CHUNK = 1 << 20
 PART = 16 << 20  # bytes per multipart part: S3 allows 10,000 parts, so a backup may reach 160 GiB
 SIDECAR = ".json"
 PARTIAL = ".partial"
-
-
-class StoreError(DbUpdaterError):
-    """The backup store cannot be used (a folder that cannot be written, a bucket that refuses us)."""
-
-    exit_code = ExitCode.UNREACHABLE
 
 
 class Upload(ABC):
@@ -177,58 +169,12 @@ class _FolderUpload(Upload):
             self.partial.unlink()
 
 
-@dataclass(frozen=True)
-class S3Keys:
-    """Keys given explicitly (resolved from references); None: boto3 finds them as the AWS CLI would."""
+class S3Store(Bucket, Store):
+    """Backups in a bucket under a prefix: each a multipart upload completed once its SHA-256 is known, then its
+    sidecar object."""
 
-    access_key_id: Secret
-    secret_access_key: Secret
-    session_token: Secret | None = None
-
-
-class S3Store(Store):
     def __init__(self, url: str, keys: S3Keys | None = None) -> None:
-        rest = url.removeprefix("s3://")
-        self.bucket, _, prefix = rest.partition("/")
-        if not self.bucket:
-            from ..model.errors import UsageError
-
-            raise UsageError(f"{url}: name a bucket (s3://BUCKET/PREFIX)")
-        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self.location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
-        self._keys = keys
-        self._client: Any = None
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from ..extras import require
-
-            require("s3")
-            import boto3
-
-            keys = self._keys
-            given = {} if keys is None else {
-                "aws_access_key_id": keys.access_key_id.reveal(),
-                "aws_secret_access_key": keys.secret_access_key.reveal(),
-                "aws_session_token": keys.session_token.reveal() if keys.session_token else None}
-            self._client = boto3.session.Session().client("s3", **given)
-        return self._client
-
-    def _key(self, name: str) -> str:
-        return self.prefix + name
-
-    def call(self, what: str, method: str, **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return getattr(self.client, method)(**kwargs)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise StoreError(f"{self.location}: {what}: {error.get('Code', '?')} {error.get('Message', '')}".rstrip()
-                             ) from None
-        except BotoCoreError as exc:
-            raise StoreError(f"{self.location}: {what}: {exc}") from None
+        Bucket.__init__(self, url, keys)
 
     def begin(self, name: str) -> Upload:
         return _S3Upload(self, name)
@@ -250,18 +196,18 @@ class S3Store(Store):
         return complete, incomplete
 
     def sidecar_bytes(self, name: str) -> bytes:
-        body = self.call(f"reading {name}{SIDECAR}", "get_object", Bucket=self.bucket, Key=self._key(name + SIDECAR))
+        body = self.call(f"reading {name}{SIDECAR}", "get_object", Bucket=self.bucket, Key=self.key(name + SIDECAR))
         return body["Body"].read()  # type: ignore[no-any-return]
 
     def read(self, name: str) -> Iterator[bytes]:
-        body = self.call(f"reading {name}", "get_object", Bucket=self.bucket, Key=self._key(name))["Body"]
+        body = self.call(f"reading {name}", "get_object", Bucket=self.bucket, Key=self.key(name))["Body"]
         try:
             yield from body.iter_chunks(CHUNK)
         finally:
             body.close()
 
     def delete(self, name: str) -> None:
-        for key in (self._key(name + SIDECAR), self._key(name)):
+        for key in (self.key(name + SIDECAR), self.key(name)):
             self.call(f"deleting {key}", "delete_object", Bucket=self.bucket, Key=key)
 
 
@@ -269,7 +215,7 @@ class _S3Upload(Upload):
     def __init__(self, store: S3Store, name: str) -> None:
         super().__init__(name)
         self.store = store
-        self.key = store._key(name)
+        self.key = store.key(name)
         self.upload_id: str = store.call(f"starting the upload of {name}", "create_multipart_upload",
                                          Bucket=store.bucket, Key=self.key)["UploadId"]
         self.parts: list[dict[str, Any]] = []
@@ -306,6 +252,6 @@ class _S3Upload(Upload):
 def open_store(where: str | Path, keys: S3Keys | None = None) -> Store:
     """The store `--backup-dir` names: s3://bucket/prefix, or a folder."""
     text = str(where)
-    if text.startswith("s3://"):
+    if is_bucket_url(text):
         return S3Store(text, keys)
     return FolderStore(Path(text).absolute())

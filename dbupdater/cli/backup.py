@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..model.errors import UsageError
+from ..model.errors import UnresolvedReference, UsageError
 from ..model.specs import Manifest, ManifestRow, first_row_per_database
 from . import apply
 from .common import Command, references
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..backups import Store
     from ..backups.store import S3Keys
     from ..execution.kinds import Chooser, StepKind
+    from ..model.secret import Secret
 
 DEFAULT_FOLDER = "backups"
 KEY_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
@@ -42,7 +43,12 @@ def s3_keys(base_dir: Path) -> S3Keys | None:
     if not any(value.startswith(("vault:", "env:", "file:")) for value in given.values()):
         return None
     resolve = references()
-    secrets = {name: resolve.resolve(value, base_dir) if value else None for name, value in given.items()}
+    secrets: dict[str, Secret | None] = {}
+    for name, value in given.items():
+        try:
+            secrets[name] = resolve.resolve(value, base_dir) if value else None
+        except UnresolvedReference as exc:
+            raise UsageError(f"{name}: {exc}") from None
     key, secret = secrets["AWS_ACCESS_KEY_ID"], secrets["AWS_SECRET_ACCESS_KEY"]
     if key is None or secret is None:
         raise UsageError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: give both (as values or references)")

@@ -26,17 +26,43 @@ if TYPE_CHECKING:
     from ..model.specs import Manifest
     from ..reporting.console import ConsoleReporter
     from ..reporting.document import Document
+    from ..reporting.runfolder import Uploads
     from ..tiers import Tier
 
 
 def add_report_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("reports")
-    group.add_argument("--report-dir", type=Path, metavar="DIR",
+    group.add_argument("--report-dir", type=report_place, metavar="DIR|s3://BUCKET/PREFIX",
                        help="write the run folder (run.json, junit.xml, report.html) into DIR (created if needed; "
-                            "files replaced) instead of runs/<UTC time>-<run id>/ beside the manifest")
+                            "files replaced) instead of runs/<UTC time>-<run id>/ beside the manifest; or upload it "
+                            "to an S3-compatible bucket as s3://BUCKET/PREFIX/<UTC time>-<run id>/ once written "
+                            "there (boto3 configured as for --backup-dir; an upload that fails is a warning)")
     group.add_argument("--no-report", action="store_true", help="write no run folder")
     group.add_argument("--output", choices=("table", "json"), default="table",
                        help="json: the run document (run.json) on stdout, the human output on stderr")
+
+
+def report_place(text: str) -> Path | str:
+    """A folder, or an s3://BUCKET/PREFIX URL (kept as text: a Path would fold its //)."""
+    from ..backups.objects import is_bucket_url, split
+
+    if is_bucket_url(text):
+        try:
+            split(text)
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    return Path(text)
+
+
+def uploads_to(url: str, base_dir: Path) -> Uploads:
+    """Where `--report-dir s3://...` sends run folders, its keys resolved now (a bad reference is exit 2 before
+    anything runs)."""
+    from ..backups.objects import Bucket
+    from ..reporting.upload import PATIENCE, FolderUpload
+    from .backup import s3_keys
+
+    return FolderUpload(Bucket(url, s3_keys(base_dir), PATIENCE))
 
 
 def command_line(args: argparse.Namespace) -> tuple[str, ...]:
@@ -62,18 +88,27 @@ def listeners(args: argparse.Namespace, manifest: Manifest, run_id: str,
     sinks: list[Callable[[Document], None]] = []
     keepers: list[Callable[[Document], None]] = []  # given the document again when a notice comes after the end
     folder: Path | None = None
+    console = console or reporter_for(args)
     if not getattr(args, "no_report", False):
-        folder = (getattr(args, "report_dir", None) or default_folder(manifest.base_dir, run_id)).absolute()
+        place: Path | str | None = getattr(args, "report_dir", None)
+        # An s3:// URL: the folder is written where it would be without --report-dir, then uploaded.
+        uploads = uploads_to(place, manifest.base_dir) if isinstance(place, str) else None
+        local = place if isinstance(place, Path) else None
+        folder = (local or default_folder(manifest.base_dir, run_id)).absolute()
 
         def warn(text: str) -> None:
             composite.handle(Notice(text, Level.WARNING))
 
-        run_folder = RunFolder(folder, warn)
+        def said(text: str) -> None:  # the console only: the uploaded run.json need not say where it is
+            assert console is not None
+            console.handle(Notice(text, Level.INFO))
+
+        run_folder = RunFolder(folder, warn, uploads, said)
         sinks.append(run_folder)
         keepers.append(run_folder.rewrite)
     if getattr(args, "output", "table") == "json":
         sinks.append(print_document)
-    composite = Reporters([console or reporter_for(args), RunDocument(sinks, keepers=keepers)])
+    composite = Reporters([console, RunDocument(sinks, keepers=keepers)])
     reporter, _ = with_notifications(args, composite)
     return reporter, folder
 

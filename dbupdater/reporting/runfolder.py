@@ -4,6 +4,10 @@ A new folder appears whole or not at all (written under a temporary name beside 
 folder that already exists (`--report-dir` reused by a CI job) each file is replaced atomically. Files are
 0644: reports are for reading by the CI system and colleagues, and hold no secret. A failure to write is
 said as a warning and never changes the run's exit code: the databases' history is the record that matters.
+
+A folder may also be sent somewhere else once written (`Uploads`: an S3-compatible bucket, `reporting.upload`):
+the local folder is written first and kept whatever the upload does, and an upload that fails is a warning
+like a notification that fails: the run's exit code stays the run's.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
 from .characters import json_text
 from .document import Document
@@ -75,24 +80,74 @@ def write_folder(folder: Path, files: dict[str, bytes]) -> None:
             shutil.rmtree(partial, ignore_errors=True)
 
 
-class RunFolder:
-    """A sink of the run document: renders the three files and writes them into `folder`."""
+class Uploads(Protocol):
+    """Somewhere run folders are sent after they are written locally."""
 
-    def __init__(self, folder: Path, warn: Callable[[str], None]) -> None:
+    def where(self, name: str) -> str:
+        """Where the folder called `name` goes, as messages say it."""
+
+    def send(self, name: str, files: dict[str, bytes]) -> None:
+        """Send the folder's files; raises when it cannot."""
+
+
+class RunFolder:
+    """A sink of the run document: renders the three files, writes them into `folder`, then sends them to
+    `uploads` (if any), saying where they went with `said`."""
+
+    def __init__(self, folder: Path, warn: Callable[[str], None], uploads: Uploads | None = None,
+                 said: Callable[[str], None] | None = None) -> None:
         self.folder = folder
         self.warn = warn
+        self.uploads = uploads
+        self.said = said or (lambda text: None)
         self.written = False
+        self.sent = False
 
     def rewrite(self, document: Document) -> None:
-        """The document again, after it changed (a notice that came after the end): only over a folder that
-        was written (a first failure was said already)."""
-        if self.written:
-            self(document)
+        """The document again, after it changed (a notice that came after the end): only where it went the first
+        time (a first failure was said already, and is not tried again)."""
+        if not (self.written or self.sent):
+            return
+        files = self._render(document)
+        if files is not None and self.written:
+            self._write(files)
+        if files is not None and self.sent:
+            self._send(files)
 
     def __call__(self, document: Document) -> None:
+        files = self._render(document)
+        if files is None:
+            return
+        self.written = self._write(files)
+        if self.uploads is not None:
+            self.sent = self._send(files)
+            if self.sent:
+                self.said(f"run folder uploaded to {self.uploads.where(self.folder.name)}")
+
+    def _render(self, document: Document) -> dict[str, bytes] | None:
         try:
-            write_folder(self.folder, render(document))
-            self.written = True
+            return render(document)
+        except Exception as exc:  # a report never changes the run's outcome
+            self.warn(f"the run folder could not be made ({type(exc).__name__}: {exc}); the history tables in the "
+                      "databases are complete")
+            return None
+
+    def _write(self, files: dict[str, bytes]) -> bool:
+        try:
+            write_folder(self.folder, files)
+            return True
         except Exception as exc:  # a report never changes the run's outcome
             self.warn(f"the run folder {self.folder} could not be written ({type(exc).__name__}: {exc}); "
                       "the history tables in the databases are complete")
+            return False
+
+    def _send(self, files: dict[str, bytes]) -> bool:
+        assert self.uploads is not None
+        try:
+            self.uploads.send(self.folder.name, files)
+            return True
+        except Exception as exc:  # like a notification: said, never the run's outcome
+            kept = f"it is kept at {self.folder}" if self.written else "and it could not be written here either"
+            self.warn(f"the run folder could not be uploaded to {self.uploads.where(self.folder.name)} ({exc}); "
+                      f"{kept}; the run's exit code is unchanged")
+            return False
