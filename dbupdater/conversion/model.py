@@ -47,6 +47,7 @@ class SourceIndex:
     unique: bool
     columns: tuple[tuple[str, int | None], ...]  # (column, prefix length or None), in order
     kind: str = "BTREE"  # INDEX_TYPE: BTREE, HASH, FULLTEXT, SPATIAL
+    descending: tuple[str, ...] = ()  # the columns whose key part is DESC (MariaDB 10.8+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class SourceTable:
     charset: str | None = None
     rows_estimate: int = 0
     auto_increment: int | None = None  # the table's AUTO_INCREMENT counter
+    checks: tuple[tuple[str, str], ...] = ()  # (name, clause) of CHECK constraints other than JSON's json_valid
+    table_type: str = "BASE TABLE"  # or "SYSTEM VERSIONED" (MariaDB): its history is not carried
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,10 @@ class TablePlan:
     followable: bool = True
     not_followed_reason: str = ""
     notes: tuple[str, ...] = ()  # what is not carried of this table, in words
-    ddl_sha256: str = ""  # of create_sql + after_load_sql: a rerun skips a loaded table only when it is unchanged
+    ddl_sha256: str = ""  # of types_sql, create_sql, after_load_sql and rows_sql: a rerun skips a loaded table
+    #                       only when neither its DDL nor what is read for it changed
+    types_sql: tuple[str, ...] = ()  # the CREATE TYPE statements of this table's enum and set columns
+    drop_sql: tuple[str, ...] = ()  # DROP TABLE IF EXISTS ... CASCADE, then DROP TYPE IF EXISTS of its types
 
     @property
     def qualified(self) -> str:
@@ -150,6 +156,54 @@ class ConversionPlan:
             if table.source.name == name:
                 return table
         raise KeyError(name)
+
+    @property
+    def schema_sql(self) -> str:
+        return "CREATE SCHEMA IF NOT EXISTS " + _pg_ident(self.schema) + ";"
+
+    def ddl(self) -> str:
+        """The whole PostgreSQL script in run order, for review: schema, types, tables, what follows each
+        table's load, foreign keys, their validation."""
+        sections = [
+            ("schema", (self.schema_sql,)),
+            ("enum types", self.types_sql),
+            ("tables (loaded right after each is created)", tuple(t.create_sql for t in self.tables)),
+            ("after each table's load: keys, indexes, identity restarts, comments",
+             tuple(s for t in self.tables for s in t.after_load_sql)),
+            ("foreign keys, once every table is loaded", tuple(s for t in self.tables for s in t.foreign_keys_sql)),
+            ("validation of the foreign keys", tuple(s for t in self.tables for s in t.validate_sql)),
+        ]
+        out = [f"-- copy of MySQL database {self.source.database} into PostgreSQL schema {self.schema}"]
+        for title, statements in sections:
+            if statements:
+                out += ["", f"-- {title}", *statements]
+        return "\n".join(out) + "\n"
+
+    def not_carried(self) -> list[str]:
+        """Everything the copy does not carry, in words: the plan's notes, each table's, the objects."""
+        lines = list(self.notes)
+        for table in self.tables:
+            lines += [f"{table.source.name}: {note}" for note in table.notes]
+            if not table.followable:
+                lines.append(f"{table.source.name}: not followed by --follow: {table.not_followed_reason}")
+        lines += [f"{obj.kind} {obj.name}" + (f" (on {obj.table})" if obj.table else "") +
+                  ": not translated; its MySQL DDL is in objects.sql" for obj in self.not_translated]
+        return lines
+
+    def objects_sql(self) -> str:
+        """The MySQL DDL of the views, routines, triggers and events, for a person to translate by hand."""
+        out = [f"-- objects of MySQL database {self.source.database} that copy-db does not translate"]
+        for obj in self.not_translated:
+            out += ["", f"-- {obj.kind} {obj.name}" + (f" on table {obj.table}" if obj.table else "")]
+            if obj.kind == "view" or obj.kind == "sequence":
+                out.append(obj.ddl + ";")
+            else:
+                out += ["DELIMITER ;;", obj.ddl + ";;", "DELIMITER ;"]
+        return "\n".join(out) + "\n"
+
+
+def _pg_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)
