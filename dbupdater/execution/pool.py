@@ -47,6 +47,8 @@ class Deployment:
         self._locking: list[Ledger] = []  # every ledger that tried to take a lock: released at the end, or not
         self.liveness = Liveness(self.identity)
         self.cancelled = False
+        # Set at the first Ctrl-C: steps that run until told to stop (`copy-db --follow`) stop there, cleanly.
+        self.interrupted = threading.Event()
 
     def __enter__(self) -> Deployment:
         return self

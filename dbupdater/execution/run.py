@@ -269,6 +269,7 @@ class Run:
                                     approved=self.approved_plan())
 
                 def announce(step: InterruptStep, running: int) -> None:
+                    deployment.interrupted.set()
                     self.reporter.handle(Interrupted(step, running))
 
                 escalation = Escalation(deployment.cancel, announce, executor.leave)

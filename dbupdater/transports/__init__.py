@@ -5,7 +5,7 @@ The core reaches them only through `registry`; a new transport is one new module
 
 from __future__ import annotations
 
-from .base import HostKeyRefused, Transport, TransportError
+from .base import HostKeyRefused, Transport, TransportError, Tunnels
 from .registry import TransportKind, open_transport
 
-__all__ = ["HostKeyRefused", "Transport", "TransportError", "TransportKind", "open_transport"]
+__all__ = ["HostKeyRefused", "Transport", "TransportError", "TransportKind", "Tunnels", "open_transport"]

@@ -9,8 +9,9 @@ import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol, runtime_checkable
 
 from ..model.command import Command, Result, Signal
 from ..model.errors import UnreachableError
@@ -193,6 +194,18 @@ class Transport(ABC):
 
     def remove(self, *paths: str) -> None:
         self.run(self.shell.remove(paths), lambda stream, line: None)
+
+
+@runtime_checkable
+class Tunnels(Protocol):
+    """A transport that reaches a TCP endpoint as its runner does (optional: `isinstance(transport, Tunnels)`):
+    for drivers that speak a database's protocol from this machine (the binary log reader of `copy-db
+    --follow`, psycopg) where only the runner may connect to the database."""
+
+    def tunnel(self, host: str, port: int) -> AbstractContextManager[tuple[str, int]]:
+        """While the block runs, (host, port) on this machine that leads to `host:port` as the runner sees it,
+        and only there; closed, with every connection through it, when the block ends."""
+        ...
 
 
 class StreamingTransport(Transport):

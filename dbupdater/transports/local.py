@@ -10,6 +10,7 @@ import signal as signals
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -131,6 +132,11 @@ class LocalTransport(StreamingTransport):
 
     def close(self) -> None:
         pass
+
+    @contextlib.contextmanager
+    def tunnel(self, host: str, port: int) -> Iterator[tuple[str, int]]:
+        """The `Tunnels` capability: the runner is this machine, so the endpoint is reached as it is."""
+        yield host, port
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

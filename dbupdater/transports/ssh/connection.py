@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Any
 
@@ -661,6 +662,12 @@ class SSHTransport(StreamingTransport):
         self._close_hops()
         if self._overflowed is not None:
             self._overflowed.close()
+
+    def tunnel(self, host: str, port: int) -> AbstractContextManager[tuple[str, int]]:
+        """The `Tunnels` capability: `direct-tcpip` channels of this connection (tunnel.py)."""
+        from .tunnel import tunnel
+
+        return tunnel(self._transport, host, port, self.label, self._timeout)
 
     def _overflow(self, refused: paramiko.ChannelException) -> SSHTransport:
         """The connection that takes a channel this one's sshd refused (its MaxSessions is reached), opened on
