@@ -82,22 +82,27 @@ def plan_history(rows: Indexed, histories: Histories, step: str = "script",
     return planned
 
 
-RESTORE = "restore "  # the history's entries of restores and copies (`steps.restore`): `restore <backup>`
+RESTORE = "restore "  # the history's entries of restores (`steps.restore`): `restore <backup>`
+COPY = "copy from "  # and of copies (`steps.copy`, `steps.convert`): `copy from <target>[ (mysql to postgresql)]`
 
 
 def failed_restore(history: Mapping[str, Entry]) -> str | None:
     """Why nothing may run on a target whose latest restore (or copy) failed or never finished: the database
     may hold part of a backup and part of what was there, so neither the history nor the scripts can be
     trusted until a restore succeeds."""
-    restores = [entry for script, entry in history.items() if script.startswith(RESTORE)]
+    restores = [entry for script, entry in history.items() if script.startswith((RESTORE, COPY))]
     if not restores:
         return None
     latest = max(restores, key=lambda entry: entry.id)
     if latest.status == SUCCESS:
         return None
+    note = f"{': ' + latest.note if latest.note else ''}"
+    if latest.script.startswith(COPY):
+        return (f"its latest copy did not succeed ({latest.script}: {latest.describe()}{note}): the database may "
+                "hold part of a copy; copy again (a copy that succeeds clears this)")
     return (f"its latest restore did not succeed ({latest.script[len(RESTORE):]}: {latest.describe()}"
-            f"{': ' + latest.note if latest.note else ''}): the database may be partly restored; restore a "
-            "backup again (a restore that succeeds clears this)")
+            f"{note}): the database may be partly restored; restore a backup again (a restore that succeeds "
+            "clears this)")
 
 
 def every_row(rows: Indexed, step: str = "exec", digests: Digests | None = None) -> list[PlannedRow]:

@@ -1,31 +1,76 @@
 """`copy-db --from TARGET --to TARGET`: the source dumped on its runner and restored on the destination's, streamed
 through the controller with nothing on disk; the destination's history then says what the source's says, so
-`plan` against the copy shows what a deployment would do to the source (rehearse on the copy first)."""
+`plan` against the copy shows what a deployment would do to the source (rehearse on the copy first).
+
+From MySQL/MariaDB to PostgreSQL (`steps.convert`), the source's tables are translated and copied into one
+schema of the destination instead, table by table, verified by checksums, resumable; `--plan DIR` writes what
+the copy would make for review and runs nothing on the destination."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..model.errors import UsageError
-from ..model.specs import Manifest
+from ..model.specs import Manifest, ManifestRow
 from . import apply
 from .backup import one_row_per_target, target_row
 from .common import Command
 from .restore import add_confirmation, confirm_overwrite
 from .runs import run_of
 
+if TYPE_CHECKING:
+    from ..conversion.model import ConversionPlan
+    from ..steps.convert import Across
+
+ACROSS = ("schema", "tables", "exclude", "zero_dates", "plan_dir", "restart")  # options of copies across engines
+
+
+def names(text: str) -> tuple[str, ...]:
+    """A comma list of table names or patterns (fnmatch: *, ?, [...])."""
+    found = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not found:
+        raise argparse.ArgumentTypeError("give one or more table names or patterns, separated by commas")
+    return found
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="source", required=True, metavar="TARGET",
                         help="the target copied (as plan and status name it, or its database name when unique)")
     parser.add_argument("--to", dest="destination", required=True, metavar="TARGET",
-                        help="the target replaced by the copy (same engine)")
+                        help="the target replaced by the copy (same engine), or, from MySQL/MariaDB, the "
+                             "PostgreSQL target whose schema --schema the copy replaces")
     add_confirmation(parser)
+    across = parser.add_argument_group(
+        "from MySQL/MariaDB to PostgreSQL", "the source's tables translated into one schema of the destination, "
+        "streamed table by table (--parallel tables at once), verified by checksums on both sides; a rerun keeps "
+        "the tables loaded before and loads the rest; rows that cannot be carried go to "
+        "dbupdater_copy.discarded_rows and fail the command (exit 1)")
+    across.add_argument("--schema", metavar="NAME",
+                        help="the destination schema, replaced whole (default: the source database's name)")
+    across.add_argument("--tables", type=names, metavar="LIST",
+                        help="copy only these tables: names or patterns (*, ?), comma-separated")
+    across.add_argument("--exclude", type=names, metavar="LIST",
+                        help="leave these tables out: names or patterns (*, ?), comma-separated")
+    across.add_argument("--zero-dates", choices=("discard", "null"), default=None,
+                        help="rows holding a zero date (0000-00-00, a zero month or day): discard (default: kept in "
+                             "dbupdater_copy.discarded_rows, the command fails) or null (carried as NULL where the "
+                             "column allows it)")
+    across.add_argument("--plan", dest="plan_dir", type=Path, metavar="DIR",
+                        help="read the source's catalog, write DIR/schema.sql, DIR/not-carried.txt and "
+                             "DIR/mysql-objects.sql, print a summary, and run nothing on the destination")
+    across.add_argument("--restart", action="store_true",
+                        help="drop the destination schema and the copy's state, and start over (by default a "
+                             "rerun keeps the tables wholly loaded before, their DDL unchanged)")
     apply.add_run_arguments(parser)
+    for action in parser._actions:  # the run's --parallel, with its meaning here
+        if "--parallel" in action.option_strings:
+            action.help = (f"{action.help}. copy-db from MySQL/MariaDB to PostgreSQL: tables copied at once "
+                           "(default: 4)")
 
 
 def run(manifest: Manifest, args: argparse.Namespace) -> int:
-    from ..model.specs import ManifestRow
     from ..steps.copy import CopyStep, SourceStep
     from ..steps.dump import check_dumpable
 
@@ -34,8 +79,11 @@ def run(manifest: Manifest, args: argparse.Namespace) -> int:
     if source.db.key == to.db.key:
         raise UsageError(f"--from and --to name one database ({source.db.target_label}): nothing to copy")
     if source.db.engine != to.db.engine:
-        raise UsageError(f"--from {source.db.target_label} and --to {to.db.target_label}: copies go between "
-                         "databases of one engine")
+        return across(manifest, args, source, to)
+    given = [f"--{name.replace('_', '-').replace('plan-dir', 'plan')}" for name in ACROSS if getattr(args, name)]
+    if given:
+        raise UsageError(f"{', '.join(given)}: only for copies from MySQL/MariaDB to PostgreSQL; a copy between "
+                         "databases of one engine replaces the whole database")
     check_dumpable([source, to])
     reads = SourceStep()
     copy = CopyStep(source, reads)
@@ -48,6 +96,51 @@ def run(manifest: Manifest, args: argparse.Namespace) -> int:
     return run.execute()
 
 
+def across(manifest: Manifest, args: argparse.Namespace, source: ManifestRow, to: ManifestRow) -> int:
+    """From MySQL/MariaDB to PostgreSQL: checked (exit 2 before anything), then `--plan DIR` or the copy."""
+    from ..steps.convert import TABLES_AT_ONCE, Across, ConvertStep, check_pair, check_schema
+    from ..steps.copy import SourceStep
+
+    check_pair(source, to)
+    wanted = Across(schema=args.schema or source.db.database, tables=args.tables or (), exclude=args.exclude or (),
+                    zero_dates=args.zero_dates or "discard", parallel=args.parallel or TABLES_AT_ONCE,
+                    restart=args.restart)
+    check_schema(wanted.schema, getattr(args, "history_schema", None))
+    if args.plan_dir is not None or wanted.tables or wanted.exclude:
+        plan = source_plan(manifest, args, source, wanted)  # a name that matches no table: exit 2 here
+        if args.plan_dir is not None:
+            from ..steps.convert_review import review
+            from .common import reporter_for
+
+            console = reporter_for(args)
+            for line in review(plan, args.plan_dir):
+                console.say(line)
+            return 0
+    reads = SourceStep()
+    copy = ConvertStep(source, reads, wanted)
+
+    def choose(row: ManifestRow) -> SourceStep | ConvertStep:
+        return reads if row is source else copy
+
+    run = run_of(args, one_row_per_target(manifest, [source, to]), "copy-db", choose)
+    confirm_overwrite(run, args, f"copy-db from {source.db.target_label}",
+                      f"Schema {wanted.schema} of the database will be overwritten: it is dropped with everything in "
+                      "it and made again from the copy (a rerun keeps the tables it loaded before).")
+    return run.execute()
+
+
+def source_plan(manifest: Manifest, args: argparse.Namespace, source: ManifestRow, wanted: Across) -> ConversionPlan:
+    """The source's catalog, read and translated before any run: only the source's runner is reached, and
+    only to read."""
+    from ..execution.pool import Deployment
+    from ..steps.convert import read_plan
+    from .common import run_options
+
+    with Deployment(one_row_per_target(manifest, [source]), run_options(args)) as deployment:
+        return read_plan(deployment.channel(source), source, wanted)
+
+
 COMMAND = Command("copy-db", "replace a target with a copy of another (same engine), streamed runner to runner "
-                  "through this machine with nothing on disk; then `plan` on the copy rehearses a deployment",
+                  "through this machine with nothing on disk; then `plan` on the copy rehearses a deployment. From "
+                  "MySQL/MariaDB to PostgreSQL: the tables translated into one schema, verified, resumable",
                   add_arguments, run)

@@ -103,3 +103,27 @@ class Cleans(Protocol):
     def drops_sql(self, objects: list[tuple[str, str]]) -> str:
         """The statements that drop the (kind, name) objects `objects_sql` listed, in an order that works."""
         ...
+
+
+@runtime_checkable
+class ExportsRows(Protocol):
+    """An engine whose client writes result rows as raw lines, for copies across engines: the SQL on stdin
+    makes the server write each row already in the destination's format, and the client passes it on untouched
+    (no header, no escaping, no buffering of the whole result), so the controller only moves bytes."""
+
+    def export_command(self, db: DatabaseSpec, credentials_path: str) -> Command:
+        """A client reading SQL on stdin (the caller adds it) in UTF-8, printing each row of every result as one
+        line, its columns joined by tabs, exactly as the server sent them, as they come."""
+        ...
+
+
+@runtime_checkable
+class ImportsRows(Protocol):
+    """An engine whose client takes rows in bulk inside one transaction, for copies across engines."""
+
+    def import_command(self, db: DatabaseSpec, credentials_path: str) -> Command:
+        """A client running the SQL read on stdin (the caller streams it) in one session in UTF-8, with `COPY ...
+        FROM STDIN` data inline, stopping at the first error. It commits only what the stream itself commits:
+        input cut before its COMMIT (a controller killed, a connection lost) changes nothing, so no statement
+        of its own may wrap the input in a transaction that a bare end of input would commit."""
+        ...

@@ -35,6 +35,7 @@ from .draft import Draft
 from .dump import KEEP_ERRORS, dumper
 
 PREFIX = RESTORE  # the history entry of a restore: `restore <backup name>` (plan reads it)
+COPIED = "copy from "  # and of a copy (`steps.copy`): `copy from <target>`
 
 
 def verify(store: Store, sidecar: Sidecar) -> str | None:
@@ -134,7 +135,7 @@ def agree(ledger: Ledger, sidecar: Sidecar, what: str) -> list[str]:
     held = {entry.script: entry for entry in sidecar.history}
     changed: list[str] = []
     for script, entry in now.items():
-        if script.startswith(PREFIX) or entry.status != SUCCESS:
+        if script.startswith((PREFIX, COPIED)) or entry.status != SUCCESS:  # entries of restores are no scripts
             continue
         kept = held.get(script)
         if kept is None or kept.status != SUCCESS:
@@ -142,7 +143,7 @@ def agree(ledger: Ledger, sidecar: Sidecar, what: str) -> list[str]:
             ledger.mark_finished(script, UNDONE, f"not in {what}: pending again")
             changed.append(f"{script}: undone (not in the backup)")
     for script, kept in held.items():
-        if kept.status != SUCCESS or script.startswith(PREFIX):
+        if kept.status != SUCCESS or script.startswith((PREFIX, COPIED)):
             continue
         current = now.get(script)
         if current is None or current.status != SUCCESS or current.checksum != kept.checksum:

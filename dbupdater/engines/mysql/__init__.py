@@ -147,6 +147,14 @@ class MySQL(Engine):
     def server_version_sql(self) -> str:
         return "VERSION()"
 
+    # --- copies across engines (engines.capabilities.ExportsRows) ------------------------------------------
+
+    def export_command(self, db: DatabaseSpec, credentials_path: str) -> Command:
+        # --raw: values as the server wrote them (the SQL escapes them for the destination); --quick: each row
+        # as it comes, never the whole result in the client; a row may be as large as the server allows.
+        options = ["--skip-column-names", "--raw", "--quick", "--max-allowed-packet=1G"]
+        return Command(tuple(self._argv(db, credentials_path, *options)))
+
     def probe_direct(self, db: DatabaseSpec, timeout: float) -> None:
         from ...extras import require
 

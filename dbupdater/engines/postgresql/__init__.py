@@ -164,6 +164,15 @@ class PostgreSQL(Engine):
     def server_version_sql(self) -> str:
         return "current_setting('server_version')"
 
+    # --- copies across engines (engines.capabilities.ImportsRows) ------------------------------------------
+
+    def import_command(self, db: DatabaseSpec, credentials_path: str) -> Command:
+        # The script is the stream itself (`-f -`: COPY data inline). Not -1: psql would COMMIT at the end of
+        # its input however it ended, and a cut stream ends a COPY as if it were whole. The stream's own BEGIN
+        # and COMMIT decide; a stream cut before its COMMIT is rolled back when psql leaves.
+        return Command(tuple([*self._argv(db, "--no-align", "--tuples-only"), "-f", "-"]),
+                       env=self._env(credentials_path))
+
     def objects_sql(self, lock_table: str, history_schema: str | None = None) -> str:
         # engines.capabilities.Cleans: what the database holds outside the system schemas, the history schema
         # and extensions.
