@@ -85,6 +85,13 @@ def target_row(manifest: Manifest, name: str, option: str) -> ManifestRow:
     raise UsageError(f"{option} {name}: no target of the manifest is called that (targets: {known})")
 
 
+def acting(row: ManifestRow, what: str) -> ManifestRow:
+    """A target's row for a step that runs none of the manifest's scripts (a backup, a restore, a copy), named
+    by what it does instead of by the script of the row it was taken from: that name is what the console, the
+    run folder and a saved plan show (for a restore or a copy, the name of the history entry it writes)."""
+    return replace(row, script_label=what, script_id=what)
+
+
 def one_row_per_target(manifest: Manifest, rows: list[ManifestRow]) -> Manifest:
     """A manifest of these rows only: a backup or a restore is one step per target, not one per script."""
     return replace(manifest, rows=rows)

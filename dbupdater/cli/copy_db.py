@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 from ..model.errors import UsageError
 from ..model.specs import Manifest, ManifestRow
 from . import apply
-from .backup import one_row_per_target, target_row
+from .backup import acting, one_row_per_target, target_row
 from .common import Command
-from .restore import add_confirmation, confirm_overwrite
+from .restore import add_confirmation, add_saved_plans, confirm_overwrite, overwrite, saved_plan_for
 from .runs import run_of
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the target replaced by the copy (same engine), or, from MySQL/MariaDB, the "
                              "PostgreSQL target whose schema --schema the copy replaces")
     add_confirmation(parser)
+    add_saved_plans(parser, plan_option=False)  # --plan is the review of a copy across engines
     across = parser.add_argument_group(
         "from MySQL/MariaDB to PostgreSQL", "the source's tables translated into one schema of the destination, "
         "streamed table by table (--parallel tables at once), verified by checksums on both sides; a rerun keeps "
@@ -78,6 +79,8 @@ def run(manifest: Manifest, args: argparse.Namespace) -> int:
     to = target_row(manifest, args.destination, "--to")
     if source.db.key == to.db.key:
         raise UsageError(f"--from and --to name one database ({source.db.target_label}): nothing to copy")
+    if source.db.engine != to.db.engine and (args.save_plan is not None or args.saved_plan is not None):
+        raise UsageError("--save-plan and --saved-plan: not yet for copies across engines")
     if source.db.engine != to.db.engine:
         return across(manifest, args, source, to)
     given = [f"--{name.replace('_', '-').replace('plan-dir', 'plan')}" for name in ACROSS if getattr(args, name)]
@@ -85,6 +88,10 @@ def run(manifest: Manifest, args: argparse.Namespace) -> int:
         raise UsageError(f"{', '.join(given)}: only for copies from MySQL/MariaDB to PostgreSQL; a copy between "
                          "databases of one engine replaces the whole database")
     check_dumpable([source, to])
+    # Each row named by what it does (the copy by the history entry it writes): in reports and a saved plan.
+    source, to = (acting(source, f"copy source for {to.db.target_label}"),
+                  acting(to, f"copy from {source.db.target_label}"))
+    saved_plan_for(args, f"copy-db --from {args.source} --to {args.destination}", [source, to])
     reads = SourceStep()
     copy = CopyStep(source, reads)
 
@@ -92,8 +99,7 @@ def run(manifest: Manifest, args: argparse.Namespace) -> int:
         return reads if row is source else copy
 
     run = run_of(args, one_row_per_target(manifest, [source, to]), "copy-db", choose)
-    confirm_overwrite(run, args, f"copy-db from {source.db.target_label}")
-    return run.execute()
+    return overwrite(run, args, f"copy-db from {source.db.target_label}")
 
 
 def across(manifest: Manifest, args: argparse.Namespace, source: ManifestRow, to: ManifestRow) -> int:

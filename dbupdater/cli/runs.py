@@ -160,12 +160,16 @@ def promotion_of(args: argparse.Namespace) -> Promotion:
         raise UsageError(f"tier {tier.name if tier else ''}: pausing between waves asks the operator on a terminal, "
                          "and this run has none (stdin is not a terminal)")
     target = getattr(args, "save_plan", None)
+    # How the command saves and runs a plan (restore, copy-db); else `plan --save`, then `apply` or `revert`.
+    plan_commands: tuple[str, str] | None = getattr(args, "plan_commands", None)
+    then = (plan_commands[1].replace("{plan}", str(target)) if plan_commands
+            else f"{'revert' if getattr(args, 'revert', False) else 'apply'} --plan {target}")
 
     def save(plan: saved_plans.SavedPlan) -> str:
         assert target is not None
         plan.write(target)
-        return (f"plan saved to {target}: {plan.runs()} script(s) to run, digest {plan.digest}; apply exactly this "
-                f"plan with `apply --plan {target}`")
+        return (f"plan saved to {target}: {plan.runs()} step(s) to run, digest {plan.digest}; run exactly this "
+                f"plan with `{then}`")
 
     return Promotion(
         environment=getattr(args, "environment", None), require_approval=bool(policy and policy.require_approval),
@@ -175,4 +179,4 @@ def promotion_of(args: argparse.Namespace) -> Promotion:
         waves=None if policy is None else policy.waves, pause_between_waves=pause,
         warnings_are_errors=getattr(args, "warnings_are_errors", False) or bool(policy and policy.warnings_are_errors),
         notes=tuple(f"tier {tier.name if tier else ''} is not protected: the command line loosens its policy: {what}"
-                    for what in getattr(args, "loosened", ())))
+                    for what in getattr(args, "loosened", ())), plan_commands=plan_commands)

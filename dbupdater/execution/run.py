@@ -77,6 +77,9 @@ class Promotion:
     pause_between_waves: bool = False
     warnings_are_errors: bool = False
     notes: tuple[str, ...] = ()  # said as the run starts (e.g. flags that loosened an unprotected tier's policy)
+    # How this command saves a plan and runs it once approved, for the words of a refusal (None: `plan --save`,
+    # then `apply --plan`); `{tier}` stands for the tier's name, `{plan}` for the plan's file.
+    plan_commands: tuple[str, str] | None = None
 
 
 @runtime_checkable
@@ -300,7 +303,8 @@ class Run:
             if changed:
                 self.reporter.handle(PlanMade(planned))
                 return (f"refused: {promotion.saved_name} is not what would run now, so nothing ran anywhere. What "
-                        f"changed: {'; '.join(changed)}. Save the plan again (`plan --save`) and have it approved")
+                        f"changed: {'; '.join(changed)}. Save the plan again (`{self.plan_commands()[0]}`) and have "
+                        "it approved")
         digest = promotion.saved.digest if promotion.saved is not None else now.digest
         tier = promotion.environment
         approval: Approval | None = None
@@ -308,10 +312,10 @@ class Run:
             approval = Approval.now(digest, "--yes with the saved plan: approved before this run", tier)
         elif promotion.require_approval and runs:
             if self.ask is None:
+                save, then = self.plan_commands()
                 return (f"refused: tier {tier} requires an approved plan (require_approval), and nothing ran. Save "
-                        f"it with `plan --environment {tier} --save plan.json`, have it approved, then `apply "
-                        f"--environment {tier} --plan plan.json --yes`; or run apply on a terminal and approve it "
-                        "by typing the tier's name")
+                        f"it with `{save}`, have it approved, then `{then}`; or run {self.invocation.command} on a "
+                        "terminal and approve it by typing the tier's name")
             self.reporter.handle(PlanMade(planned))
             answer = self.ask(f"{runs} script(s) to run on tier {tier} (plan {digest[:19]}...), as shown above.",
                               f"Type the tier's name ({tier}) to approve; anything else refuses: ")
@@ -327,6 +331,15 @@ class Run:
                     hook.approved(approval)
             self.reporter.handle(Approved(approval))
         return None
+
+    def plan_commands(self) -> tuple[str, str]:
+        """How this command saves a plan and runs it once approved, in a refusal's words."""
+        tier = self.promotion.environment
+        save, then = self.promotion.plan_commands or (
+            "plan" + (" --environment {tier}" if tier else "") + " --save {plan}",
+            "apply" + (" --environment {tier}" if tier else "") + " --plan {plan} --yes")
+        return (save.replace("{tier}", str(tier)).replace("{plan}", "plan.json"),
+                then.replace("{tier}", str(tier)).replace("{plan}", "plan.json"))
 
     def waves(self, planned: Sequence[PlannedRow]) -> list[list[DbKey]] | None:
         """The targets in manifest order, as the tier's waves split them (None: one wave)."""
@@ -376,4 +389,3 @@ class _Aborting:
         if isinstance(error, (DbUpdaterError, KeyboardInterrupt)):
             code = int(getattr(error, "exit_code", ExitCode.INTERRUPTED))
             self.reporter.handle(RunAborted(code, str(error) or "interrupted"))
-

@@ -1,0 +1,117 @@
+"""Restores and copies into a tier that requires approval, approved in CI through a saved plan, on the real rig:
+`restore BACKUP --save-plan FILE` saves what would be restored where and runs nothing; `restore BACKUP --plan FILE
+--yes` restores exactly that, the approval in the history; another backup, another target, an apply of the plan
+and a second use are refused by name with nothing restored. The same for `copy-db --save-plan / --saved-plan`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import Target, Workspace, secret_values
+from .test_backups import backups_json, fingerprint, seed
+
+
+def tier(workspace: Workspace, manifest: Path) -> list[str]:
+    """A prod tier over the manifest that requires approval; the options that name it."""
+    config = workspace.dir / "environments.toml"
+    config.write_text(f'[prod]\nmanifest = "{manifest.name}"\nrecord_state = false\nrequire_approval = true\n',
+                      encoding="utf-8")
+    return ["--environment", "prod", "--config", str(config)]
+
+
+def last_history(target: Target) -> tuple[str, str, str]:
+    """The latest history row's script, status and note (which may hold the separators of `rows`)."""
+    script, status = target.rows("SELECT script, status FROM dbupdater_history ORDER BY id DESC LIMIT 1")[0]
+    note = target.query("SELECT note FROM dbupdater_history ORDER BY id DESC LIMIT 1").strip()
+    return script, status, note
+
+
+@pytest.mark.parametrize("target", ["mysql"], indirect=True)
+def test_a_saved_restore_plan_approved_in_ci_restores_exactly_that_backup_into_that_target(
+        workspace: Workspace, target: Target, run_tool, info) -> None:
+    seed(target)
+    other = target.sibling(target.name + "_other")
+    try:
+        workspace.row(target, workspace.script("001.sql", "CREATE TABLE applied_one (id INT);\n"))
+        workspace.row(other, workspace.script("001.sql", "CREATE TABLE applied_one (id INT);\n"), runner=2)
+        manifest = workspace.write()
+        assert run_tool("-f", str(manifest)).code == 0
+        assert run_tool("backup", "-f", str(manifest), "--target", target.name).code == 0
+        (first,) = backups_json(run_tool, "-f", str(manifest))["backups"]
+        before = fingerprint(target)
+        target.query("DELETE FROM items WHERE id > 10")
+        prod = tier(workspace, manifest)
+        plan = workspace.dir / "restore.plan.json"
+
+        saved = run_tool("restore", first["name"], *prod, "--save-plan", str(plan))
+        assert saved.code == 0, saved.text
+        assert f"restore {first['name']} --environment prod --plan {plan} --yes" in saved.text
+        assert fingerprint(target) != before  # saving restores nothing
+        rows = json.loads(plan.read_text(encoding="utf-8"))["rows"]
+        assert [(r["script"], r["target"]) for r in rows] == [(f"restore {first['name']}", first["target"])]
+        assert rows[0]["checksum"] == first["sha256"]
+        for secret in secret_values(info):
+            assert secret not in plan.read_text(encoding="utf-8")
+
+        # Another backup, another target, or the plan given to apply: refused by name, nothing restored.
+        assert run_tool("backup", "-f", str(manifest), "--target", target.name).code == 0
+        second = next(b for b in backups_json(run_tool, "-f", str(manifest))["backups"] if b["name"] != first["name"])
+        wrong = run_tool("restore", second["name"], *prod, "--plan", str(plan), "--yes")
+        assert wrong.code == 5, wrong.text
+        assert f"restore {first['name']} on {first['target']}" in wrong.text and f"restore {second['name']}" in wrong.text
+        elsewhere = run_tool("restore", first["name"], "--into", other.name, *prod, "--plan", str(plan), "--yes")
+        assert elsewhere.code == 5 and f"/{other.name}" in elsewhere.text, elsewhere.text
+        applied = run_tool("apply", *prod, "--plan", str(plan), "--yes")
+        assert applied.code == 5 and "not what would run now" in applied.text, applied.text
+        assert fingerprint(target) != before and other.rows("SELECT COUNT(*) FROM dbupdater_history") == [["1"]]
+
+        restored = run_tool("restore", first["name"], *prod, "--plan", str(plan), "--yes")
+        assert restored.code == 0, restored.text
+        assert fingerprint(target) == before
+        script, status, note = last_history(target)
+        assert (script, status) == (f"restore {first['name']}", "success")
+        assert note.startswith("approved sha256:") and "for prod" in note
+
+        again = run_tool("restore", first["name"], *prod, "--plan", str(plan), "--yes")  # a plan is used once
+        assert again.code == 5 and "its history moved since the plan" in again.text, again.text
+        assert f"restore {first['name']} --environment prod --save-plan plan.json" in again.text
+    finally:
+        other.drop()
+
+
+@pytest.mark.parametrize("target", ["postgresql"], indirect=True)
+def test_a_saved_copy_plan_approved_in_ci_copies_exactly_that_source_into_that_target(
+        workspace: Workspace, target: Target, run_tool) -> None:
+    seed(target, rows=300)
+    copy = target.sibling(target.name + "_copy")
+    try:
+        workspace.row(target, workspace.script("001.sql", "CREATE TABLE applied_one (id INT);\n"))
+        workspace.row(copy, workspace.script("001.sql", "CREATE TABLE applied_one (id INT);\n"), runner=2)
+        manifest = workspace.write()
+        assert run_tool("-f", str(manifest)).code == 0
+        prod = tier(workspace, manifest)
+        plan = workspace.dir / "copy.plan.json"
+        refused = run_tool("copy-db", "--from", target.name, "--to", copy.name, *prod, "--yes")
+        assert refused.code == 5 and f"copy-db --from {target.name} --to {copy.name} --environment prod --save-plan" \
+            in refused.text, refused.text
+
+        saved = run_tool("copy-db", "--from", target.name, "--to", copy.name, *prod, "--save-plan", str(plan))
+        assert saved.code == 0, saved.text
+        assert "items" not in copy.tables()  # saving copies nothing
+        backwards = run_tool("copy-db", "--from", copy.name, "--to", target.name, *prod, "--saved-plan", str(plan),
+                             "--yes")
+        assert backwards.code == 5 and "is not a plan of this command" in backwards.text, backwards.text
+        assert fingerprint(target) != [["0", ""]] and "items" not in copy.tables()
+
+        copied = run_tool("copy-db", "--from", target.name, "--to", copy.name, *prod, "--saved-plan", str(plan),
+                          "--yes")
+        assert copied.code == 0, copied.text
+        assert fingerprint(copy) == fingerprint(target)
+        script, status, note = last_history(copy)
+        assert (script, status) == (f"copy from {target.engine}://{target.host}:{target.port}/{target.name}", "success")
+        assert note.startswith("approved sha256:")
+    finally:
+        copy.drop()
