@@ -22,6 +22,15 @@ def tier(workspace: Workspace, manifest: Path) -> list[str]:
     return ["--environment", "prod", "--config", str(config)]
 
 
+def applied_on_both(workspace: Workspace, target: Target, other: Target, run_tool) -> Path:  # type: ignore[no-untyped-def]
+    """A manifest of one script on `target` (runner 1) and `other` (runner 2), applied on both."""
+    for where, runner in ((target, 1), (other, 2)):
+        workspace.row(where, workspace.script("001.sql", "CREATE TABLE applied_one (id INT);\n"), runner=runner)
+    manifest = workspace.write()
+    assert run_tool("-f", str(manifest)).code == 0
+    return manifest
+
+
 def last_history(target: Target) -> tuple[str, str, str]:
     """The latest history row's script, status and note (which may hold the separators of `rows`)."""
     script, status = target.rows("SELECT script, status FROM dbupdater_history ORDER BY id DESC LIMIT 1")[0]
@@ -35,10 +44,7 @@ def test_a_saved_restore_plan_approved_in_ci_restores_exactly_that_backup_into_t
     seed(target)
     other = target.sibling(target.name + "_other")
     try:
-        workspace.row(target, workspace.script("001.sql", "CREATE TABLE applied_one (id INT);\n"))
-        workspace.row(other, workspace.script("001.sql", "CREATE TABLE applied_one (id INT);\n"), runner=2)
-        manifest = workspace.write()
-        assert run_tool("-f", str(manifest)).code == 0
+        manifest = applied_on_both(workspace, target, other, run_tool)
         assert run_tool("backup", "-f", str(manifest), "--target", target.name).code == 0
         (first,) = backups_json(run_tool, "-f", str(manifest))["backups"]
         before = fingerprint(target)
@@ -61,7 +67,8 @@ def test_a_saved_restore_plan_approved_in_ci_restores_exactly_that_backup_into_t
         second = next(b for b in backups_json(run_tool, "-f", str(manifest))["backups"] if b["name"] != first["name"])
         wrong = run_tool("restore", second["name"], *prod, "--plan", str(plan), "--yes")
         assert wrong.code == 5, wrong.text
-        assert f"restore {first['name']} on {first['target']}" in wrong.text and f"restore {second['name']}" in wrong.text
+        assert f"restore {first['name']} on {first['target']}" in wrong.text
+        assert f"restore {second['name']}" in wrong.text
         elsewhere = run_tool("restore", first["name"], "--into", other.name, *prod, "--plan", str(plan), "--yes")
         assert elsewhere.code == 5 and f"/{other.name}" in elsewhere.text, elsewhere.text
         applied = run_tool("apply", *prod, "--plan", str(plan), "--yes")
@@ -88,10 +95,7 @@ def test_a_saved_copy_plan_approved_in_ci_copies_exactly_that_source_into_that_t
     seed(target, rows=300)
     copy = target.sibling(target.name + "_copy")
     try:
-        workspace.row(target, workspace.script("001.sql", "CREATE TABLE applied_one (id INT);\n"))
-        workspace.row(copy, workspace.script("001.sql", "CREATE TABLE applied_one (id INT);\n"), runner=2)
-        manifest = workspace.write()
-        assert run_tool("-f", str(manifest)).code == 0
+        manifest = applied_on_both(workspace, target, copy, run_tool)
         prod = tier(workspace, manifest)
         plan = workspace.dir / "copy.plan.json"
         refused = run_tool("copy-db", "--from", target.name, "--to", copy.name, *prod, "--yes")
