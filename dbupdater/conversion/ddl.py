@@ -131,12 +131,18 @@ def primary_key_sql(table: SourceTable, qualified: str) -> str:
     return f"ALTER TABLE {qualified} ADD CONSTRAINT {pg_ident(index_name(table.name, 'pkey'))} PRIMARY KEY ({columns});"
 
 
-def identity_restart_sql(qualified: str, column: str, counter: int | None) -> str:
-    """Past the copied rows and past MySQL's counter, whichever is further (nothing printed: a DO block)."""
+IDENTITY_MAX = {"smallint": 32767, "integer": 2147483647, "bigint": 9223372036854775807}
+
+
+def identity_restart_sql(qualified: str, column: str, target_type: str, counter: int | None) -> str:
+    """Past the copied rows and past MySQL's counter, whichever is further, within the type (nothing printed:
+    a DO block)."""
     sequence = pg_literal(qualified)
-    floor = max(counter or 1, 1)
-    body = (f"BEGIN PERFORM setval(pg_get_serial_sequence({sequence}, {pg_literal(column)}), GREATEST({floor}, "
-            f"(SELECT COALESCE(max({pg_ident(column)}), 0) + 1 FROM {qualified})), false); END")
+    ceiling = IDENTITY_MAX[target_type]
+    floor = min(max(counter or 1, 1), ceiling)
+    body = (f"BEGIN PERFORM setval(pg_get_serial_sequence({sequence}, {pg_literal(column)}), LEAST({ceiling}, "
+            f"GREATEST({floor}, (SELECT COALESCE(max({pg_ident(column)}), 0)::numeric + 1 FROM {qualified})))"
+            "::bigint, false); END")
     tag = dollar_tag(body)
     return f"DO {tag} {body} {tag};"
 

@@ -177,7 +177,7 @@ def expressions(column: SourceColumn, mapping: Mapping, *, zero_dates: str) -> E
             invalid.append((zero, f"{name}: zero date" + (" in a NOT NULL column" if zero_dates == "null" else "")))
         invalid.append((f"YEAR({c}) = 0 AND MONTH({c}) <> 0 AND DAYOFMONTH({c}) <> 0",
                         f"{name}: year 0 (PostgreSQL has no year 0)"))
-        invalid.append((f"MONTH({c}) <> 0 AND DAYOFMONTH({c}) <> 0 AND {c} + INTERVAL 0 DAY IS NULL",
+        invalid.append((f"YEAR({c}) <> 0 AND MONTH({c}) <> 0 AND DAYOFMONTH({c}) <> 0 AND {c} + INTERVAL 0 DAY IS NULL",
                         f"{name}: not a date in the calendar"))
     return Expressions(field=f"IFNULL({value}, {NULL_FIELD})", source_canonical=source, target_canonical=target,
                        invalid=tuple((_guarded(c, predicate), reason) for predicate, reason in invalid),

@@ -237,7 +237,8 @@ class _Table:
                 self.notes.append(note)
         for column in self.columns:
             if self.mappings[column.source.name].identity:
-                statements.append(identity_restart_sql(self.qualified, column.name, table.auto_increment))
+                statements.append(identity_restart_sql(self.qualified, column.name, column.target_type,
+                                                       table.auto_increment))
         if table.comment:
             statements.append(comment_sql(self.qualified, table.comment))
         statements += [comment_sql(f"{self.qualified}.{pg_ident(column.name)}", column.source.comment, "COLUMN")
