@@ -34,9 +34,10 @@ def add_confirmation(parser: argparse.ArgumentParser) -> None:
                              "command asks on a terminal and refuses to run anywhere else")
 
 
-def confirm_overwrite(run: Run, args: argparse.Namespace, what: str) -> None:
-    """Unless --yes: on a terminal, the operator types the target's database name, having seen the plan; with
-    no terminal, exit 2 before anything is contacted."""
+def confirm_overwrite(run: Run, args: argparse.Namespace, what: str, overwritten: str | None = None) -> None:
+    """Unless --yes: on a terminal, the operator types the target's database name, having seen the plan and what
+    will be overwritten (`overwritten`: by default the whole database); with no terminal, exit 2 before
+    anything is contacted."""
     if args.confirmed:
         return
     if run.ask is None:
@@ -48,8 +49,9 @@ def confirm_overwrite(run: Run, args: argparse.Namespace, what: str) -> None:
         chosen = [p for p in planned if p.state.runs]
         names = {p.row.db.database for p in chosen}
         shown = "; ".join(p.action for p in chosen)
-        answer = ask(f"{what}: {shown}. What the database holds now will be overwritten: its tables, views and "
-                     "routines are dropped and replaced by the backup's, and whatever was written since is lost.",
+        answer = ask(f"{what}: {shown}. " + (overwritten or "What the database holds now will be overwritten: its "
+                     "tables, views and routines are dropped and replaced by the backup's, and whatever was written "
+                     "since is lost."),
                      f"Type the database's name ({', '.join(sorted(names))}) to go on: ")
         return (answer or "").strip() in names
 
