@@ -97,7 +97,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         from .. import manifest as manifest_module
-        from ..tiers import check_rows
 
         tier = select_tier(args)  # a flag loosening a protected tier's policy: exit 2 before anything is read
         if args.file is None:
@@ -107,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         references(unread=getattr(args, "without_secrets", False)),
                                         strict=args.strict or (tier is not None and tier.policy.strict))
         if tier is not None:
+            from ..tiers import check_rows  # loaded only with a tier (start-up time)
+
             check_rows(tier, manifest.rows)
         if args.shard:
             from ..model.shards import Shard

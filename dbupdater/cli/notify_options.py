@@ -113,10 +113,13 @@ def notifier_for(args: argparse.Namespace) -> Notifier:
     return notifier
 
 
-def with_notifications(args: argparse.Namespace, reporter: Reporter) -> tuple[Reporter, Notifier]:
-    """The run's reporter with the notifier listening too; its warnings go to the reporter as notices."""
+def with_notifications(args: argparse.Namespace, reporter: Reporter) -> tuple[Reporter, Notifier | None]:
+    """The run's reporter with the notifier listening too; its warnings go to the reporter as notices. Without
+    --notify (nor --notify-hmac-secret) there is none, and the HTTP client is not even loaded (start-up time)."""
     from ..events import Level, Notice, Reporters
 
+    if not getattr(args, "notify", None) and getattr(args, "notify_hmac_secret", None) is None:
+        return reporter, None
     notifier = notifier_for(args)
     composite = Reporters([reporter, notifier])
 

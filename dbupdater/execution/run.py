@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .. import saved_plans
 from ..events import (
@@ -41,7 +41,6 @@ from ..model.outcome import InterruptStep, Outcome, RunResult, Status
 from ..model.specs import DbKey, Manifest, ManifestRow, first_row_per_database, targets
 from ..plan import PlannedRow
 from ..saved_plans import Approval, SavedPlan
-from ..tiers import Waves
 from .executor import Executor
 from .heartbeat import Heartbeat
 from .hooks import Hooks, RunHook
@@ -50,6 +49,9 @@ from .kinds import Ask, Chooser, Histories, Orders, Prepares, StepContext, StepK
 from .options import RunOptions
 from .pool import Deployment
 from .scheduler import caps, runner_cap
+
+if TYPE_CHECKING:
+    from ..tiers import Waves  # only a tier's runs have waves: the module loads with the tier (start-up time)
 
 REFUSED = ("refused: nothing ran anywhere. Drifted scripts need a new script instead of an edit; scripts in doubt "
            "need `resolve` after you checked the database.")
@@ -389,3 +391,4 @@ class _Aborting:
         if isinstance(error, (DbUpdaterError, KeyboardInterrupt)):
             code = int(getattr(error, "exit_code", ExitCode.INTERRUPTED))
             self.reporter.handle(RunAborted(code, str(error) or "interrupted"))
+

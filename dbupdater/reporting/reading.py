@@ -28,12 +28,13 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..model.errors import UsageError
 from .characters import visible
-from .document import FORMAT, VERSION, Document
-from .validation import Invalid, check
+
+if TYPE_CHECKING:  # the document's module (and events, ledger under it) loads when a document is read: every
+    from .document import Document  # command builds `report`'s options from this module's bounds (start-up time)
 
 MIB = 1024 * 1024
 MAX_SIZE = 64 * MIB  # bytes of one run document, and of all the documents of one report together
@@ -218,6 +219,9 @@ def shape(data: bytes | bytearray, deepest: int = MAX_NESTING, density: int = DE
 
 def readable(loaded: Any, where: str) -> Document:
     """The parsed document, checked against the schema; `where` names it in messages."""
+    from .document import FORMAT, VERSION
+    from .validation import Invalid, check
+
     if not isinstance(loaded, dict) or loaded.get("format") != FORMAT:
         raise UsageError(f"{where}: not a dbupdater run document (no \"format\": \"{FORMAT}\")")
     if loaded.get("version") != VERSION:
