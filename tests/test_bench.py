@@ -62,3 +62,33 @@ def test_bench_tiny_run_produces_a_report(tmp_path: Path) -> None:
     tool = [a for w in data["workloads"] if not w["skipped"] for a in w["approaches"] if a["id"] == "b"]
     assert all(a["peak_rss_kb"] > 0 for a in tool)
     assert not Path(RIG_ENV["BENCH_RIG_ROOT"]).exists() or os.environ.get("DBU_KEEP_RIG") == "1"
+
+
+COPY_RIG = ["--rig-name", "dbcpt", "--rig-root", "/tmp/dbupdater-bench-copy-test-rig", "--rig-subnet", "10",
+            "--rig-base-port", "27900"]
+
+
+def test_bench_copy_tiny_run_checks_every_approach(tmp_path: Path) -> None:
+    """bench.copy on a 2 MB generated database: the tool's copy is identical row for row, and each peer that is
+    installed (never installed here) ran and was checked. Its own rig (dbcpt, subnet 10, ports 27900+)."""
+    if os.geteuid() != 0:
+        pytest.skip("the benchmark's rig needs root (runner user, network namespaces, private servers)")
+    from bench.copy.approaches import CHAMELEON
+
+    approaches = ["tool"] + (["pgloader"] if shutil.which("pgloader") else []) + \
+        (["chameleon"] if CHAMELEON.exists() else [])
+    argv = [sys.executable, "-m", "bench.copy", "--only", "generated", "--size-mb", "2", "--approaches",
+            ",".join(approaches), "--out", str(tmp_path), *COPY_RIG]
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+
+    assert (tmp_path / "copy.md").read_text().strip() in proc.stdout
+    rows = json.loads((tmp_path / "copy.json").read_text())["rows"]
+    assert len(rows) == len(approaches)
+    tool = rows[0]
+    assert tool["approach"] == "dbupdater copy-db" and tool["verdict"] == "identical", tool
+    assert tool["samples"][0]["peak_rss_kb"] > 0
+    for row in rows[1:]:  # a peer may copy wrongly (that is a finding), but it ran and was checked
+        sample = row["samples"][0]
+        assert sample["error"] is None and sample["seconds"] > 0 and sample["check"]["tables"], row
+    assert not Path(COPY_RIG[3]).exists()

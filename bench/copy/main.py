@@ -263,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         _keep_logs(bed.work / "logs", args.out / "logs" / "copy")
     finally:
         bed.close(keep_rig=args.keep_rig)
-    return 1 if any(s.error for r in bench.rows for s in r.samples if r.approach == ways.TOOL) else 0
+    # The tool failing or copying wrongly is an error of this run; a peer's is one of its findings.
+    tool = [s for r in bench.rows if r.approach == ways.TOOL for s in r.samples]
+    return 1 if any(s.error or (s.check is not None and not s.check.identical) for s in tool) else 0
 
 
 if __name__ == "__main__":
