@@ -113,6 +113,7 @@ def run(manifest: Manifest, args: argparse.Namespace) -> int:
             else first_row_per_database(manifest.rows))
     check_dumpable(rows)
     store = store_of(args, manifest.base_dir)
+    rows = [acting(row, f"backup to {store.location}") for row in rows]
     return run_of(args, one_row_per_target(manifest, rows), "backup", every_row(DumpStep(store))).execute()
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from .characters import xml_text
 from .document import Document
+from .lines import says_its_kind
 
 FAILURES = {"failed", "refused"}
 ERRORS = {"unreachable", "interrupted"}
@@ -22,7 +23,7 @@ SKIPS = {"skipped", "not run"}
 
 def _case(suite: ET.Element, result: dict[str, Any]) -> None:
     step = result.get("step")  # a verify, an undo, a command, a pause: said, so a case reads for what it is
-    name = result["script"] if step in (None, "script", "exec") else f"{step} {result['script']}"
+    name = result["script"] if says_its_kind(step, result["script"]) else f"{step} {result['script']}"
     case = ET.SubElement(suite, "testcase", name=name, classname=result["target"],
                          time=f"{result['seconds']:.3f}", file=result["script_id"] or result["script"])
     status, reason = result["status"], result["reason"]

@@ -41,9 +41,25 @@ def where(row: ManifestRow) -> str:
     return f"{row.script_label} on {row.db.target_label} via {row.runner.label}"
 
 
+PLAIN = (None, "script", "exec")  # kinds whose rows are the manifest's scripts, named by them
+
+
 def kind(outcome: Outcome) -> str:
-    """The kind of step, said where it is not the plain script (a command, a pause, a verify, an undo)."""
-    return "" if outcome.step in ("script", "exec") else f"{outcome.step} "
+    """The kind of step, said where it is not the plain script (a command, a pause, a verify, an undo) and the
+    row's name does not say it already."""
+    return "" if says_its_kind(outcome.step, outcome.row.script_label) else f"{outcome.step} "
+
+
+def says_its_kind(step: str | None, name: str) -> bool:
+    """Whether a row's name is enough to tell what kind of step does it (what the run document's readers,
+    junit among them, ask too)."""
+    return step in PLAIN or named_by_action(step, name)
+
+
+def named_by_action(step: str | None, name: str) -> bool:
+    """A row named by what it does rather than by a script (`backup to <store>`, `restore <backup>`, `copy from
+    <target>`): its outcome's reason (where the backup went, what the history now holds) is worth a line."""
+    return step not in PLAIN and name.startswith(f"{step} ")
 
 
 def started(outcome: Outcome, total: int) -> Text:
@@ -58,6 +74,8 @@ def finished(outcome: Outcome, total: int) -> list[Text]:
         return [text(f"{head}  ({outcome.reason})", "dim")]
     if outcome.status is not Status.NOT_RUN:
         head += f"  {outcome.seconds:.2f}s"
+    if outcome.status is Status.APPLIED and outcome.reason and named_by_action(outcome.step, outcome.row.script_label):
+        head += f"  {outcome.reason}"
     if outcome.status is not Status.APPLIED:
         if outcome.exit_code is not None:
             head += f", exit {outcome.exit_code}"
