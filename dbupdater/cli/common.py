@@ -278,6 +278,8 @@ def _unread() -> References:
     from ..model.secret import Secret
 
     class Unread(References):
+        reads = False
+
         def resolve(self, cell: str, base_dir: Path) -> Secret:
             if cell.startswith("env:") and not cell[4:].isidentifier():
                 raise UnresolvedReference(f"{cell}: not an environment variable's name")

@@ -24,6 +24,10 @@ def is_reference(cell: str) -> bool:
 
 
 class References:
+    # False where references are checked for their form and never read (validate --without-secrets): the key
+    # files the manifest names are secrets too, so they are not looked for either.
+    reads = True
+
     def __init__(self, vault: VaultLookup | None = None) -> None:
         self._vault = vault
 
