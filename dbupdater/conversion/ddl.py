@@ -91,10 +91,17 @@ def index_name(table: str, index: str) -> str:
     return pg_name(f"{table}_{index}")
 
 
-def _key_part(column: str, prefix: int | None, mappings: dict[str, Mapping], descending: bool) -> str:
+HASHED = (Family.TEXT, Family.JSON, Family.BINARY, Family.GEOMETRY, Family.OTHER)
+
+
+def _key_part(column: str, prefix: int | None, mappings: dict[str, Mapping], descending: bool,
+              hashed: bool = False) -> str:
     mapping = mappings[column]
     ident = pg_column(column)
-    if prefix is not None:
+    if hashed and prefix is None and mapping.family in HASHED:
+        binary = mapping.family in (Family.BINARY, Family.GEOMETRY)
+        part = f"(md5({ident}{'' if binary else '::text'}))"
+    elif prefix is not None:
         if mapping.family in (Family.BINARY, Family.GEOMETRY):
             part = f"(substring({ident} from 1 for {prefix}))"
         else:
@@ -116,14 +123,18 @@ def index_sql(table: str, qualified: str, index: SourceIndex,
     if any(not column or column not in mappings for column, _ in index.columns):
         return None, f"index {index.name} on an expression not carried"
     name = pg_ident(index_name(table, index.name))
+    # MariaDB's unique keys on whole long values (TEXT, BLOB) are hash keys; a btree entry holds ~2.7 kB.
+    hashed = index.unique and kind == "HASH" and any(mappings[c].family in HASHED for c, p in index.columns
+                                                     if p is None)
     plain = all(prefix is None and mappings[column].family is not Family.JSON for column, prefix in index.columns)
-    if index.unique and plain and not index.descending:
+    if index.unique and plain and not index.descending and not hashed:
         columns = ", ".join(pg_column(column) for column, _ in index.columns)
         return f"ALTER TABLE {qualified} ADD CONSTRAINT {name} UNIQUE ({columns});", None
-    parts = ", ".join(_key_part(column, prefix, mappings, column in index.descending)
+    parts = ", ".join(_key_part(column, prefix, mappings, column in index.descending, hashed)
                       for column, prefix in index.columns)
     unique = "UNIQUE " if index.unique else ""
-    return f"CREATE {unique}INDEX {name} ON {qualified} ({parts});", None
+    note = f"unique key {index.name} on long values enforced on their md5" if hashed else None
+    return f"CREATE {unique}INDEX {name} ON {qualified} ({parts});", note
 
 
 def primary_key_sql(table: SourceTable, qualified: str) -> str:

@@ -139,7 +139,7 @@ class TablePlan:
 
     @property
     def qualified(self) -> str:
-        return f'"{self.schema}"."{self.name}"'
+        return f"{_pg_ident(self.schema)}.{_pg_ident(self.name)}"
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,9 @@ def map_column(column: SourceColumn, *, enum_name: str, schema: str, as_bigint: 
                                   "discarded",))
         return Mapping(kind, target, (f"{name} BETWEEN 0 AND {maximum}",), identity=identity)
     if kind is Family.DECIMAL:
-        precision, scale = column.numeric_precision or 10, column.numeric_scale or 0
+        declared = re.search(r"\((\d+)(?:,(\d+))?\)", column.column_type)
+        precision = int(declared.group(1)) if declared else column.numeric_precision or 10
+        scale = int(declared.group(2) or 0) if declared else column.numeric_scale or 0
         return Mapping(kind, f"numeric({precision},{scale})", (f"{name} >= 0",) if column.unsigned else ())
     if kind is Family.FLOAT:
         target = "real" if data_type == "float" else "double precision"
