@@ -17,6 +17,12 @@ Canonical texts, identical on both servers for a carried value:
   inet: lower-case hex; uuid: its text;
 - date `YYYY-MM-DD`, datetime and timestamp `YYYY-MM-DD HH:MM:SS.ffffff` (timestamps in UTC), time
   `HH:MM:SS.ffffff`.
+
+Verified on MariaDB 10.11 (tests/test_conversion_types.py; its CAST(double AS CHAR) writes the shortest text
+that reads back as the same double, checked on 5,000 random bit patterns). Where MySQL 8 differs, untested:
+`CAST(.. AS DOUBLE)` needs 8.0.17; its JSON type is binary, so `CONVERT(json USING utf8mb4)` is its normalised
+text (keys sorted), not the text as written; ST_AsBinary writes geographic SRSs latitude first unless asked
+for `'axis-order=long-lat'`; UUID, INET4 and INET6 are MariaDB's types only.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from fnmatch import fnmatchcase
 
 from ..model.errors import UsageError
 from .ddl import (
+    HASHED,
     column_sql,
     comment_sql,
     foreign_key_sql,
@@ -145,10 +146,14 @@ def _my_row(canonicals: list[str]) -> str:
 
 
 def _unique_keys(table: SourceTable) -> list[tuple[str, ...]]:
+    """The column lists PostgreSQL will hold a plain unique index on (what a foreign key may reference):
+    not prefix keys, nor MariaDB's hash keys on long values (both become expression indexes)."""
+    families = {column.name: family(column) for column in table.columns}
     keys = [table.primary_key] if table.primary_key else []
     keys += [tuple(column for column, _ in index.columns) for index in table.indexes
-             if index.unique and all(prefix is None for _, prefix in index.columns)
-             and index.kind.upper() not in ("FULLTEXT", "SPATIAL")]
+             if index.unique and all(prefix is None and column in families for column, prefix in index.columns)
+             and index.kind.upper() not in ("FULLTEXT", "SPATIAL")
+             and not (index.kind.upper() == "HASH" and any(families[c] in HASHED for c, _ in index.columns))]
     return keys
 
 

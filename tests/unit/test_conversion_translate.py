@@ -406,3 +406,20 @@ def test_comments_and_collation_note() -> None:
     assert "COMMENT ON TABLE \"db\".\"t\" IS 'tab\tle';" in after
     assert "COMMENT ON COLUMN \"db\".\"t\".\"c\" IS 'the \"c\" 😀';" in after
     assert any("collation" in note for note in plan.notes)
+
+
+def test_foreign_keys_need_a_plain_unique_key_on_the_postgresql_side() -> None:
+    parent = SourceTable("parent", (col("id", "int", nullable=False, position=1), col("code", "text", position=2),
+                                    col("slug", "varchar(20)", position=3)), primary_key=("id",),
+                         indexes=(SourceIndex("code_whole", True, (("code", None),), kind="HASH"),
+                                  SourceIndex("slug_unique", True, (("slug", None),))))
+    child = SourceTable("child", (col("id", "int", nullable=False, position=1), col("code", "text", position=2),
+                                  col("slug", "varchar(20)", position=3)), primary_key=("id",), foreign_keys=(
+        SourceForeignKey("child_code", ("code",), "parent", ("code",)),
+        SourceForeignKey("child_slug", ("slug",), "parent", ("slug",), on_delete="CASCADE", on_update="NO ACTION")))
+    plan = translate(SourceSchema("db", (child, parent)), TranslationOptions())
+    keys = plan.table("child").foreign_keys_sql
+    assert keys == ('ALTER TABLE "db"."child" ADD CONSTRAINT "child_slug" FOREIGN KEY ("slug") REFERENCES '
+                    '"db"."parent" ("slug") ON DELETE CASCADE NOT VALID;',)
+    assert any(note.startswith("foreign key child_code (code) to parent not carried: PostgreSQL needs a primary or "
+                               "unique key") for note in plan.table("child").notes)
