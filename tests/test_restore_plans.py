@@ -12,6 +12,7 @@ import pytest
 
 from .conftest import Target, Workspace, secret_values
 from .test_backups import backups_json, fingerprint, seed
+from .test_notify import server  # noqa: F401 (a fixture: HTTP servers in the test that keep what they receive)
 
 
 def tier(workspace: Workspace, manifest: Path) -> list[str]:
@@ -40,12 +41,15 @@ def last_history(target: Target) -> tuple[str, str, str]:
 
 @pytest.mark.parametrize("target", ["mysql"], indirect=True)
 def test_a_saved_restore_plan_approved_in_ci_restores_exactly_that_backup_into_that_target(
-        workspace: Workspace, target: Target, run_tool, info) -> None:
+        workspace: Workspace, target: Target, run_tool, info, server) -> None:  # noqa: F811
     seed(target)
     other = target.sibling(target.name + "_other")
     try:
         manifest = applied_on_both(workspace, target, other, run_tool)
-        assert run_tool("backup", "-f", str(manifest), "--target", target.name).code == 0
+        plain, approved = server(), server()
+        assert run_tool("backup", "-f", str(manifest), "--target", target.name,
+                        "--notify", f"webhook:{plain.url()}").code == 0
+        assert json.loads(plain.one()["body"])["approval"] is None  # nobody approved this one
         (first,) = backups_json(run_tool, "-f", str(manifest))["backups"]
         before = fingerprint(target)
         target.query("DELETE FROM items WHERE id > 10")
@@ -75,12 +79,20 @@ def test_a_saved_restore_plan_approved_in_ci_restores_exactly_that_backup_into_t
         assert applied.code == 5 and "not what would run now" in applied.text, applied.text
         assert fingerprint(target) != before and other.rows("SELECT COUNT(*) FROM dbupdater_history") == [["1"]]
 
-        restored = run_tool("restore", first["name"], *prod, "--plan", str(plan), "--yes")
+        restored = run_tool("restore", first["name"], *prod, "--plan", str(plan), "--yes",
+                            "--notify", f"webhook:{approved.url()}")
         assert restored.code == 0, restored.text
         assert fingerprint(target) == before
         script, status, note = last_history(target)
         assert (script, status) == (f"restore {first['name']}", "success")
         assert note.startswith("approved sha256:") and "for prod" in note
+        body = json.loads(approved.one()["body"])  # the channel hears who approved what ran
+        digest = json.loads(plan.read_text(encoding="utf-8"))["digest"]
+        assert body["outcome"] == "succeeded" and body["approval"]["digest"] == digest
+        assert body["approval"]["environment"] == "prod" and "--yes" in body["approval"]["method"]
+        from dbupdater.reporting.notify import Notifier
+
+        assert f"approved by {body['approval']['by']}" in json.dumps(Notifier([]).slack_message(body))
 
         again = run_tool("restore", first["name"], *prod, "--plan", str(plan), "--yes")  # a plan is used once
         assert again.code == 5 and "its history moved since the plan" in again.text, again.text

@@ -1,13 +1,14 @@
 """Notifications at the end of a run: a JSON webhook (optionally HMAC-signed) and Slack incoming webhooks.
 
-A listener like every report: it gathers the run's identity from `RunStarted` and posts once, at `RunFinished`,
-or when the CLI says the run ended otherwise (`finish` for a refused run, `abort` for one that ended by an error
-or an interrupt before it had a result). A notification never changes the run's exit code: one that fails or
-takes longer than TIMEOUT seconds (connecting included) becomes a warning: on the console, and in run.json's
-notices and report.html (posting comes after the run folder was written: the run document takes the late
-notice and has the folder written again, so a hanging webhook costs no more than its TIMEOUT). The standard
-library's HTTP client is enough for one POST and keeps the slim install slim (requests comes only with the vault
-extra); it verifies HTTPS certificates and host names by default, and nothing here turns that off.
+A listener like every report: it gathers the run's identity from `RunStarted` (and from `Approved`, who approved
+the plan it applies) and posts once, at `RunFinished`, or when the CLI says the run ended otherwise (`finish` for
+a refused run, `abort` for one that ended by an error or an interrupt before it had a result). A notification
+never changes the run's exit code: one that fails or takes longer than TIMEOUT seconds (connecting included)
+becomes a warning: on the console, and in run.json's notices and report.html (posting comes after the run folder
+was written: the run document takes the late notice and has the folder written again, so a hanging webhook costs
+no more than its TIMEOUT). The standard library's HTTP client is enough for one POST and keeps the slim install
+slim (requests comes only with the vault extra); it verifies HTTPS certificates and host names by default, and
+nothing here turns that off.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .. import __version__
-from ..events import Event, RunAborted, RunFinished, RunStarted
+from ..events import Approved, Event, RunAborted, RunFinished, RunStarted
 from ..model.outcome import RunResult, Status
 from ..model.secret import Secret, shown
 
@@ -109,6 +110,7 @@ class Notifier:
         self.started = clock()
         self.identity: dict[str, Any] = {"run_id": "", "command": "apply", "environment": None, "shard": None,
                                          "report_dir": None, "manifest": None}
+        self.approval: dict[str, str | None] | None = None  # who approved the plan the run applied, if anyone
         self._sent = False
         self._lock = threading.Lock()
         self.delivered: list[str] = []  # shown destinations that answered 2xx (for tests and the log)
@@ -121,6 +123,9 @@ class Notifier:
                              "shard": event.shard,
                              "report_dir": None if event.report_dir is None else str(event.report_dir),
                              "manifest": event.manifest.source}
+        elif isinstance(event, Approved):  # said with the outcome: a reader of the channel sees who let it run
+            self.approval = {key: None if value is None else shown(str(value))
+                             for key, value in event.approval.data().items()}
         elif isinstance(event, RunFinished):
             self.finish(event.result, exit_code=event.exit_code)
         elif isinstance(event, RunAborted):
@@ -166,6 +171,7 @@ class Notifier:
             "failed_omitted": max(0, len(problems) - MAX_FAILURES),
             "error": None if error is None else _cut(shown(error), REASON * 2),
             "report_dir": None if ident["report_dir"] is None else shown(ident["report_dir"]),
+            "approval": self.approval,
         }
 
     def slack_message(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -188,6 +194,9 @@ class Notifier:
         if lines:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}})
         context = [f"run `{_slack(body['run_id'])}`"]
+        approval = body.get("approval")
+        if approval:
+            context.append(_slack(f"approved by {approval['by']} at {approval['at']} ({approval['method']})"))
         if body["report_dir"]:
             context.append(f"report: `{_slack(body['report_dir'])}`")
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
