@@ -2,9 +2,9 @@
 connection, applied to PostgreSQL through a tunnel over the destination runner's.
 
 The copy itself is made here the way the copy makes it (the translation's DDL, its COPY rows through the
-native clients, the position recorded before the rows are read), and the follower runs through the Run as
-copy-db runs it (tests/follow_driver.py); every run is sampled: no password in any process's argv or
-environment, nor in the output."""
+native clients, the position recorded before the rows are read), so `copy-db --follow` finds it complete and
+follows at once; every command is sampled: no password in any process's argv or environment, nor in the
+output."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ from dbupdater.conversion.translate import translate
 from tests.conftest import ROOT, Target, Workspace, fresh_targets, process_texts, run_sampled, secret_values
 
 SCHEMA = "copied"
-DRIVER = str(ROOT / "tests" / "follow_driver.py")
 SOURCE_DDL = """
 CREATE TABLE items (
   id int unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -128,11 +127,13 @@ class Copy:
         return row["state"] == "following" and row["file"] == file and int(row["pos"]) >= pos and row["lag"] == "0"
 
     def argv(self, mode: str) -> list[str]:
-        return [sys.executable, DRIVER, str(self.manifest), self.info.known_hosts, SCHEMA, mode]
+        return [sys.executable, str(ROOT / "remote_database_updater.py"), "copy-db", "-f", str(self.manifest),
+                "--from", self.source.name, "--to", self.target.name, "--schema", SCHEMA, f"--{mode}", "--yes", "-v",
+                "--color", "never", "--known-hosts", self.info.known_hosts]
 
     @staticmethod
     def talks(text: str) -> bool:
-        return "binlog" in text or "follow_driver" in text
+        return "copy-db" in text
 
     def run(self, mode: str) -> tuple[int, str]:
         code, out, caught = run_sampled(self.argv(mode), self.secrets, self.talks, deadline=WAIT * 2)
@@ -167,7 +168,7 @@ class Follower:
                 text = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
-            if DRIVER in text and marker in text and " follow" in text:
+            if "copy-db" in text and marker in text and " --follow" in text:
                 return int(proc.name)
         raise AssertionError("the follower is not running")
 

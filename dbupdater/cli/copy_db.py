@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from ..conversion.model import ConversionPlan
     from ..steps.convert import Across
 
-ACROSS = ("schema", "tables", "exclude", "zero_dates", "plan_dir", "restart")  # options of copies across engines
+# options of copies across engines
+ACROSS = ("schema", "tables", "exclude", "zero_dates", "plan_dir", "restart", "follow", "detach")
 
 
 def names(text: str) -> tuple[str, ...]:
@@ -64,6 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     across.add_argument("--restart", action="store_true",
                         help="drop the destination schema and the copy's state, and start over (by default a "
                              "rerun keeps the tables wholly loaded before, their DDL unchanged)")
+    across.add_argument("--follow", action="store_true",
+                        help="then keep the copy in step from the source's binary log (ROW format, full row images; "
+                             "the user needs REPLICATION SLAVE and BINLOG MONITOR) until Ctrl-C or copy-db --detach; "
+                             "a complete copy is followed at once from where it stopped (SSH or local runners)")
+    across.add_argument("--detach", action="store_true",
+                        help="end following: the follower (or this run, when none runs) applies the log to its end, "
+                             "sets every identity past the copied rows and marks the copy detached")
     apply.add_run_arguments(parser)
     for action in parser._actions:  # the run's --parallel, with its meaning here
         if "--parallel" in action.option_strings:
@@ -112,6 +120,8 @@ def across(manifest: Manifest, args: argparse.Namespace, source: ManifestRow, to
                     zero_dates=args.zero_dates or "discard", parallel=args.parallel or TABLES_AT_ONCE,
                     restart=args.restart)
     check_schema(wanted.schema, getattr(args, "history_schema", None))
+    if args.follow or args.detach:
+        return following(manifest, args, source, to, wanted)
     if args.plan_dir is not None or wanted.tables or wanted.exclude:
         plan = source_plan(manifest, args, source, wanted)  # a name that matches no table: exit 2 here
         if args.plan_dir is not None:
@@ -132,6 +142,35 @@ def across(manifest: Manifest, args: argparse.Namespace, source: ManifestRow, to
     confirm_overwrite(run, args, f"copy-db from {source.db.target_label}",
                       f"Schema {wanted.schema} of the database will be overwritten: it is dropped with everything in "
                       "it and made again from the copy (a rerun keeps the tables it loaded before).")
+    return run.execute()
+
+
+def following(manifest: Manifest, args: argparse.Namespace, source: ManifestRow, to: ManifestRow,
+              wanted: Across) -> int:
+    """--follow (the copy first when it is not complete) or --detach (no lock taken: the follower holds it)."""
+    from ..steps.convert import ConvertStep, read_plan
+    from ..steps.copy import SourceStep
+    from ..steps.follow import FollowAfter, FollowedSource, FollowStep
+
+    if args.follow and args.detach:
+        raise UsageError("--follow and --detach: one or the other")
+    if args.plan_dir is not None:
+        raise UsageError("--plan runs nothing: not with --follow or --detach")
+    follow = FollowStep(source, lambda context: read_plan(context.deployment.channel(source), source, wanted),
+                        zero_dates=wanted.zero_dates, detach=args.detach)
+    copied = SourceStep()
+    reads: SourceStep | FollowedSource = FollowedSource() if args.detach else copied
+    kind: FollowStep | FollowAfter = follow if args.detach else FollowAfter(
+        ConvertStep(source, copied, wanted), follow, lambda context: wanted.schema, restart=wanted.restart)
+
+    def choose(row: ManifestRow) -> SourceStep | FollowedSource | FollowStep | FollowAfter:
+        return reads if row is source else kind
+
+    run = run_of(args, one_row_per_target(manifest, [source, to]), "copy-db", choose)
+    if args.follow:
+        confirm_overwrite(run, args, f"copy-db from {source.db.target_label}",
+                          f"Schema {wanted.schema} of the database will be overwritten unless its copy is complete: "
+                          "it is dropped with everything in it and made again from the copy, then followed.")
     return run.execute()
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -54,7 +53,7 @@ DISCARDED = ("INSERT INTO dbupdater_copy.discarded_rows (source, table_name, row
 # The tables a copy has loaded: a fresh position means they are loaded again (they may be older than it).
 _SAVEPOINT = re.compile(r"\s*(SAVEPOINT|ROLLBACK\s+(WORK\s+)?TO|RELEASE\s+SAVEPOINT)\b", re.I)
 RELOAD = ("UPDATE dbupdater_copy.tables SET state = 'reload' WHERE source = %s AND target_schema = %s "
-          "AND state = 'loaded'")
+          "AND state IN ('loaded', 'indexed', 'verified')")
 
 PlanOf = Callable[[StepContext], ConversionPlan]
 Say = Callable[[str], None]
@@ -192,11 +191,18 @@ def copy_finished(context: StepContext, source: ManifestRow, destination: Manife
             pg.close()
 
 
-def copy_state(context: StepContext, source: ManifestRow, destination: ManifestRow, schema: str) -> str | None:
-    """The follow row's state (None: no position recorded)."""
+def copy_state(context: StepContext, source: ManifestRow, destination: ManifestRow, schema: str, *,
+               forget: bool = False) -> str | None:
+    """The follow row's state (None: no position recorded); `forget`: the copy starts over (--restart), so
+    its position is recorded anew."""
     with reached(context, destination) as pg_at:
         pg = postgres_connect(destination, pg_at)
         try:
+            if forget:
+                for statement in at.CREATE:
+                    pg.execute(statement)
+                pg.execute(at.FORGET, _key(source, schema))
+                pg.commit()
             row = _read(pg, source, schema)
         finally:
             pg.close()
@@ -286,6 +292,7 @@ class Follower:
         if row is not None and row[2] == at.DETACHED:
             self.draft.status = Status.APPLIED
             self.draft.reason = f"detached by its follower at {row[0]}:{row[1]}"
+            self.say(self.draft.reason)
         else:
             self.draft.status = Status.FAILED
             self.draft.reason = f"the follower stopped before detaching: {row[6] if row else 'no state'}"
@@ -551,6 +558,7 @@ class _Loop:
         self.f.draft.reason = (f"followed {self.f.source.db.target_label} and detached at {self.committed}: "
                                f"{self.f.progress.applied:,} row change(s) applied, {len(sequences)} identity "
                                "sequence(s) set past the copied rows")
+        self.f.say(self.f.draft.reason)
         return True
 
     def pause(self) -> None:
@@ -617,13 +625,14 @@ class FollowAfter:
     """`copy-db --follow`: the copy first when it is not complete (from a position recorded before it reads any
     table), then following. A kind around the copy's kind, so the copy itself knows nothing of following."""
 
-    def __init__(self, copy: StepKind, follow: FollowStep, schema_of: Callable[[StepContext], str]) -> None:
+    def __init__(self, copy: StepKind, follow: FollowStep, schema_of: Callable[[StepContext], str], *,
+                 restart: bool = False) -> None:
         self.copy = copy
         self.follow = follow
         self.schema_of = schema_of
+        self.restart = restart
         self.name = copy.name
         self.history = copy.history
-        self._lock = threading.Lock()
 
     def plan(self, rows: Sequence[tuple[int, ManifestRow]], histories: Histories) -> list[PlannedRow]:
         planned = self.copy.plan(rows, histories)
@@ -642,7 +651,7 @@ class FollowAfter:
         source, row = self.follow.source, planned.row
         try:
             schema = self.schema_of(context)
-            state = copy_state(context, source, row, schema)
+            state = copy_state(context, source, row, schema, forget=self.restart)
             copied: Outcome | None = None
             if state not in at.FOLLOWABLE:
                 context.on_line("stdout", record_start(context, source, row, schema))

@@ -49,7 +49,11 @@ CREATE = (f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
           "source text NOT NULL, target_schema text NOT NULL, log_file text NOT NULL, log_pos bigint NOT NULL, "
           "updated_at timestamptz NOT NULL DEFAULT now(), lag_seconds double precision, state text NOT NULL, "
           "behind_bytes bigint, catch_up_file text, catch_up_pos bigint, stopped_at bigint, message text, "
-          "PRIMARY KEY (source, target_schema))")
+          "PRIMARY KEY (source, target_schema))",
+          # The copy may have made the table with its first columns only.
+          f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS behind_bytes bigint, ADD COLUMN IF NOT EXISTS catch_up_file "
+          "text, ADD COLUMN IF NOT EXISTS catch_up_pos bigint, ADD COLUMN IF NOT EXISTS stopped_at bigint, ADD COLUMN "
+          "IF NOT EXISTS message text")
 
 _WHERE = "WHERE source = %s AND target_schema = %s"
 
@@ -66,6 +70,7 @@ READ = (f"SELECT log_file, log_pos, state, catch_up_file, catch_up_pos, stopped_
 ADVANCE = (f"UPDATE {TABLE} SET log_file = %s, log_pos = %s, updated_at = now(), lag_seconds = %s, "
            f"behind_bytes = %s {_WHERE} RETURNING state")
 SET_STATE = f"UPDATE {TABLE} SET state = %s, message = %s, stopped_at = %s, updated_at = now() {_WHERE}"
+FORGET = f"DELETE FROM {TABLE} {_WHERE}"
 COPY_DONE = f"UPDATE {TABLE} SET state = '{COPIED}', updated_at = now() {_WHERE} AND state = '{COPYING}'"
 CATCH_UP = f"UPDATE {TABLE} SET catch_up_file = %s, catch_up_pos = %s {_WHERE}"
 ASK_DETACH = (f"UPDATE {TABLE} SET state = '{DETACHING}', updated_at = now() {_WHERE} "
