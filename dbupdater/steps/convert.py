@@ -31,7 +31,17 @@ from ..model.secret import redact
 from ..model.specs import ManifestRow
 from ..plan import COPY, PlannedRow
 from .convert_load import CopyFailed, Sides, TableLoad, checksum_value, in_parallel, load_table
-from .convert_state import LEDGER_TABLES, LOADED, SCHEMA, Destination, State, TableState, as_json, statement
+from .convert_state import (
+    LEDGER_TABLES,
+    LOADED,
+    SCHEMA,
+    Destination,
+    State,
+    TableState,
+    as_json,
+    foreign_keys_dropped,
+    statement,
+)
 from .copy import CopyStep, SourceStep
 from .draft import Draft
 
@@ -180,6 +190,7 @@ class Copy:
         except DbUpdaterError as exc:
             self.fail(f"the copy stopped: {exc}", unreachable=True)
         self.finish()
+        self.say(draft.reason)
 
     def refusal(self, destination: Destination) -> str | None:
         schema = self.step.across.schema
@@ -283,35 +294,34 @@ class Copy:
             self.say(f"keys and indexes made on {len(tables)} table{'s' if len(tables) != 1 else ''}")
 
     def foreign_keys(self, sides: Sides, plan: ConversionPlan, state: State) -> list[str]:
-        """Every foreign key made again NOT VALID (one transaction), then validated one by one; what could not
-        be validated (a row whose parent was not carried, or was never there), in words."""
-        from .convert_state import foreign_keys_dropped
-
+        """Every foreign key made again NOT VALID (one transaction), then validated (a session per table, in
+        parallel); each one that could not be validated (a row whose parent was not carried, or was never
+        there), with why."""
         keys = [sql for table in plan.tables for sql in table.foreign_keys_sql]
         sides.sql("SET client_min_messages = warning;\nBEGIN;\n" + foreign_keys_dropped(state.d.literal(state.schema))
                   + "".join(statement(sql) for sql in keys) + "COMMIT;\n")
+        invalid: list[str] = []
+        lock = threading.Lock()
 
         def work(table: TablePlan) -> None:
-            for sql in table.validate_sql:
-                try:
-                    sides.sql(statement(sql))
-                except CopyFailed as exc:
-                    if exc.unreachable:
-                        raise
-                    raise CopyFailed(f"{sql.strip().rstrip(';')}: {'; '.join(exc.errors[:2]) or exc.reason}",
-                                     exc.errors) from exc
+            found = [line.replace("\t", ": ", 1) for line in sides.sql(state.invalid_sql(table.validate_sql)) if line]
+            with lock:
+                invalid.extend(found)
 
         failures = self.parallel(work, [t for t in plan.tables if t.validate_sql])
-        if any(f.unreachable for f in failures):
-            raise CopyFailed(failures[0].reason, failures[0].errors, True)
+        if failures:
+            raise CopyFailed(f"the foreign keys could not be validated: {failures[0].reason}", failures[0].errors,
+                             any(f.unreachable for f in failures))
         if keys:
-            self.say(f"foreign keys: {len(keys)} made, {len(keys) - len(failures)} validated")
-        return [f.reason for f in failures]
+            self.say(f"foreign keys: {len(keys)} made, {len(keys) - len(invalid)} validated")
+        return invalid
 
     def verify(self, sides: Sides, plan: ConversionPlan, state: State, kept: Mapping[str, TableState],
                loads: Mapping[str, TableLoad], foreign: list[str]) -> None:
-        """Both sides' checksums of every table compared and recorded; the step's outcome."""
-        found: dict[str, str] = {}
+        """Both sides' checksums of every table compared and recorded (the copy's was computed in its load's
+        transaction; a table kept from before without one is read again); the step's outcome."""
+        found = {name: load.checksum for name, load in loads.items() if load.checksum}
+        found.update({name: table.checksum for name, table in kept.items() if table.checksum})
         lock = threading.Lock()
 
         def work(table: TablePlan) -> None:
@@ -320,7 +330,7 @@ class Copy:
             with lock:
                 found[table.name] = "\t".join("" if v is None else str(v) for v in values)
 
-        failures = self.parallel(work, plan.tables)
+        failures = self.parallel(work, [t for t in plan.tables if t.name not in found])
         if failures:
             raise CopyFailed(f"the checksums could not be computed: {failures[0].reason}", failures[0].errors,
                              any(f.unreachable for f in failures))

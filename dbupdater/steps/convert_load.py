@@ -7,10 +7,11 @@ rows not carried into `dbupdater_copy.discarded_rows`, those rows, `\\.`, and la
 rows. So the bytes the source writes are, but for that last line, the destination's script; the controller
 holds back the last few bytes (never parsing a row) and takes the checksum line from them. The destination's
 transaction is opened and committed by the stream itself: the table dropped and made again, its rows and its
-discarded rows copied in, its state row set `loaded`, COMMIT, then a line saying it was committed. The COMMIT
-is sent only after the source exited 0 and its stream ended with a checksum; a source that fails, a stream
-cut anywhere (the controller killed, a runner's connection lost) ends the destination's input without it,
-and the server rolls the table back: a table is wholly loaded and recorded, or untouched.
+discarded rows copied in, its state row set `loaded` with both checksums (the copy's computed there, over what
+it commits), COMMIT, then a line saying it was committed. The COMMIT is sent only after the source exited 0 and
+its stream ended with a checksum; a source that fails, a stream cut anywhere (the controller killed, a runner's
+connection lost) ends the destination's input without it, and the server rolls the table back: a table is
+wholly loaded and recorded, or untouched.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from .convert_state import DISCARDED, DISCARDED_COLUMNS, State, statement
 from .copy import Pipe
 from .dump import KEEP_ERRORS
 
-MARKER = "dbupdater:loaded"  # the destination's line once a table's load committed: MARKER \t discarded rows
+MARKER = "dbupdater:loaded"  # the destination's line once a table's load committed: MARKER, discarded, checksum
+SUM_TABLE = "dbupdater_sum"  # the destination session's temporary table of the copy's checksum
 TAIL = 512  # bytes of the source's stream held back: its last line (the checksum) is the controller's
 CHECKSUM_LINE = re.compile(r"^(\d+)\t([^\t]*)$")
 # The source session: values read in UTC, under a known sql_mode whatever the server's (backslash escapes,
@@ -134,6 +136,7 @@ class TableLoad:
     reason: str = ""
     errors: tuple[str, ...] = ()
     unreachable: bool = False
+    checksum: str = ""  # the copy's, computed in the load's own transaction
 
 
 class Tail:
@@ -181,12 +184,16 @@ def checksum_value(text: str) -> tuple[int, str]:
 
 def source_sql(d: Dialect, source: str, table: TablePlan) -> str:
     """The source session of one table (`d`: the source's dialect; `source`: the copy's source, which the
-    discarded rows carry)."""
+    discarded rows carry). After the rows it prints the destination's statements that come next: the copy's
+    checksum, computed into a temporary table while the source goes on with its discarded rows and its own
+    checksum (the two servers' checksum passes overlap), then the COPY of the discarded rows."""
     end = d.literal("\\.")
-    copy = d.literal(f"COPY {DISCARDED} {DISCARDED_COLUMNS} FROM STDIN;")
+    checksum = table.target_checksum_sql.strip().rstrip(";")
+    after = d.literal(f"CREATE TEMPORARY TABLE {SUM_TABLE} ON COMMIT DROP AS {checksum};\n"
+                      f"COPY {DISCARDED} {DISCARDED_COLUMNS} FROM STDIN;")
     return (SOURCE_SESSION + f"SET @dbupdater_source = {d.literal(source)};\n"
             "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ;\nSTART TRANSACTION WITH CONSISTENT SNAPSHOT;\n"
-            + statement(table.rows_sql) + f"SELECT {end};\nSELECT {copy};\n" + statement(table.discarded_sql)
+            + statement(table.rows_sql) + f"SELECT {end};\nSELECT {after};\n" + statement(table.discarded_sql)
             + f"SELECT {end};\n" + statement(table.source_checksum_sql) + "COMMIT;\n")
 
 
@@ -205,7 +212,8 @@ def load_prelude(state: State, table: TablePlan) -> str:
 
 def load_postlude(state: State, table: TablePlan, ddl_sha256: str, checksum: str) -> str:
     rows, _ = checksum_value(checksum)
-    return (state.loaded_sql(table.name, table.source.name, ddl_sha256, rows, checksum) + "COMMIT;\n"
+    return (state.loaded_sql(table.name, table.source.name, ddl_sha256, rows, checksum, f"SELECT * FROM {SUM_TABLE}")
+            + "COMMIT;\n"
             + state.loaded_echo_sql(table.name, MARKER))
 
 
@@ -257,11 +265,12 @@ def load_table(sides: Sides, state: State, table: TablePlan, ddl_sha256: str, on
         yield rest + load_postlude(state, table, ddl_sha256, line).encode("utf-8")
 
     log = OutputLog(sides.destination_engine)
-    committed: list[int] = []
+    committed: list[tuple[int, str]] = []
 
     def on_destination(stream: str, line: str) -> None:
         if stream == "stdout" and line.startswith(MARKER + "\t"):
-            committed.append(int(line.split("\t", 1)[1] or 0))
+            _, discarded, copied = line.split("\t", 2)
+            committed.append((int(discarded or 0), copied))
             return
         log.feed(stream, line)
         on_line(stream, line)
@@ -299,7 +308,8 @@ def load_table(sides: Sides, state: State, table: TablePlan, ddl_sha256: str, on
         return TableLoad(table.name, False, size=pipe.size, seconds=seconds, reason=failure, errors=errors,
                          unreachable=unreachable)
     rows, _ = checksum_value(checksum[0])
-    return TableLoad(table.name, True, rows, committed[0], checksum[0], pipe.size, seconds)
+    return TableLoad(table.name, True, rows, committed[0][0], checksum[0], pipe.size, seconds,
+                     checksum=committed[0][1])
 
 
 def in_parallel(work: Callable[[TablePlan], TableLoad], tables: list[TablePlan], at_once: int,

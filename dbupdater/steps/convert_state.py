@@ -167,32 +167,44 @@ class State:
                 f"EXCLUDED.ddl_sha256, state = EXCLUDED.state, started_at = EXCLUDED.started_at, \"rows\" = NULL, "
                 "discarded = NULL, checksum = NULL, source_checksum = NULL, finished_at = NULL;\n")
 
-    def loaded_sql(self, name: str, source_name: str, ddl_sha256: str, rows: int, source_checksum: str) -> str:
-        """The table's row once its rows are in (inside the load's transaction), with the count of its rows
-        that were not carried (which name the source's table: `source_name`)."""
+    def loaded_sql(self, name: str, source_name: str, ddl_sha256: str, rows: int, source_checksum: str,
+                   checksum_sql: str) -> str:
+        """The table's row once its rows are in (inside the load's transaction): the count of its rows that were
+        not carried (which name the source's table: `source_name`), the source's checksum, and the copy's,
+        computed by `checksum_sql` over exactly the rows this transaction commits (while they are in cache)."""
         d = self.d
         discarded = (f"(SELECT count(*) FROM {DISCARDED} WHERE source = {d.literal(self.source)} AND "
                      f"table_name = {d.literal(source_name)})")
         return (f"INSERT INTO {TABLES} (source, target_schema, table_name, ddl_sha256, state, \"rows\", discarded, "
-                f"source_checksum, started_at, finished_at) VALUES ({d.literal(self.source)}, "
+                f"checksum, source_checksum, started_at, finished_at) VALUES ({d.literal(self.source)}, "
                 f"{d.literal(self.schema)}, {d.literal(name)}, {d.literal(ddl_sha256)}, '{LOADED}', {int(rows)}, "
-                f"{discarded}, {d.literal(source_checksum)}, now(), now()) ON CONFLICT (source, target_schema, "
-                "table_name) DO UPDATE SET ddl_sha256 = EXCLUDED.ddl_sha256, state = EXCLUDED.state, \"rows\" = "
-                "EXCLUDED.\"rows\", discarded = EXCLUDED.discarded, source_checksum = EXCLUDED.source_checksum, "
-                "checksum = NULL, finished_at = EXCLUDED.finished_at;\n")
+                f"{discarded}, ({checksum_sql.strip().rstrip(';')}), {d.literal(source_checksum)}, now(), now()) "
+                "ON CONFLICT (source, target_schema, table_name) DO UPDATE SET ddl_sha256 = EXCLUDED.ddl_sha256, "
+                "state = EXCLUDED.state, \"rows\" = EXCLUDED.\"rows\", discarded = EXCLUDED.discarded, checksum = "
+                "EXCLUDED.checksum, source_checksum = EXCLUDED.source_checksum, finished_at = EXCLUDED.finished_at;\n")
 
     def loaded_echo_sql(self, name: str, marker: str) -> str:
-        """After the COMMIT: one line `<marker>\\t<discarded>` saying the table's load is committed."""
-        return (f"SELECT {self.d.literal(marker)} || chr(9) || discarded FROM {TABLES} "
-                f"WHERE {self._table(name)};\n")
+        """After the COMMIT: one line `<marker>\\t<discarded>\\t<checksum>` saying the table's load is committed."""
+        return (f"SELECT {self.d.literal(marker)} || chr(9) || discarded || chr(9) || coalesce(checksum, '') "
+                f"FROM {TABLES} WHERE {self._table(name)};\n")
 
     def indexed_sql(self, name: str) -> str:
         return f"UPDATE {TABLES} SET state = '{INDEXED}' WHERE {self._table(name)};\n"
 
     def checked_sql(self, name: str, checksum: str, equal: bool) -> str:
         state = VERIFIED if equal else DIFFERENT
-        return (f"UPDATE {TABLES} SET checksum = {self.d.literal(checksum)}, state = '{state}', "
-                f"finished_at = now() WHERE {self._table(name)};\n")
+        return (f"UPDATE {TABLES} SET checksum = {self.d.literal(checksum)}, state = '{state}' "
+                f"WHERE {self._table(name)};\n")
+
+    def invalid_sql(self, validations: Iterable[str]) -> str:
+        """Foreign keys validated one by one in one session, each one that fails named with why (one line
+        `<statement>\\t<error>`), the others validated all the same."""
+        tag = "$dbupdater_validate$"
+        blocks = "".join(
+            f"DO {tag} BEGIN {statement(sql)} EXCEPTION WHEN OTHERS THEN INSERT INTO dbupdater_invalid VALUES "
+            f"({self.d.literal(sql.strip().rstrip(';'))}, SQLERRM); END {tag};\n" for sql in validations)
+        return ("SET client_min_messages = warning;\nCREATE TEMPORARY TABLE dbupdater_invalid (what text, why text);\n"
+                + blocks + "SELECT what || chr(9) || why FROM dbupdater_invalid;\n")
 
     def discarded_where(self) -> str:
         """Where a person finds the rows not carried, as a query to paste."""
