@@ -82,12 +82,13 @@ class Expressions:
     source_canonical: str  # MySQL: canonical text, NULL for NULL
     target_canonical: str  # PostgreSQL: the same from the copied value
     invalid: tuple[tuple[str, str], ...]  # (MySQL predicate, reason): each NULL-safe, true when not carried
+    check: str | None  # MySQL: one NULL-safe predicate, true exactly when one of `invalid` is (cheaper to scan)
     display: str  # MySQL: the value as a person reads it in a discarded row (hex for bytes)
 
 
-def _guarded(column: str, predicate: str) -> str:
+def _guarded(column: str, predicate: str, nullable: bool = True) -> str:
     # False for NULL; a predicate that comes out NULL for a value counts as failing (never silently lost).
-    return f"IFNULL({column} IS NOT NULL AND ({predicate}), 1)"
+    return f"IFNULL({column} IS NOT NULL AND ({predicate}), 1)" if nullable else f"IFNULL({predicate}, 1)"
 
 
 def _fraction(precision: int | None, fmt: str) -> str:
@@ -137,14 +138,19 @@ def expressions(column: SourceColumn, mapping: Mapping, *, zero_dates: str) -> E
             target = f"array_to_string({p}, ',')"
         if kind is Family.ENUM:
             invalid.append((f"{c} + 0 = 0", f"{name}: not a member of the enum (MySQL's '' error value)"))
-        if kind is not Family.OTHER and column.charset and column.charset.lower() not in UTF8:
+        checked = kind in (Family.TEXT, Family.JSON)  # enum and set values are their (UTF-8 defined) members
+        if checked and column.charset and column.charset.lower() not in UTF8:
             charset = charset_name(column.charset)
             invalid.append((f"CAST(CONVERT({text} USING {charset}) AS BINARY) <> CAST({c} AS BINARY)",
                             f"{name}: text that does not survive the conversion from {charset} to UTF-8"))
-        invalid.append((f"LOCATE(X'00', CAST({text} AS BINARY)) > 0", f"{name}: text holding a NUL character"))
+        utf8 = not column.charset or column.charset.lower() in UTF8  # a zero byte there is only U+0000
+        if checked:
+            invalid.append((f"LOCATE(X'00', CAST({c if utf8 else text} AS BINARY)) > 0",
+                            f"{name}: text holding a NUL character"))
         if kind is Family.JSON:
             invalid.insert(0, (f"JSON_VALID({c}) = 0", f"{name}: not valid JSON"))
-        display = f"IF({' OR '.join(predicate for predicate, _ in invalid)}, CONCAT('0x', HEX({c})), {text})"
+        if checked:
+            display = f"IF({' OR '.join(predicate for predicate, _ in invalid)}, CONCAT('0x', HEX({c})), {text})"
     elif kind in (Family.BINARY, Family.GEOMETRY):
         binary = f"ST_AsBinary({c})" if kind is Family.GEOMETRY else c
         value = hex_field(binary)
@@ -165,6 +171,9 @@ def expressions(column: SourceColumn, mapping: Mapping, *, zero_dates: str) -> E
         invalid.append((f"{c} < TIME'00:00:00' OR {c} > TIME'24:00:00'",
                         f"{name}: time outside 00:00:00 to 24:00:00"))
     else:  # DATE, DATETIME, TIMESTAMP
+        # MariaDB's date arithmetic gives NULL for a zero date, a zero month or day, year 0 and a day that is
+        # not in the calendar (ALLOW_INVALID_DATES): one call tells them all apart from good dates.
+        uncarried = f"{c} + INTERVAL 0 DAY IS NULL"
         date_only = kind is Family.DATE
         fmt = DATE_FORMAT if date_only else DATETIME_FORMAT
         value = _formatted("DATE_FORMAT", c, fmt, None if date_only else column.datetime_precision)
@@ -179,12 +188,19 @@ def expressions(column: SourceColumn, mapping: Mapping, *, zero_dates: str) -> E
         if zero_dates == "null" and column.nullable:
             value = f"IF({zero}, NULL, {value})"
             source = f"IF({zero}, NULL, {source})"
+            uncarried += f" AND MONTH({c}) <> 0 AND DAYOFMONTH({c}) <> 0"
         else:
             invalid.append((zero, f"{name}: zero date" + (" in a NOT NULL column" if zero_dates == "null" else "")))
         invalid.append((f"YEAR({c}) = 0 AND MONTH({c}) <> 0 AND DAYOFMONTH({c}) <> 0",
                         f"{name}: year 0 (PostgreSQL has no year 0)"))
         invalid.append((f"YEAR({c}) <> 0 AND MONTH({c}) <> 0 AND DAYOFMONTH({c}) <> 0 AND {c} + INTERVAL 0 DAY IS NULL",
                         f"{name}: not a date in the calendar"))
+    nullable = column.nullable
+    guarded = tuple((_guarded(c, predicate, nullable), reason) for predicate, reason in invalid)
+    if kind in (Family.DATE, Family.DATETIME, Family.TIMESTAMP):
+        check: str | None = _guarded(c, uncarried, nullable)
+    else:
+        check = _guarded(c, " OR ".join(f"({p})" if len(invalid) > 1 else p for p, _ in invalid), nullable) \
+            if invalid else None
     return Expressions(field=f"IFNULL({value}, {NULL_FIELD})", source_canonical=source, target_canonical=target,
-                       invalid=tuple((_guarded(c, predicate), reason) for predicate, reason in invalid),
-                       display=display or source)
+                       invalid=guarded, check=check, display=display or source)

@@ -224,11 +224,10 @@ class _Table:
         self.expressions[column.name] = exprs
         self.definitions.append(definition)
         self.notes += [f"column {column.name}: {note}" for note in notes]
-        predicates = [predicate for predicate, _ in exprs.invalid]
         self.columns.append(ColumnPlan(
             source=column, name=name, target_type=mapping.target_type, field_sql=exprs.field,
             source_canonical=exprs.source_canonical, target_canonical=exprs.target_canonical,
-            invalid_sql=" OR ".join(predicates) if predicates else None,
+            invalid_sql=exprs.check,
             invalid_reason="; ".join(reason for _, reason in exprs.invalid), notes=tuple(notes)))
 
     def _after_load(self) -> list[str]:
@@ -276,7 +275,7 @@ class _Table:
     def _reads(self) -> tuple[str, str, str]:
         """rows_sql, discarded_sql and the WHERE of the carried rows."""
         failing = [(predicate, reason) for e in self.expressions.values() for predicate, reason in e.invalid]
-        any_failing = " OR ".join(f"({predicate})" for predicate, _ in failing)
+        any_failing = " OR ".join(f"({e.check})" for e in self.expressions.values() if e.check)
         where = f" WHERE NOT ({any_failing})" if failing else ""
         fields = ", ".join(e.field for e in self.expressions.values())
         rows_sql = f"SELECT CONCAT_WS({TAB}, {fields}) FROM {self.source}{where}"

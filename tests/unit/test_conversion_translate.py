@@ -111,7 +111,7 @@ def test_enum_and_set_become_a_type_named_table_column() -> None:
     table = plan.tables[0]
     size, tags = table.columns[1], table.columns[2]
     assert size.target_type == '"s"."my""t_size"' and tags.target_type == '"s"."my""t_tags"[]'
-    assert "`size` + 0 = 0" in (size.invalid_sql or "") and tags.invalid_sql is not None
+    assert "`size` + 0 = 0" in (size.invalid_sql or "") and tags.invalid_sql is None  # a set holds only members
     assert tags.target_canonical == "array_to_string(\"tags\", ',')"
     # the set as an array literal of quoted members, '{}' when empty, escaped twice (array, then COPY)
     assert tags.field_sql.startswith("IFNULL(IF(`tags` + 0 = 0, '{}', CONCAT('{\"', REPLACE(")
@@ -215,13 +215,17 @@ def test_text_outside_utf8_is_checked_for_the_round_trip() -> None:
 
 
 def test_zero_dates_discarded_or_null() -> None:
-    discard, _, _ = column_plan(col("d", "date"))
-    assert "MONTH(`d`) = 0 OR DAYOFMONTH(`d`) = 0" in (discard.invalid_sql or "")
+    discard, table, _ = column_plan(col("d", "date"))
+    assert discard.invalid_sql == "IFNULL(`d` IS NOT NULL AND (`d` + INTERVAL 0 DAY IS NULL), 1)"
+    assert "IF(IFNULL(`d` IS NOT NULL AND (MONTH(`d`) = 0 OR DAYOFMONTH(`d`) = 0), 1), 'd: zero date', NULL)" in (
+        table.discarded_sql)
     assert discard.invalid_reason.startswith("d: zero date; d: year 0")
     null, _, _ = column_plan(col("d", "date"), zero_dates="null")
     assert "IF(MONTH(`d`) = 0 OR DAYOFMONTH(`d`) = 0, NULL," in null.field_sql
     assert null.source_canonical.startswith("IF(MONTH(`d`) = 0 OR DAYOFMONTH(`d`) = 0, NULL,")
     assert "zero date" not in null.invalid_reason
+    assert null.invalid_sql == ("IFNULL(`d` IS NOT NULL AND (`d` + INTERVAL 0 DAY IS NULL AND MONTH(`d`) <> 0 AND "
+                                "DAYOFMONTH(`d`) <> 0), 1)")
     not_null, _, _ = column_plan(col("d", "date", nullable=False), zero_dates="null")
     assert "d: zero date in a NOT NULL column" in not_null.invalid_reason
     with pytest.raises(TranslationError, match="--zero-dates must be discard or null") as raised:
