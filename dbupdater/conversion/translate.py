@@ -26,7 +26,16 @@ before anything runs and tested without a server. What each TablePlan string hol
   `<count>\\t<sum>`, the sum of the first 15 hex digits of md5(canonical row) over the carried rows as an exact
   integer. The MySQL one needs the session's time_zone '+00:00' (as rows_sql does).
 - `ddl_sha256`: of types_sql, create_sql, after_load_sql and rows_sql, so a loaded table is skipped on a rerun
-  only when neither its DDL nor the way it is read changed.
+  only when neither its DDL nor the way it is read changed (MySQL's AUTO_INCREMENT counter, which moves with
+  every insert, is left out of it).
+- `followable` False with `not_followed_reason` for a table without a primary key; `notes`: everything of the
+  table not carried, in words, its columns' notes included (`column <name>: ...`).
+
+Per column (ColumnPlan): `name` and `target_type` as in CREATE TABLE; `field_sql` the MySQL expression of the
+value as one COPY text field (`\\N` for NULL); `source_canonical` (MySQL) and `target_canonical` (PostgreSQL)
+the value's canonical text, NULL for NULL (expressions.py says what it is per family); `invalid_sql` one
+NULL-safe MySQL predicate, true when the value cannot be carried (None when every value can), and
+`invalid_reason` every reason it may stand for, joined by `; `.
 """
 
 from __future__ import annotations
@@ -193,7 +202,11 @@ class _Table:
                            f"{_pg_row([e.target_canonical for e in self.expressions.values()])}), 1, 15))::bit(60)"
                            f"::bigint), 0)::text FROM {self.qualified}")
         columns = ", ".join(pg_ident(column.name) for column in self.columns)
-        digest = hashlib.sha256("\n".join([*self.types, create, *after, rows_sql]).encode("utf-8")).hexdigest()
+        # MySQL's AUTO_INCREMENT counter moves with every insert: it is left out, or a loaded table would
+        # count as changed on the next run.
+        restarts = {self._restart(column): self._restart(column, with_counter=False) for column in self.columns}
+        stable = [restarts.get(sql, sql) for sql in after]
+        digest = hashlib.sha256("\n".join([*self.types, create, *stable, rows_sql]).encode("utf-8")).hexdigest()
         drops = [f"DROP TABLE IF EXISTS {self.qualified} CASCADE;"]
         drops += [f"DROP TYPE IF EXISTS {pg_ident(self.plan.schema)}.{pg_ident(m.enum_name)};"
                   for m in self.mappings.values() if m.enum_name]
@@ -239,15 +252,18 @@ class _Table:
                 statements.append(statement)
             if note:
                 self.notes.append(note)
-        for column in self.columns:
-            if self.mappings[column.source.name].identity:
-                statements.append(identity_restart_sql(self.qualified, column.name, column.target_type,
-                                                       table.auto_increment))
+        statements += [sql for column in self.columns if (sql := self._restart(column))]
         if table.comment:
             statements.append(comment_sql(self.qualified, table.comment))
         statements += [comment_sql(f"{self.qualified}.{pg_ident(column.name)}", column.source.comment, "COLUMN")
                        for column in self.columns if column.source.comment]
         return statements
+
+    def _restart(self, column: ColumnPlan, with_counter: bool = True) -> str:
+        if not self.mappings[column.source.name].identity:
+            return ""
+        return identity_restart_sql(self.qualified, column.name, column.target_type,
+                                    self.table.auto_increment if with_counter else None)
 
     def _foreign_keys(self) -> tuple[list[str], list[str]]:
         adds: list[str] = []

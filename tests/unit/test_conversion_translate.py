@@ -427,3 +427,14 @@ def test_foreign_keys_need_a_plain_unique_key_on_the_postgresql_side() -> None:
                     '"db"."parent" ("slug") ON DELETE CASCADE NOT VALID;',)
     assert any(note.startswith("foreign key child_code (code) to parent not carried: PostgreSQL needs a primary or "
                                "unique key") for note in plan.table("child").notes)
+
+
+def test_ddl_sha256_ignores_mysqls_moving_counter() -> None:
+    def with_counter(counter: int) -> str:
+        table = SourceTable("t", (col("id", "int", nullable=False, extra="auto_increment", position=1),),
+                            primary_key=("id",), auto_increment=counter)
+        plan = translate(SourceSchema("db", (table,)), TranslationOptions()).tables[0]
+        assert f"GREATEST({counter}," in plan.after_load_sql[-1]
+        return plan.ddl_sha256
+
+    assert with_counter(10) == with_counter(5000)
