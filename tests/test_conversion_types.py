@@ -438,6 +438,17 @@ def test_sakila_whole(servers: Servers) -> None:
                          "RETURNING actor_id") == "201"
     objects = plan.objects_sql()
     assert "CREATE TRIGGER `ins_film` AFTER INSERT ON `film` FOR EACH ROW" in objects
+    # objects.sql is usable as it is: the objects dropped and made again from it are the same
+    count = ("SELECT (SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()), "
+             "(SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()), "
+             "(SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()), "
+             "(SELECT GROUP_CONCAT(MD5(ROUTINE_DEFINITION) ORDER BY ROUTINE_NAME) FROM information_schema.ROUTINES "
+             "WHERE ROUTINE_SCHEMA = DATABASE())")
+    before = servers.my(count)
+    servers.my("".join(f"DROP {o.kind.upper()} `{o.name}`;\n" for o in plan.not_translated))
+    assert servers.my(count).startswith("0\t0\t0\t")
+    servers.my(objects)
+    assert servers.my(count) == before and before.startswith("7\t6\t6\t")
     assert "CREATE PROCEDURE `film_in_stock`(IN `p_film_id` int(11)" in objects
     notes = "\n".join(plan.not_carried())
     assert "film_text: FULLTEXT index idx_title_description" in notes
