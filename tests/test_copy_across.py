@@ -5,6 +5,7 @@ anything runs, and no password in any process's argv or environment."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -249,3 +250,28 @@ def test_a_copy_killed_mid_table_is_in_doubt_then_resumes_to_an_identical_copy(w
         assert latest_copy(destination)[1] == "success"
         cleared = subprocess.run(plan.args, capture_output=True, text=True, timeout=120)
         assert cleared.returncode == 0, cleared.stdout + cleared.stderr  # a copy that succeeded clears the doubt
+
+
+def test_a_destination_not_in_utf8_or_a_tier_that_requires_approval_is_refused(small: tuple[Target, Target],
+                                                                              workspace: Workspace, rig: Any,
+                                                                              run_tool: Any) -> None:
+    source, destination = small
+    latin = dataclasses.replace(destination, name=destination.name + "_latin1")
+    rig.psql_exec(f"CREATE DATABASE {latin.name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0 "
+                  f"OWNER {destination.user}")
+    try:
+        manifest = two_targets(workspace, source, latin)
+        refused = copy(run_tool, manifest, source.name, latin.name)
+        assert refused.code == 1, refused.text
+        assert "encoding is LATIN1, not UTF8" in refused.text and "nothing was changed" in refused.text
+        assert pg(latin, "SELECT count(*) FROM pg_namespace WHERE nspname IN ('dbupdater_copy', "
+                         f"'{source.name}')") == [["0"]]
+
+        config = workspace.dir / "environments.toml"
+        config.write_text(f'[prod]\nmanifest = "{manifest.name}"\nrecord_state = false\nrequire_approval = true\n',
+                          encoding="utf-8")
+        tier = run_tool("copy-db", "--environment", "prod", "--config", str(config), "--from", source.name, "--to",
+                        latin.name, "--yes", "--no-report")
+        assert tier.code == 5 and "requires an approved plan" in tier.text, tier.text
+    finally:
+        latin.drop()
