@@ -201,3 +201,24 @@ def test_review_writes_the_three_files_and_summarises(tmp_path: Path) -> None:
     assert lines[0].startswith("2 tables of db into schema s, about 12 rows")
     assert "more in not-carried.txt" in text and "b: no primary key" in text
     assert "nothing was run on the destination" in lines[-1]
+
+
+@pytest.mark.parametrize("engine", ["mysql", "postgresql"])
+def test_the_copy_clients_carry_no_secret_and_read_their_login_from_the_0600_file(engine: str) -> None:
+    from dbupdater.engines.capabilities import ExportsRows, ImportsRows
+    from dbupdater.model.secret import Secret
+    from dbupdater.model.specs import DatabaseSpec
+
+    client = registry.get(engine)
+    db = DatabaseSpec(engine, "db.example", 5, "app", "shop", Secret("s3cr3t-Pa55"))
+    command = (client.export_command(db, "/run/x/login1.cred") if isinstance(client, ExportsRows)
+               else client.import_command(db, "/run/x/login1.cred") if isinstance(client, ImportsRows) else None)
+    assert command is not None
+    shown = " ".join(command.argv) + " " + " ".join(f"{k}={v}" for k, v in command.env)
+    assert "s3cr3t-Pa55" not in shown and "/run/x/login1.cred" in shown
+    assert not command.stdin  # the caller sends the SQL (the source) or streams it (the destination)
+    if engine == "postgresql":  # one session, no transaction of its own: the stream's COMMIT decides
+        assert "-1" not in command.argv and "--single-transaction" not in command.argv
+        assert command.argv[-2:] == ("-f", "-")
+    else:
+        assert {"--raw", "--quick", "--skip-column-names", "--batch"} <= set(command.argv)
