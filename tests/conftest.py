@@ -60,9 +60,9 @@ class Target:
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)  # a failing test prints its arguments: never a rig password
     admin_user: str
-    admin_password: str
+    admin_password: str = field(repr=False)
 
     @property
     def database_type(self) -> str:
