@@ -35,6 +35,10 @@ OPTIONAL: dict[str, OptionalModule] = {
     "sqlserver": OptionalModule("wait-ready --via direct to SQL Server", "pymssql", "sqlserver", "pymssql>=2.3,<3"),
     "s3": OptionalModule("backups in an S3-compatible bucket (--backup-dir s3://..., --report-dir s3://...)", "boto3",
                          "s3", "boto3>=1.34,<2"),
+    "binlog": OptionalModule("copy-db --follow and --detach (reading the MySQL binary log)", "pymysqlreplication",
+                             "follow", "mysql-replication>=1.0.9,<2"),
+    "follow-postgres": OptionalModule("copy-db --follow and --detach (applying the changes to PostgreSQL)", "psycopg",
+                                      "drivers", "psycopg[binary]>=3.1.4,<4"),
 }
 
 

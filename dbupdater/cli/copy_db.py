@@ -148,6 +148,7 @@ def across(manifest: Manifest, args: argparse.Namespace, source: ManifestRow, to
 def following(manifest: Manifest, args: argparse.Namespace, source: ManifestRow, to: ManifestRow,
               wanted: Across) -> int:
     """--follow (the copy first when it is not complete) or --detach (no lock taken: the follower holds it)."""
+    from ..extras import require
     from ..steps.convert import ConvertStep, read_plan
     from ..steps.copy import SourceStep
     from ..steps.follow import FollowAfter, FollowedSource, FollowStep
@@ -156,6 +157,8 @@ def following(manifest: Manifest, args: argparse.Namespace, source: ManifestRow,
         raise UsageError("--follow and --detach: one or the other")
     if args.plan_dir is not None:
         raise UsageError("--plan runs nothing: not with --follow or --detach")
+    require("binlog")  # exit 2 naming the extra before anything is contacted (`pip install .` is the core only)
+    require("follow-postgres")
     follow = FollowStep(source, lambda context: read_plan(context.deployment.channel(source), source, wanted),
                         zero_dates=wanted.zero_dates, detach=args.detach)
     copied = SourceStep()
