@@ -10,7 +10,9 @@ echo "== mypy"; .venv/bin/mypy && .venv/bin/mypy --strict bench
 echo "== import rules (docs/architecture.md)"; .venv/bin/lint-imports --no-cache
 echo "== pytest"
 set +e
-.venv/bin/pytest "$@"
+# Two workers (pytest-xdist), each with its own rig (tests/conftest.py), a test file on one worker; many tests
+# wait (leases, timeouts, servers), so two go faster even on 2 CPUs. DBU_TEST_WORKERS=0 runs in one process.
+.venv/bin/pytest -n "${DBU_TEST_WORKERS:-2}" --dist loadfile "$@"
 status=$?
 set -e
 # pytest's 5 means "no tests collected": a broken selection must not pass as green.

@@ -22,6 +22,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _worker_rig() -> None:
+    """Under pytest-xdist (bin/run_tests.sh runs two workers) each worker brings up a rig of its own: the first
+    the usual `dbt`, the others `dbt<N>` on their own subnet and ports. Set in the environment, so the tests that
+    read the rig's name and every process they start agree. A rig named by the caller is left alone."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or "DBU_TEST_RIG_NAME" in os.environ:
+        return
+    index = int(worker[2:])
+    if index:
+        os.environ.update(DBU_TEST_RIG_NAME=f"dbt{index}", DBU_TEST_RIG_SUBNET=str(10 + index),
+                          DBU_TEST_RIG_PORT=str(27400 + 20 * index))
+
+
+_worker_rig()
 CORPUS = ROOT.parent / "shared" / "corpus"
 HEADER = ["sql_runner_host", "sql_runner_userid", "sql_runner_password", "sql_runner_port", "sql_runner_key_file",
           "database_type", "database_host", "database_userid", "database_password", "port", "database",
