@@ -6,7 +6,8 @@
 - pgloader (Debian's package), run *on* the runner (its network namespace, as the runner user), so its network
   path to both servers is the one the tool's clients have; a load file (0600, removed after) holds the two
   connection strings, nothing else: pgloader's defaults (its own workers and concurrency, create tables and
-  indexes, foreign keys, reset sequences).
+  indexes, foreign keys, reset sequences); and again with ``WITH prefetch rows = 10000``, pgloader's remedy when
+  its defaults exhaust its heap (they do on the generated database's rows of a few kB).
 - pg_chameleon (PyPI, in its own virtualenv), also on the runner as the runner user, with a private HOME holding
   its configuration (0600). ``create_replica_schema`` and ``add_source`` are set-up (not timed); only
   ``init_replica`` is timed. Its configuration is the shipped example's except where the example cannot work on
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,9 +39,13 @@ CHAMELEON_VENV = Path("/tmp/chameleon-venv")
 CHAMELEON = CHAMELEON_VENV / "bin" / "chameleon"
 TOOL = "dbupdater copy-db"
 PGLOADER = "pgloader"
+# pgloader's defaults hold 100,000 prefetched rows per reader: on rows of a few kB (the generated database's
+# documents) SBCL's heap is exhausted and pgloader dies. Its documented remedy is fewer prefetched rows.
+PGLOADER_PREFETCH = "pgloader, prefetch rows = 10000"
 PG_CHAMELEON = "pg_chameleon init_replica"
-APPROACHES = (TOOL, PGLOADER, PG_CHAMELEON)
+APPROACHES = (TOOL, PGLOADER, PGLOADER_PREFETCH, PG_CHAMELEON)
 TIMEOUT = 3600.0
+ERROR_RX = re.compile(r"error|fatal|exhausted|exception|denied|refused", re.IGNORECASE)
 
 
 class NotAvailable(Exception):
@@ -106,9 +112,12 @@ class Approaches:
             raise RuntimeError(f"{what}: a password appeared in its output ({proc.log})")
         failed = proc.code != 0 or proc.timed_out or (success is not None and success not in text)
         if failed:
-            tail = "\n".join(text.strip().splitlines()[-6:])
-            raise RuntimeError(f"{what} exited with {proc.code}{' (timed out)' if proc.timed_out else ''}: "
-                               f"{self.bed.redact(tail)}")
+            lines = text.strip().splitlines()
+            # The line that says what went wrong (the last error-like one), then the output's tail.
+            telling = next((line for line in reversed(lines) if ERROR_RX.search(line)), lines[-1] if lines else "")
+            tail = "\n".join(lines[-6:])
+            timed_out = " (timed out)" if proc.timed_out else ""
+            raise RuntimeError(self.bed.redact(f"{what} exited with {proc.code}{timed_out}: {telling.strip()}\n{tail}"))
         return proc
 
     def clean_source(self, database: str) -> None:
@@ -128,6 +137,8 @@ class Approaches:
             return self.tool(target)
         if approach == PGLOADER:
             return self.pgloader(target)
+        if approach == PGLOADER_PREFETCH:
+            return self.pgloader(target, options="\n  WITH prefetch rows = 10000")
         return self.chameleon(target)
 
     # --- the tool ----------------------------------------------------------------------------------------------
@@ -156,7 +167,7 @@ class Approaches:
 
     # --- pgloader --------------------------------------------------------------------------------------------
 
-    def pgloader(self, target: Target) -> Proc:
+    def pgloader(self, target: Target, options: str = "") -> Proc:
         if shutil.which("pgloader") is None:
             raise NotAvailable("pgloader is not installed (apt-get install pgloader)")
         info, host = self.bed.info, self.bed.db_host
@@ -168,14 +179,14 @@ class Approaches:
         write_private(load, f"LOAD DATABASE\n"
                             f"  FROM mysql://{my.app_user}:{my.app_password}@{host}:{my.port}/{target.source.database}\n"
                             f"  INTO pgsql://{pg.app_user}:{pg.app_password}@{host}:{pg.port}/{target.dest}"
-                            f"?sslmode=disable;\n", owner=self.bed.runner_uid)
+                            f"?sslmode=disable{options};\n", owner=self.bed.runner_uid)
         try:
-            proc = run_timed(self._on_runner(["pgloader", "--root-dir", str(root), str(load)]), self._log(PGLOADER),
-                             timeout=TIMEOUT)
+            proc = run_timed(self._on_runner(["pgloader", "--root-dir", str(root), str(load)]),
+                             self._log(PGLOADER), timeout=TIMEOUT)
         finally:
             load.unlink(missing_ok=True)
             shutil.rmtree(root, ignore_errors=True)
-        return self._checked(proc, PGLOADER)
+        return self._checked(proc, PGLOADER + options.replace("\n  WITH", ","))
 
     # --- pg_chameleon ----------------------------------------------------------------------------------------
 

@@ -163,7 +163,7 @@ def _measure(info: RigInfo, key: str, database: str) -> Source:
 
 def _present(rig: Rig, database: str, tables: int) -> bool:
     got = rig.mysql_exec(f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{database}' "
-                         "AND table_type = 'BASE TABLE'").strip()
+                         "AND table_type = 'BASE TABLE' AND " + NOT_TOOL.replace("%%", "%")).strip()
     return got == str(tables)
 
 

@@ -38,7 +38,8 @@ from .data import Source, generated, sakila
 log = logging.getLogger("bench")
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 SOURCES = ("sakila", "generated")
-SHORT = {"tool": ways.TOOL, "pgloader": ways.PGLOADER, "chameleon": ways.PG_CHAMELEON}
+SHORT = {"tool": ways.TOOL, "pgloader": ways.PGLOADER, "pgloader-prefetch": ways.PGLOADER_PREFETCH,
+         "chameleon": ways.PG_CHAMELEON}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -49,7 +50,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", type=lambda v: _csv(v, SOURCES, "--only"), default=SOURCES,
                         metavar="sakila,generated", help="source databases to copy (default: both)")
     parser.add_argument("--approaches", type=lambda v: _csv(v, tuple(SHORT), "--approaches"), default=tuple(SHORT),
-                        metavar="tool,pgloader,chameleon", help="approaches to run (default: all three)")
+                        metavar="tool,pgloader,pgloader-prefetch,chameleon", help="approaches to run (default: all)")
     parser.add_argument("--parallel", type=_positive, help="copy-db's --parallel N (default: the tool's own)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: bench/results)")
     parser.add_argument("--rig-name", default="dbcp")
@@ -84,7 +85,7 @@ class Row:
     def verdict(self) -> str:
         errors = [s.error for s in self.samples if s.error]
         if errors:
-            return f"failed: {errors[-1]}"
+            return f"failed: {errors[-1].splitlines()[0]}"
         checks = [s.check for s in self.samples if s.check is not None]
         wrong = [c for c in checks if not c.identical]
         return (wrong or checks)[-1].summary() if checks else ""
@@ -127,8 +128,8 @@ class Bench:
 
     def run(self) -> None:
         chosen = [SHORT[a] for a in self.args.approaches]
-        if ways.PGLOADER in chosen and (why := ways.install_pgloader()):
-            self.unavailable[ways.PGLOADER] = why
+        if {ways.PGLOADER, ways.PGLOADER_PREFETCH} & set(chosen) and (why := ways.install_pgloader()):
+            self.unavailable[ways.PGLOADER] = self.unavailable[ways.PGLOADER_PREFETCH] = why
         if ways.PG_CHAMELEON in chosen:
             if why := ways.install_chameleon():
                 self.unavailable[ways.PG_CHAMELEON] = why
@@ -172,10 +173,11 @@ class Bench:
     # --- results ---------------------------------------------------------------------------------------------
 
     def table(self) -> str:
-        lines = ["| database | approach | seconds | MB/s | x fastest peer | peak RSS | CPU s | row-for-row check |",
-                 "|---|---|---|---|---|---|---|---|"]
+        lines = ["| database | approach | seconds | MB/s | x fastest correct peer | peak RSS | CPU s "
+                 "| row-for-row check |", "|---|---|---|---|---|---|---|---|"]
         for row in self.rows:
-            peers = [r.median for r in self.rows if r.source is row.source and r.approach != ways.TOOL]
+            peers = [r.median for r in self.rows if r.source is row.source and r.approach != ways.TOOL
+                     and r.verdict().startswith("identical")]
             fastest = min((p for p in peers if p), default=None)
             seconds = row.median
             rss = [s.rss_kb for s in row.samples if s.rss_kb]
@@ -194,7 +196,7 @@ class Bench:
         notes = [
             "",
             f"Medians of {self.args.repeat} run(s); seconds from process start to exit; MB/s over the source's InnoDB "
-            "data_length. x fastest peer: seconds over the fastest of pgloader and pg_chameleon. Peak RSS: the tool's "
+            "data_length. x fastest peer: seconds over the fastest peer whose copy was identical. Peak RSS: the tool's "
             "is this controller's (wait4); a peer's is its own process on the runner. CPU s: user + system of the "
             "timed process tree on this machine (the tool's clients run on the runner and the servers are not "
             "counted).",
