@@ -104,6 +104,8 @@ class ConsoleReporter:
     # --- events -------------------------------------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
+        if self.verbosity < Verbosity.VERBOSE and type(event) is OutputLine:
+            return  # every line a client prints comes here: shown only with -v
         with self._lock:
             try:
                 self._dispatch(event)

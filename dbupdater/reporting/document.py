@@ -88,28 +88,41 @@ def digest(path: Path) -> str | None:
 
 
 class Excerpt:
-    """The last lines of one script's output within EXCERPT_LINES and EXCERPT_BYTES, counting what was cut."""
+    """The last lines of one script's output within EXCERPT_LINES and EXCERPT_BYTES, counting what was cut.
+
+    Every line a script prints passes through `add` (100 MB of short lines is a million calls), so it only
+    appends to a ring of the last EXCERPT_LINES and counts; the byte bound is applied when the excerpt is
+    written. What is kept is the same either way: the longest run of last lines within both bounds (at least
+    one line), since a line dropped for either bound could never come back."""
 
     def __init__(self) -> None:
-        self.lines: deque[tuple[str, str]] = deque()
-        self.size = 0
-        self.cut_lines = 0
-        self.cut_bytes = 0
+        self.lines: deque[tuple[str, str]] = deque(maxlen=EXCERPT_LINES)
+        self.added = 0
+        self.added_bytes = 0
 
     def add(self, stream: str, line: str) -> None:
-        # Kept as it came and cleaned only when written: a script printing 100 MB passes every line through here,
-        # and only the last few are ever shown (the bound counts characters, near enough to bytes for a cap).
+        # Kept as it came and cleaned only when written (the byte bound counts characters, near enough to bytes
+        # for a cap; what was cut is counted in bytes: isascii() is a flag, not a scan).
         self.lines.append((stream, line))
-        self.size += len(line)
-        while len(self.lines) > EXCERPT_LINES or (self.size > EXCERPT_BYTES and len(self.lines) > 1):
-            _, dropped = self.lines.popleft()
-            self.size -= len(dropped)
-            self.cut_lines += 1
-            self.cut_bytes += len(dropped.encode())
+        self.added += 1
+        self.added_bytes += len(line) if line.isascii() else len(line.encode())
+
+    def kept(self) -> list[tuple[str, str]]:
+        kept: list[tuple[str, str]] = []
+        size = 0
+        for stream, line in reversed(self.lines):
+            size += len(line)
+            if kept and size > EXCERPT_BYTES:
+                break
+            kept.append((stream, line))
+        kept.reverse()
+        return kept
 
     def data(self) -> dict[str, Any]:
-        return {"lines": [{"stream": stream, "text": clean(text)} for stream, text in self.lines],
-                "omitted_lines": self.cut_lines, "omitted_bytes": self.cut_bytes}
+        kept = self.kept()
+        kept_bytes = sum(len(line.encode()) for _, line in kept)
+        return {"lines": [{"stream": stream, "text": clean(text)} for stream, text in kept],
+                "omitted_lines": self.added - len(kept), "omitted_bytes": self.added_bytes - kept_bytes}
 
 
 def _bounded(lines: Iterable[str]) -> tuple[list[str], int]:
@@ -167,12 +180,17 @@ class RunDocument:
         self.done: Document | None = None
 
     def handle(self, event: Event) -> None:
+        if type(event) is OutputLine:  # every line a client prints comes here: no clock, no new Excerpt each time
+            with self._lock:
+                excerpt = self.excerpts.get(event.outcome.index)
+                if excerpt is None:
+                    excerpt = self.excerpts[event.outcome.index] = Excerpt()
+                excerpt.add(event.stream, event.line)
+            return
         now = self.clock()
         late = False
         with self._lock:
-            if isinstance(event, OutputLine):
-                self.excerpts.setdefault(event.outcome.index, Excerpt()).add(event.stream, event.line)
-            elif isinstance(event, StepStarted):
+            if isinstance(event, StepStarted):
                 self.steps.setdefault(event.outcome.index, _Step()).started = now
             elif isinstance(event, StepFinished):
                 self.steps.setdefault(event.outcome.index, _Step()).finished = now

@@ -97,8 +97,12 @@ class LineSplitter:
     def feed(self, data: bytes) -> None:
         text = self._pending + self._decoder.decode(data)
         *lines, self._pending = text.split("\n")
-        for line in lines:
-            self._emit(line)
+        handler, stream = self.handler, self.stream
+        for line in lines:  # every line of a client's output passes here: the usual one takes no further call
+            if self._cut or len(line) > MAX_LINE:
+                self._emit(line)
+            else:
+                handler(stream, line.rstrip("\r"))
         if len(self._pending) > MAX_LINE:
             self._cut += len(self._pending) - MAX_LINE
             self._pending = self._pending[:MAX_LINE]

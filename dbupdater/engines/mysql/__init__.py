@@ -32,6 +32,7 @@ WARNING_PATTERNS = [
     re.compile(r"^(Warning|Note) \(Code \d+\)"),
     re.compile(r"Deprecated program name"),
 ]
+SHOWN_WARNING = WARNING_PATTERNS[1]  # what --show-warnings prints on stdout
 
 
 def option_value(value: str) -> str:
@@ -176,8 +177,9 @@ class MySQL(Engine):
         return Severity.ERROR
 
     def classify_stdout(self, line: str) -> Severity:
-        # --show-warnings prints the server's warnings and notes after each statement on stdout.
-        return Severity.WARNING if matches_any(WARNING_PATTERNS[1:2], line) else Severity.INFO
+        # --show-warnings prints the server's warnings and notes after each statement on stdout. Asked of every
+        # line a script prints: one anchored match, failing at the first character of an ordinary line.
+        return Severity.WARNING if SHOWN_WARNING.match(line) else Severity.INFO
 
     def judge(self, result: Result, log: OutputLog) -> tuple[Status, str]:
         if any(LOGIN_ERROR.search(line) for line in log.errors):
