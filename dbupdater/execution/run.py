@@ -391,4 +391,3 @@ class _Aborting:
         if isinstance(error, (DbUpdaterError, KeyboardInterrupt)):
             code = int(getattr(error, "exit_code", ExitCode.INTERRUPTED))
             self.reporter.handle(RunAborted(code, str(error) or "interrupted"))
-
