@@ -2,7 +2,8 @@
 
 Runs the floor, dbupdater and the sequential baseline; Ansible and sqitch too when they are already
 installed (bench/run.sh installs them; this test never does). The rig (name dbbt, subnet 10.231.4.0/24,
-ports 27650+) is apart from the suite's (dbt) and from the benchmark's own (dbb).
+ports 27650+) is apart from the suite's (dbt) and from the benchmark's own (dbb); DBU_TEST_BENCH_RIG_NAME,
+_SUBNET and _PORT pick another (engineers side by side on one machine).
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ import pytest
 
 from .conftest import CORPUS, ROOT
 
-RIG_ENV = {"BENCH_RIG_NAME": "dbbt", "BENCH_RIG_ROOT": "/tmp/dbupdater-bench-test-rig", "BENCH_RIG_SUBNET": "4",
-           "BENCH_RIG_BASE_PORT": "27650", "BENCH_RIG_RUNNERS": "2"}
+_NAME = os.environ.get("DBU_TEST_BENCH_RIG_NAME", "dbbt")
+RIG_ENV = {"BENCH_RIG_NAME": _NAME,
+           "BENCH_RIG_ROOT": "/tmp/dbupdater-bench-test-rig" + ("" if _NAME == "dbbt" else f"-{_NAME}"),
+           "BENCH_RIG_SUBNET": os.environ.get("DBU_TEST_BENCH_RIG_SUBNET", "4"),
+           "BENCH_RIG_BASE_PORT": os.environ.get("DBU_TEST_BENCH_RIG_PORT", "27650"), "BENCH_RIG_RUNNERS": "2"}
 
 
 def _optional_approaches() -> str:
@@ -49,7 +53,9 @@ def test_bench_tiny_run_produces_a_report(tmp_path: Path) -> None:
     assert report.strip() in proc.stdout  # printed too
     assert "## Targets" in report and "(b) dbupdater" in report
     data = json.loads((tmp_path / "latest-tiny.json").read_text())
-    assert [w["key"] for w in data["workloads"]] == ["sakila", "ddl", "fanout"]
+    # every workload runs by default; at tiny size the sequential script (c) and Ansible (d) run on many and wide
+    # too (at full size they skip them unless --slow-baselines)
+    assert [w["key"] for w in data["workloads"]] == ["sakila", "ddl", "fanout", "many", "wide"]
     for workload in data["workloads"]:
         if workload["key"] == "sakila" and not (CORPUS / "mysql").is_dir():
             assert "corpus is absent" in workload["skipped"]
@@ -69,13 +75,14 @@ COPY_RIG = ["--rig-name", "dbcpt", "--rig-root", "/tmp/dbupdater-bench-copy-test
 
 
 def test_bench_copy_tiny_run_checks_every_approach(tmp_path: Path) -> None:
-    """bench.copy on a 2 MB generated database: the tool's copy is identical row for row, and each peer that is
-    installed (never installed here) ran and was checked. Its own rig (dbcpt, subnet 10, ports 27900+)."""
+    """bench.copy on a 2 MB generated database: the floor's and the tool's copies are identical row for row, and
+    each peer that is installed (never installed here) ran and was checked. Its own rig (dbcpt, subnet 10, ports
+    27900+)."""
     if os.geteuid() != 0:
         pytest.skip("the benchmark's rig needs root (runner user, network namespaces, private servers)")
     from bench.copy.approaches import CHAMELEON
 
-    approaches = ["tool"] + (["pgloader"] if shutil.which("pgloader") else []) + \
+    approaches = ["floor", "tool"] + (["pgloader"] if shutil.which("pgloader") else []) + \
         (["chameleon"] if CHAMELEON.exists() else [])
     argv = [sys.executable, "-m", "bench.copy", "--only", "generated", "--size-mb", "2", "--approaches",
             ",".join(approaches), "--out", str(tmp_path), *COPY_RIG]
@@ -85,10 +92,11 @@ def test_bench_copy_tiny_run_checks_every_approach(tmp_path: Path) -> None:
     assert (tmp_path / "copy.md").read_text().strip() in proc.stdout
     rows = json.loads((tmp_path / "copy.json").read_text())["rows"]
     assert len(rows) == len(approaches)
-    tool = rows[0]
+    floor, tool = rows[:2]
+    assert floor["approach"].startswith("floor") and floor["verdict"] == "identical", floor
     assert tool["approach"] == "dbupdater copy-db" and tool["verdict"] == "identical", tool
     assert tool["samples"][0]["peak_rss_kb"] > 0
-    for row in rows[1:]:  # a peer may copy wrongly (that is a finding), but it ran and was checked
+    for row in rows[2:]:  # a peer may copy wrongly (that is a finding), but it ran and was checked
         sample = row["samples"][0]
         assert sample["error"] is None and sample["seconds"] > 0 and sample["check"]["tables"], row
     assert not Path(COPY_RIG[3]).exists()

@@ -33,6 +33,7 @@ from pathlib import Path
 from ..measure import Proc, run_timed
 from ..testbed import Testbed, owner_group, write_private
 from .data import Source
+from .floor import FLOOR, prepare
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CHAMELEON_VENV = Path("/tmp/chameleon-venv")
@@ -43,7 +44,7 @@ PGLOADER = "pgloader"
 # documents) SBCL's heap is exhausted and pgloader dies. Its documented remedy is fewer prefetched rows.
 PGLOADER_PREFETCH = "pgloader, prefetch rows = 10000"
 PG_CHAMELEON = "pg_chameleon init_replica"
-APPROACHES = (TOOL, PGLOADER, PGLOADER_PREFETCH, PG_CHAMELEON)
+APPROACHES = (FLOOR, TOOL, PGLOADER, PGLOADER_PREFETCH, PG_CHAMELEON)
 TIMEOUT = 3600.0
 ERROR_RX = re.compile(r"error|fatal|exhausted|exception|denied|refused", re.IGNORECASE)
 
@@ -133,6 +134,8 @@ class Approaches:
         """Set up, then the timed run; RuntimeError (with the output's tail) when it fails."""
         self.clean_source(target.source.database)
         self.fresh_destination(target.dest)
+        if approach == FLOOR:
+            return self.floor(target)
         if approach == TOOL:
             return self.tool(target)
         if approach == PGLOADER:
@@ -140,6 +143,16 @@ class Approaches:
         if approach == PGLOADER_PREFETCH:
             return self.pgloader(target, options="\n  WITH prefetch rows = 10000")
         return self.chameleon(target)
+
+    # --- the floor -------------------------------------------------------------------------------------------
+
+    def floor(self, target: Target) -> Proc:
+        argv = prepare(self.bed, target.source.database, target.dest, self.parallel)
+        try:
+            proc = run_timed(argv, self._log("floor"), timeout=TIMEOUT)
+        finally:
+            shutil.rmtree(self.bed.runner_dir / "floor", ignore_errors=True)
+        return self._checked(proc, FLOOR)
 
     # --- the tool ----------------------------------------------------------------------------------------------
 

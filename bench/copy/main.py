@@ -29,17 +29,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from environment_creators.errors import RigError
+
 from ..settings import CORPUS_DIR, RigParams, _csv, _positive
 from ..testbed import Testbed
 from . import approaches as ways
 from .check import CheckResult, check
 from .data import Source, generated, sakila
+from .floor import FLOOR
 
 log = logging.getLogger("bench")
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 SOURCES = ("sakila", "generated")
-SHORT = {"tool": ways.TOOL, "pgloader": ways.PGLOADER, "pgloader-prefetch": ways.PGLOADER_PREFETCH,
-         "chameleon": ways.PG_CHAMELEON}
+SHORT = {"floor": FLOOR, "tool": ways.TOOL, "pgloader": ways.PGLOADER,
+         "pgloader-prefetch": ways.PGLOADER_PREFETCH, "chameleon": ways.PG_CHAMELEON}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -50,8 +53,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", type=lambda v: _csv(v, SOURCES, "--only"), default=SOURCES,
                         metavar="sakila,generated", help="source databases to copy (default: both)")
     parser.add_argument("--approaches", type=lambda v: _csv(v, tuple(SHORT), "--approaches"), default=tuple(SHORT),
-                        metavar="tool,pgloader,pgloader-prefetch,chameleon", help="approaches to run (default: all)")
-    parser.add_argument("--parallel", type=_positive, help="copy-db's --parallel N (default: the tool's own)")
+                        metavar="floor,tool,pgloader,pgloader-prefetch,chameleon",
+                        help="approaches to run (default: all)")
+    parser.add_argument("--parallel", type=_positive,
+                        help="copy-db's --parallel N, and the floor's tables at once (default: the tool's own, 4)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: bench/results)")
     parser.add_argument("--rig-name", default="dbcp")
     parser.add_argument("--rig-root", type=Path, default=Path("/tmp/dbupdater-bench-copy-rig"))
@@ -160,7 +165,7 @@ class Bench:
         log.info("%s: %s ...", target.source.database, name)
         try:
             proc = runner.run(name, target)
-        except (ways.NotAvailable, RuntimeError) as exc:
+        except (ways.NotAvailable, RuntimeError, RigError) as exc:
             log.warning("%s: %s: %s", target.source.database, name, exc)
             return Sample(None, error=str(exc))
         started = time.monotonic()
@@ -173,22 +178,26 @@ class Bench:
     # --- results ---------------------------------------------------------------------------------------------
 
     def table(self) -> str:
-        lines = ["| database | approach | seconds | MB/s | x fastest correct peer | peak RSS | CPU s "
-                 "| row-for-row check |", "|---|---|---|---|---|---|---|---|"]
+        lines = ["| database | approach | seconds | MB/s | x floor | x fastest correct peer | peak RSS | CPU s "
+                 "| row-for-row check |", "|---|---|---|---|---|---|---|---|---|"]
         for row in self.rows:
-            peers = [r.median for r in self.rows if r.source is row.source and r.approach != ways.TOOL
+            same = [r for r in self.rows if r.source is row.source]
+            peers = [r.median for r in same if r.approach not in (ways.TOOL, FLOOR)
                      and r.verdict().startswith("identical")]
             fastest = min((p for p in peers if p), default=None)
+            floor = next((r.median for r in same if r.approach == FLOOR), None)
             seconds = row.median
             rss = [s.rss_kb for s in row.samples if s.rss_kb]
             cpu = [s.cpu_seconds for s in row.samples if s.cpu_seconds is not None]
-            where = "controller" if row.approach == ways.TOOL else "its process"
-            name = f"**{row.approach}**" if row.approach == ways.TOOL else row.approach
+            where = "controller" if row.approach == ways.TOOL else "its processes"
+            name = row.approach.replace("|", "\\|")
+            name = f"**{name}**" if row.approach == ways.TOOL else name
             verdict = row.verdict().replace("|", "\\|").replace("\n", " ")
             lines.append(
                 f"| {row.source.key} ({row.source.size_mb:.0f} MB, {row.source.rows} rows) | {name} | "
                 f"{f'{seconds:.2f}' if seconds else 'n/a'} | "
                 f"{f'{row.source.size_mb / seconds:.1f}' if seconds else ''} | "
+                f"{f'{seconds / floor:.2f}' if seconds and floor else ''} | "
                 f"{f'{seconds / fastest:.2f}' if seconds and fastest else ''} | "
                 f"{f'{max(rss) / 1024:.1f} MB ({where})' if rss else ''} | "
                 f"{f'{statistics.median(cpu):.1f}' if cpu else ''} | {verdict} |")
@@ -196,8 +205,10 @@ class Bench:
         notes = [
             "",
             f"Medians of {self.args.repeat} run(s); seconds from process start to exit; MB/s over the source's InnoDB "
-            "data_length. x fastest peer: seconds over the fastest peer whose copy was identical. Peak RSS: the tool's "
-            "is this controller's (wait4); a peer's is its own process on the runner. CPU s: user + system of the "
+            "data_length. x floor: seconds over the floor's (copy-db's own SQL through mysql | psql on the runner, "
+            "no SSH, no controller, no checksums). x fastest correct peer: seconds over the fastest of pgloader and "
+            "pg_chameleon whose copy was identical. Peak RSS: the tool's is this controller's (wait4); the others' "
+            "the largest of their processes on the runner. CPU s: user + system of the "
             "timed process tree on this machine (the tool's clients run on the runner and the servers are not "
             "counted).",
             f"Machine: {os.cpu_count()} CPUs shared by the servers, the runner's sshd and the approaches, and by other "
