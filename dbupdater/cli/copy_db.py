@@ -160,7 +160,7 @@ def following(manifest: Manifest, args: argparse.Namespace, source: ManifestRow,
     require("binlog")  # exit 2 naming the extra before anything is contacted (`pip install .` is the core only)
     require("follow-postgres")
     follow = FollowStep(source, lambda context: read_plan(context.deployment.channel(source), source, wanted),
-                        zero_dates=wanted.zero_dates, detach=args.detach)
+                        detach=args.detach)
     copied = SourceStep()
     reads: SourceStep | FollowedSource = FollowedSource() if args.detach else copied
     kind: FollowStep | FollowAfter = follow if args.detach else FollowAfter(

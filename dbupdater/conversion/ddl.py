@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-from .model import SourceColumn, SourceForeignKey, SourceIndex, SourceTable
+from .model import Family, SourceColumn, SourceForeignKey, SourceIndex, SourceTable
 from .names import dollar_tag, pg_column, pg_ident, pg_literal, pg_name
-from .types import LITERAL, Family, Mapping, unquote
+from .types import LITERAL, Mapping, unquote
 
 NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 NOW = re.compile(r"(current_timestamp|now|localtimestamp|localtime)(\(\d*\))?", re.IGNORECASE)

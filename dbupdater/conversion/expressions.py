@@ -29,9 +29,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import SourceColumn
+from .model import Check, Family, SourceColumn
 from .names import charset_name, my_ident, my_literal, pg_column
-from .types import BIGINT_MAX, Family, Mapping
+from .types import BIGINT_MAX, Mapping
 
 NULL_FIELD = my_literal("\\N")
 UTF8 = ("utf8mb4", "utf8mb3", "utf8")
@@ -82,8 +82,10 @@ class Expressions:
     source_canonical: str  # MySQL: canonical text, NULL for NULL
     target_canonical: str  # PostgreSQL: the same from the copied value
     invalid: tuple[tuple[str, str], ...]  # (MySQL predicate, reason): each NULL-safe, true when not carried
+    checks: tuple[tuple[Check, str], ...]  # what each of `invalid` tests, with its reason (the follower's tests)
     check: str | None  # MySQL: one NULL-safe predicate, true exactly when one of `invalid` is (cheaper to scan)
     display: str  # MySQL: the value as a person reads it in a discarded row (hex for bytes)
+    zero_as_null: bool = False  # a zero date is carried as NULL (--zero-dates null, a nullable column)
 
 
 def _guarded(column: str, predicate: str, nullable: bool = True) -> str:
@@ -108,15 +110,16 @@ def expressions(column: SourceColumn, mapping: Mapping, *, zero_dates: str) -> E
     p = pg_column(column.name)
     name = column.name
     kind = mapping.family
-    invalid: list[tuple[str, str]] = []
+    invalid: list[tuple[str, str, Check]] = []
     value: str  # the field before NULL handling
     source: str
     target = f"{p}::text"
     display: str | None = None
+    zero_as_null = False
     if kind in (Family.INTEGER, Family.DECIMAL):
         value = source = f"CAST({c} AS CHAR)"
         if mapping.bigint_identity:
-            invalid.append((f"{c} > {BIGINT_MAX}", f"{name}: above 9223372036854775807 (bigint)"))
+            invalid.append((f"{c} > {BIGINT_MAX}", f"{name}: above 9223372036854775807 (bigint)", Check.ABOVE_BIGINT))
     elif kind is Family.YEAR:
         value = source = f"CAST({c} + 0 AS CHAR)"
     elif kind is Family.FLOAT:
@@ -137,20 +140,22 @@ def expressions(column: SourceColumn, mapping: Mapping, *, zero_dates: str) -> E
             value = f"IF({c} + 0 = 0, '{{}}', CONCAT('{{\"', {elements}, '\"}}'))"
             target = f"array_to_string({p}, ',')"
         if kind is Family.ENUM:
-            invalid.append((f"{c} + 0 = 0", f"{name}: not a member of the enum (MySQL's '' error value)"))
+            invalid.append((f"{c} + 0 = 0", f"{name}: not a member of the enum (MySQL's '' error value)",
+                            Check.NOT_A_MEMBER))
         checked = kind in (Family.TEXT, Family.JSON)  # enum and set values are their (UTF-8 defined) members
         if checked and column.charset and column.charset.lower() not in UTF8:
             charset = charset_name(column.charset)
             invalid.append((f"CAST(CONVERT({text} USING {charset}) AS BINARY) <> CAST({c} AS BINARY)",
-                            f"{name}: text that does not survive the conversion from {charset} to UTF-8"))
+                            f"{name}: text that does not survive the conversion from {charset} to UTF-8",
+                            Check.CHARSET))
         utf8 = not column.charset or column.charset.lower() in UTF8  # a zero byte there is only U+0000
         if checked:
             invalid.append((f"LOCATE(X'00', CAST({c if utf8 else text} AS BINARY)) > 0",
-                            f"{name}: text holding a NUL character"))
+                            f"{name}: text holding a NUL character", Check.NUL))
         if kind is Family.JSON:
-            invalid.insert(0, (f"JSON_VALID({c}) = 0", f"{name}: not valid JSON"))
+            invalid.insert(0, (f"JSON_VALID({c}) = 0", f"{name}: not valid JSON", Check.JSON))
         if checked:
-            display = f"IF({' OR '.join(predicate for predicate, _ in invalid)}, CONCAT('0x', HEX({c})), {text})"
+            display = f"IF({' OR '.join(predicate for predicate, _, _ in invalid)}, CONCAT('0x', HEX({c})), {text})"
     elif kind in (Family.BINARY, Family.GEOMETRY):
         binary = f"ST_AsBinary({c})" if kind is Family.GEOMETRY else c
         value = hex_field(binary)
@@ -169,7 +174,7 @@ def expressions(column: SourceColumn, mapping: Mapping, *, zero_dates: str) -> E
         source = f"TIME_FORMAT({c}, '{TIME_FORMAT}.%f')"
         target = f"to_char({p}, 'HH24:MI:SS.US')"
         invalid.append((f"{c} < TIME'00:00:00' OR {c} > TIME'24:00:00'",
-                        f"{name}: time outside 00:00:00 to 24:00:00"))
+                        f"{name}: time outside 00:00:00 to 24:00:00", Check.TIME_RANGE))
     else:  # DATE, DATETIME, TIMESTAMP
         # MariaDB's date arithmetic gives NULL for a zero date, a zero month or day, year 0 and a day that is
         # not in the calendar (ALLOW_INVALID_DATES): one call tells them all apart from good dates.
@@ -185,22 +190,25 @@ def expressions(column: SourceColumn, mapping: Mapping, *, zero_dates: str) -> E
             target = f"to_char({p}, '{'YYYY-MM-DD' if date_only else 'YYYY-MM-DD HH24:MI:SS.US'}')"
         display = source
         zero = f"MONTH({c}) = 0 OR DAYOFMONTH({c}) = 0"
-        if zero_dates == "null" and column.nullable:
+        zero_as_null = zero_dates == "null" and column.nullable
+        if zero_as_null:
             value = f"IF({zero}, NULL, {value})"
             source = f"IF({zero}, NULL, {source})"
             uncarried += f" AND MONTH({c}) <> 0 AND DAYOFMONTH({c}) <> 0"
         else:
-            invalid.append((zero, f"{name}: zero date" + (" in a NOT NULL column" if zero_dates == "null" else "")))
+            invalid.append((zero, f"{name}: zero date" + (" in a NOT NULL column" if zero_dates == "null" else ""),
+                            Check.ZERO_DATE))
         invalid.append((f"YEAR({c}) = 0 AND MONTH({c}) <> 0 AND DAYOFMONTH({c}) <> 0",
-                        f"{name}: year 0 (PostgreSQL has no year 0)"))
+                        f"{name}: year 0 (PostgreSQL has no year 0)", Check.YEAR_ZERO))
         invalid.append((f"YEAR({c}) <> 0 AND MONTH({c}) <> 0 AND DAYOFMONTH({c}) <> 0 AND {c} + INTERVAL 0 DAY IS NULL",
-                        f"{name}: not a date in the calendar"))
+                        f"{name}: not a date in the calendar", Check.NOT_IN_CALENDAR))
     nullable = column.nullable
-    guarded = tuple((_guarded(c, predicate, nullable), reason) for predicate, reason in invalid)
+    guarded = tuple((_guarded(c, predicate, nullable), reason) for predicate, reason, _ in invalid)
     if kind in (Family.DATE, Family.DATETIME, Family.TIMESTAMP):
         check: str | None = _guarded(c, uncarried, nullable)
     else:
-        check = _guarded(c, " OR ".join(f"({p})" if len(invalid) > 1 else p for p, _ in invalid), nullable) \
+        check = _guarded(c, " OR ".join(f"({p})" if len(invalid) > 1 else p for p, _, _ in invalid), nullable) \
             if invalid else None
     return Expressions(field=f"IFNULL({value}, {NULL_FIELD})", source_canonical=source, target_canonical=target,
-                       invalid=guarded, check=check, display=display or source)
+                       invalid=guarded, checks=tuple((what, reason) for _, reason, what in invalid), check=check,
+                       display=display or source, zero_as_null=zero_as_null)

@@ -6,7 +6,48 @@ and handed to the step that streams, the follower and the report alike. See docs
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
+
+
+class Family(enum.Enum):
+    """What a MySQL column is, for the copy (conversion/types.py's table): it decides how a value is written,
+    what cannot be carried, its canonical text, and how the follower reads it from the binary log."""
+
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+    FLOAT = "float"
+    BIT = "bit"
+    ENUM = "enum"
+    SET = "set"
+    TEXT = "text"
+    JSON = "json"
+    BINARY = "binary"
+    DATE = "date"
+    DATETIME = "datetime"
+    TIMESTAMP = "timestamp"
+    TIME = "time"
+    YEAR = "year"
+    GEOMETRY = "geometry"
+    UUID = "uuid"
+    INET = "inet"
+    OTHER = "other"
+
+
+class Check(enum.Enum):
+    """One reason the copy does not carry a value. The copy tests it with a MySQL predicate (expressions.py);
+    the follower makes the same test on the value the binary log holds (follow/values.py), so both discard the
+    same rows with the same words."""
+
+    ABOVE_BIGINT = "above bigint"  # bigint unsigned carried as bigint
+    NOT_A_MEMBER = "not a member"  # MySQL's '' error value of an enum (its number 0)
+    JSON = "json"  # not valid JSON (JSON_VALID)
+    CHARSET = "charset"  # text that does not survive the conversion from its character set to UTF-8
+    NUL = "nul"  # text holding a NUL character
+    ZERO_DATE = "zero date"  # a zero month or day (0000-00-00 included)
+    YEAR_ZERO = "year zero"  # year 0 with a month and a day: PostgreSQL has no year 0
+    NOT_IN_CALENDAR = "not in calendar"  # 2023-02-30 (ALLOW_INVALID_DATES)
+    TIME_RANGE = "time range"  # a time outside 00:00:00 to 24:00:00
 
 
 @dataclass(frozen=True)
@@ -112,6 +153,10 @@ class ColumnPlan:
     invalid_sql: str | None = None  # MySQL predicate: true when the value cannot be carried
     invalid_reason: str = ""  # words for the discarded-rows table ("zero date in column x")
     notes: tuple[str, ...] = ()  # what is not carried of this column, in words
+    family: Family = Family.OTHER
+    members: tuple[str, ...] = ()  # enum and set: the members in definition order (empty: the catalog cannot say)
+    checks: tuple[tuple[Check, str], ...] = ()  # what the copy tests, in its order, with each reason's words
+    zero_as_null: bool = False  # --zero-dates null on a nullable date column: a zero date is carried as NULL
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ from .expressions import NULL_FIELD, Expressions, copy_escaped, expressions
 from .model import (
     ColumnPlan,
     ConversionPlan,
+    Family,
     SourceColumn,
     SourceSchema,
     SourceTable,
@@ -65,7 +66,7 @@ from .model import (
     TranslationOptions,
 )
 from .names import PG_NAME_BYTES, my_ident, my_literal, pg_ident, pg_literal, pg_name
-from .types import Family, Mapping, family, map_column
+from .types import Mapping, family, map_column
 
 TAB = "CHAR(9 USING utf8mb4)"
 UNIT = "CHAR(31 USING utf8mb4)"
@@ -241,7 +242,9 @@ class _Table:
             source=column, name=name, target_type=mapping.target_type, field_sql=exprs.field,
             source_canonical=exprs.source_canonical, target_canonical=exprs.target_canonical,
             invalid_sql=exprs.check,
-            invalid_reason="; ".join(reason for _, reason in exprs.invalid), notes=tuple(notes)))
+            invalid_reason="; ".join(reason for _, reason in exprs.invalid), notes=tuple(notes), family=mapping.family,
+            members=mapping.members, checks=exprs.checks,
+            zero_as_null=exprs.zero_as_null))
 
     def _after_load(self) -> list[str]:
         table = self.table

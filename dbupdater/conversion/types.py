@@ -7,36 +7,14 @@ canonical text), so `expressions` works from the family and never reads a type n
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import dataclass
 
-from .model import SourceColumn
+from .model import Family, SourceColumn
 from .names import pg_column, pg_ident, pg_literal
 
 BIGINT_MAX = 9223372036854775807
 PG_LABEL_BYTES = 63  # enum labels are names
-
-
-class Family(enum.Enum):
-    INTEGER = "integer"
-    DECIMAL = "decimal"
-    FLOAT = "float"
-    BIT = "bit"
-    ENUM = "enum"
-    SET = "set"
-    TEXT = "text"
-    JSON = "json"
-    BINARY = "binary"
-    DATE = "date"
-    DATETIME = "datetime"
-    TIMESTAMP = "timestamp"
-    TIME = "time"
-    YEAR = "year"
-    GEOMETRY = "geometry"
-    UUID = "uuid"
-    INET = "inet"
-    OTHER = "other"
 
 
 FAMILIES = {

@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import re
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..conversion.follow import Discard, Position, Statement, TableWriter, ends_transaction, structural
+from ..conversion.follow import Change, Discard, Forget, Position, TableWriter, ends_transaction, structural
 from ..conversion.follow import position as at
 from ..conversion.model import ConversionPlan
+from ..conversion.names import charset_name
 from ..execution.kinds import Histories, Prepares, StepContext, StepKind
 from ..model.errors import DbUpdaterError
 from ..model.outcome import Outcome, Status
@@ -38,6 +40,7 @@ from ..model.specs import ManifestRow
 from ..plan import PlannedRow, RowState
 from ..transports import TransportError, Tunnels
 from .draft import Draft
+from .follow_reading import as_stored, check
 
 if TYPE_CHECKING:
     import psycopg
@@ -50,6 +53,10 @@ MEASURE_EVERY = 5.0  # seconds between looks at where the source's log ends (byt
 WAIT_DETACH = 0.5  # seconds between looks at a follower that was asked to detach
 DISCARDED = ("INSERT INTO dbupdater_copy.discarded_rows (source, table_name, row_key, reason, row_text, copied_at) "
              "VALUES (%s, %s, %s, %s, %s, now())")
+FORGET_DISCARDED = "DELETE FROM dbupdater_copy.discarded_rows WHERE source = %s AND table_name = %s AND row_key = %s"
+TRUNCATE_DISCARDED = "DELETE FROM dbupdater_copy.discarded_rows WHERE source = %s AND table_name = %s"
+COUNT_DISCARDED = ("SELECT table_name, count(*) FROM dbupdater_copy.discarded_rows WHERE source = %s AND "
+                   "to_regclass('dbupdater_copy.discarded_rows') IS NOT NULL GROUP BY table_name")
 # The tables a copy has loaded: a fresh position means they are loaded again (they may be older than it).
 _SAVEPOINT = re.compile(r"\s*(SAVEPOINT|ROLLBACK\s+(WORK\s+)?TO|RELEASE\s+SAVEPOINT)\b", re.I)
 RELOAD = ("UPDATE dbupdater_copy.tables SET state = 'reload' WHERE source = %s AND target_schema = %s "
@@ -93,7 +100,7 @@ def _password(row: ManifestRow) -> str:
 
 
 def mysql_settings(row: ManifestRow, address: tuple[str, int]) -> dict[str, Any]:
-    return {"host": address[0], "port": address[1], "user": row.db.user, "passwd": _password(row),
+    return {"host": address[0], "port": address[1], "user": row.db.user, "password": _password(row),
             "charset": "utf8mb4", "connect_timeout": 15}
 
 
@@ -127,6 +134,15 @@ def binary_log_status(mysql: Any, source: ManifestRow) -> Position:
         if str(form).upper() != "ROW" or str(image).upper() != "FULL":
             raise FollowError(f"{source.db.target_label}'s binary log is binlog_format={form}, binlog_row_image="
                               f"{image}: following needs ROW and FULL (whole rows, before and after)")
+        try:
+            cursor.execute("SELECT @@binlog_row_metadata")
+            metadata = str(cursor.fetchone()[0])
+        except Exception:  # an older server: its log does not name the columns
+            metadata = "unknown to this server"
+        if metadata.upper() != "FULL":
+            raise FollowError(f"{source.db.target_label}'s binlog_row_metadata is {metadata}: following needs FULL "
+                              "(the log names the columns and lists enum and set members; MariaDB 10.5+, MySQL "
+                              "8.0.1+: --binlog-row-metadata=FULL)")
         try:
             cursor.execute("SHOW MASTER STATUS")
         except Exception as exc:  # MySQL 8.4 knows only the new words
@@ -209,6 +225,24 @@ def copy_state(context: StepContext, source: ManifestRow, destination: ManifestR
     return None if row is None else str(row[2])
 
 
+class SourceText:
+    """Text in a character set other than UTF-8, converted by the source server as the copy has it converted
+    (values.Convert): one query per distinct value on the follower's connection to the source, the answers kept
+    (values repeat). Python's codecs are not used: their tables and MySQL's differ on some bytes."""
+
+    def __init__(self) -> None:
+        self.mysql: Any = None
+        self.convert = functools.lru_cache(maxsize=4096)(self._convert)
+
+    def _convert(self, raw: bytes, charset: str) -> tuple[str, bool]:
+        name = charset_name(charset)
+        text = f"CONVERT(CONVERT(%s USING {name}) USING utf8mb4)"
+        with self.mysql.cursor() as cursor:
+            cursor.execute(f"SELECT {text}, CAST(CONVERT({text} USING {name}) AS BINARY) = %s", (raw, raw, raw))
+            converted, same = cursor.fetchone()
+        return str(converted), bool(same)
+
+
 @dataclasses.dataclass
 class _Progress:
     applied: int = 0  # row changes
@@ -223,7 +257,7 @@ class _Progress:
 class Follower:
     """One run of following: opened, the loop, and how it ended (in `draft`)."""
 
-    def __init__(self, source: ManifestRow, destination: ManifestRow, plan: ConversionPlan, zero_dates: str,
+    def __init__(self, source: ManifestRow, destination: ManifestRow, plan: ConversionPlan,
                  context: StepContext, draft: Draft, say: Say | None, *, detach: bool) -> None:
         self.source = source
         self.destination = destination
@@ -233,7 +267,9 @@ class Follower:
         self.draft = draft
         self._say = say
         self.detaching = detach
-        self.writers = {table.source.name: TableWriter(table, zero_dates) for table in plan.tables if table.followable}
+        self.text = SourceText()
+        self.writers = {table.source.name: TableWriter(table, self.text.convert) for table in plan.tables
+                        if table.followable}
         self.progress = _Progress()
         self.key = _key(source, schema=plan.schema)
 
@@ -311,7 +347,11 @@ class Follower:
         for table in unfollowed:
             self.say(f"not followed: {table.source.name} ({table.not_followed_reason or 'no primary key'}); "
                      "its copy stays as copied")
+        unreadable = check()
+        if unreadable:
+            raise FollowError(unreadable)
         mysql = mysql_connect(self.source, mysql_at)
+        self.text.mysql = mysql
         try:
             end = binary_log_status(mysql, self.source)
             catch_up = Position.of(catch_file, catch_pos) if catch_file else end
@@ -359,6 +399,10 @@ class _Loop:
         self.measured = 0.0
         self.event_time: int | None = None
         self.source_end: Position | None = None
+        # Rows of each table kept in discarded_rows (what a change of a row must forget first).
+        counted = pg.execute(COUNT_DISCARDED, (source_name(follower.source),)).fetchall()
+        pg.commit()
+        self.discarded: dict[str, int] = {str(table): int(count) for table, count in counted}
 
     def run(self) -> None:
         from pymysqlreplication import BinLogStreamReader
@@ -420,8 +464,8 @@ class _Loop:
         if writer is None:
             return
         catching_up = self.boundary < self.catch_up
-        changes: list[Statement | Discard] = []
-        for row in event.rows:
+        changes: list[Change] = []
+        for row in as_stored(event).rows:
             if isinstance(event, WriteRowsEvent):
                 changes += writer.inserted(row["values"], row.get("none_sources", {}), catching_up)
             elif isinstance(event, UpdateRowsEvent):
@@ -433,14 +477,19 @@ class _Loop:
         self.f.progress.applied += len(event.rows)
         self.execute(changes, catching_up)
 
-    def execute(self, changes: Sequence[Statement | Discard], catching_up: bool) -> None:
+    def execute(self, changes: Sequence[Change], catching_up: bool) -> None:
         import psycopg
 
         source = source_name(self.f.source)
         with self.pg.cursor() as cursor:
             for change in changes:
-                if isinstance(change, Discard):
+                if isinstance(change, Forget):
+                    if self.discarded.get(change.table):  # most tables hold none: no statement for them
+                        cursor.execute(FORGET_DISCARDED, (source, change.table, change.key))
+                        self.discarded[change.table] -= max(0, cursor.rowcount)
+                elif isinstance(change, Discard):
                     self.f.progress.discarded += 1
+                    self.discarded[change.table] = self.discarded.get(change.table, 0) + 1
                     cursor.execute(DISCARDED, (source, change.table, change.key, change.reason, change.text))
                 elif catching_up:
                     try:
@@ -476,6 +525,8 @@ class _Loop:
         if found.truncate:
             self.commit()
             self.pg.execute(self.f.writers[found.table].truncate_sql)
+            self.pg.execute(TRUNCATE_DISCARDED, (source_name(self.f.source), found.table))
+            self.discarded[found.table] = 0
             self.group_ended(here, event.timestamp)
             self.f.say(f"carried `{text.strip()}` as TRUNCATE ... RESTART IDENTITY on {found.table}")
             self.commit()
@@ -549,7 +600,7 @@ class _Loop:
         sequences = self.pg.execute(at.SEQUENCES, (self.f.schema,)).fetchall()
         for table, column, sequence in sequences:
             counter = highest.get(str(table), 1)
-            self.pg.execute(at.reset_sequence_sql(self.f.schema, table, column), (sequence, counter, counter))
+            self.pg.execute(at.reset_sequence_sql(self.f.schema, table, column), (sequence, sequence, counter))
         message = f"detached at {self.committed}"
         self.pg.execute(at.SET_STATE, (at.DETACHED, message, None, *self.f.key))
         self.pg.commit()
@@ -585,11 +636,10 @@ class FollowStep:
 
     history = False
 
-    def __init__(self, source: ManifestRow, plan_of: PlanOf, *, zero_dates: str = "discard", detach: bool = False,
+    def __init__(self, source: ManifestRow, plan_of: PlanOf, *, detach: bool = False,
                  say: Say | None = None) -> None:
         self.source = source
         self.plan_of = plan_of
-        self.zero_dates = zero_dates
         self.detach = detach
         self._say = say
         self.name = "detach" if detach else "follow"
@@ -611,7 +661,7 @@ class FollowStep:
         draft = Draft(planned.index, planned.row, self.name)
         try:
             plan = self.plan_of(context)
-            Follower(self.source, planned.row, plan, self.zero_dates, context, draft, self._say,
+            Follower(self.source, planned.row, plan, context, draft, self._say,
                      detach=self.detach).run()
         except (FollowError, TransportError) as exc:
             draft.status = Status.UNREACHABLE if isinstance(exc, TransportError) else Status.FAILED

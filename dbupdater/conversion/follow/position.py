@@ -93,8 +93,10 @@ SEQUENCES = ("SELECT c.relname, a.attname, pg_get_serial_sequence(format('%%I.%%
 
 
 def reset_sequence_sql(schema: str, table: str, column: str) -> str:
-    """The sequence past both the copied rows and MySQL's AUTO_INCREMENT counter (parameters: the sequence,
-    then the counter twice, 1 when unknown): the next value is max + 1, or the counter, whichever is larger."""
+    """The sequence past both the copied rows and MySQL's AUTO_INCREMENT counter, within the sequence's maximum
+    (parameters: the sequence twice, then the counter, 1 when unknown): the next value is max + 1, or the
+    counter, whichever is larger, as the copy's identity restart sets it (MySQL's counter of a bigint unsigned
+    may be past PostgreSQL's bigint)."""
     highest = f"COALESCE((SELECT max({ident(column)})::numeric FROM {ident(schema)}.{ident(table)}), 0)"
-    return (f"SELECT setval(%s, GREATEST({highest}, %s::numeric - 1, 1)::bigint, "
-            f"GREATEST({highest}, %s::numeric - 1) >= 1)")
+    ceiling = "(SELECT seqmax FROM pg_sequence WHERE seqrelid = %s::regclass)"
+    return f"SELECT setval(%s, LEAST({ceiling}, GREATEST({highest} + 1, %s::numeric, 1))::bigint, false)"
