@@ -438,7 +438,7 @@ def test_sakila_whole(servers: Servers) -> None:
                          "RETURNING actor_id") == "201"
     objects = plan.objects_sql()
     assert "CREATE TRIGGER `ins_film` AFTER INSERT ON `film` FOR EACH ROW" in objects
-    # objects.sql is usable as it is: the objects dropped and made again from it are the same
+    # mysql-objects.sql is usable as it is: the objects dropped and made again from it are the same
     count = ("SELECT (SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()), "
              "(SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()), "
              "(SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()), "

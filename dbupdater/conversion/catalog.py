@@ -218,7 +218,7 @@ def _routine_ddl(row: dict[str, Any], parameters: list[dict[str, Any]]) -> str:
 
 
 def _quoted(text: str) -> str:
-    """A MySQL string literal a person can read in objects.sql (backslashes and quotes escaped)."""
+    """A MySQL string literal a person can read in mysql-objects.sql (backslashes and quotes escaped)."""
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 

@@ -187,6 +187,9 @@ class TablePlan:
         return f"{_pg_ident(self.schema)}.{_pg_ident(self.name)}"
 
 
+OBJECTS_FILE = "mysql-objects.sql"  # where `copy-db --plan DIR` writes objects_sql(), named by not_carried()
+
+
 @dataclass(frozen=True)
 class ConversionPlan:
     source: SourceSchema
@@ -232,7 +235,7 @@ class ConversionPlan:
             if not table.followable:
                 lines.append(f"{table.source.name}: not followed by --follow: {table.not_followed_reason}")
         lines += [f"{obj.kind} {obj.name}" + (f" (on {obj.table})" if obj.table else "") +
-                  ": not translated; its MySQL DDL is in objects.sql" for obj in self.not_translated]
+                  f": not translated; its MySQL DDL is in {OBJECTS_FILE}" for obj in self.not_translated]
         return lines
 
     def objects_sql(self) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..conversion.model import ConversionPlan
+from ..conversion.model import OBJECTS_FILE, ConversionPlan
 
 SHOWN = 10  # lines of what is not carried shown in the summary (the file has them all)
 
@@ -24,7 +24,7 @@ def review(plan: ConversionPlan, folder: Path) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     not_carried = text_of(plan.not_carried())
     files = {"schema.sql": text_of(plan.ddl()), "not-carried.txt": not_carried,
-             "mysql-objects.sql": text_of(plan.objects_sql())}
+             OBJECTS_FILE: text_of(plan.objects_sql())}
     for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8")
     rows = sum(table.source.rows_estimate for table in plan.tables)

@@ -196,7 +196,9 @@ def test_review_writes_the_three_files_and_summarises(tmp_path: Path) -> None:
     assert names == ["mysql-objects.sql", "not-carried.txt", "schema.sql"]
     assert 'CREATE TABLE "s"."a"' in (tmp_path / "plan" / "schema.sql").read_text()
     assert "CREATE VIEW v AS SELECT 1" in (tmp_path / "plan" / "mysql-objects.sql").read_text()
-    assert "note 14" in (tmp_path / "plan" / "not-carried.txt").read_text()
+    not_carried = (tmp_path / "plan" / "not-carried.txt").read_text()
+    assert "note 14" in not_carried
+    assert "view v: not translated; its MySQL DDL is in mysql-objects.sql" in not_carried  # the file beside it
     text = "\n".join(lines)
     assert lines[0].startswith("2 tables of db into schema s, about 12 rows")
     assert "more in not-carried.txt" in text and "b: no primary key" in text
