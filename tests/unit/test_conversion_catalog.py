@@ -211,8 +211,8 @@ def test_sakila_translated_whole() -> None:
     notes = plan.not_carried()
     assert "film: column last_update: on update current_timestamp() not carried" in notes
     assert "film: check constraint CONSTRAINT_1 not carried: `length` > 0" in notes
-    assert "trigger ins_film (on film): not translated; its MySQL DDL is in objects.sql" in notes
-    assert "procedure film_in_stock: not translated; its MySQL DDL is in objects.sql" in notes
+    assert "trigger ins_film (on film): not translated; its MySQL DDL is in mysql-objects.sql" in notes
+    assert "procedure film_in_stock: not translated; its MySQL DDL is in mysql-objects.sql" in notes
     ddl = plan.ddl()
     order = [ddl.index(marker) for marker in ("CREATE SCHEMA", "CREATE TYPE", "CREATE TABLE", "PRIMARY KEY",
                                               "NOT VALID", "VALIDATE CONSTRAINT")]
