@@ -83,6 +83,17 @@ class StepStarted:
 
 
 @dataclass(frozen=True)
+class StepNotice:
+    """What a long step has done so far, in words, while it runs (a table copied and verified; where a follower
+    stands and how far behind): shown at default verbosity, unlike OutputLine. `ongoing`: a state that the next
+    one replaces (the live view shows the latest on the step's line instead of printing it)."""
+
+    outcome: Outcome
+    text: str
+    ongoing: bool = False
+
+
+@dataclass(frozen=True)
 class StepFinished:
     outcome: Outcome
     total: int
@@ -128,8 +139,8 @@ class Notice:
     level: Level = Level.INFO
 
 
-Event = (RunStarted | WaitingForLock | RunPlanned | PlanMade | StepStarted | OutputLine | StepFinished | Interrupted
-         | RunFinished | RunAborted | Notice | Approved)
+Event = (RunStarted | WaitingForLock | RunPlanned | PlanMade | StepStarted | OutputLine | StepNotice | StepFinished
+         | Interrupted | RunFinished | RunAborted | Notice | Approved)
 
 
 class Reporter(Protocol):

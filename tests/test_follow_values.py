@@ -300,6 +300,9 @@ def test_rows_arriving_while_following_end_as_a_fresh_copy_has_them(source: Sour
             if follower.poll() is None:
                 follower.kill()
         assert follower.returncode == 0, out
+        # Progress without -v: the copy's tables as they are done, then where following stands.
+        assert "dates: 1 rows, 0 discarded, checksum equal, " in out and "(7 of 7 tables)" in out
+        assert f"following {mine.engine}://" in out and ", lag " in out
         for secret in secret_values(info):
             assert secret not in out
         again = subprocess.run(copy_argv(manifest, info, source.name, fresh.name), capture_output=True, text=True,

@@ -120,6 +120,11 @@ def across(manifest: Manifest, args: argparse.Namespace, source: ManifestRow, to
                     zero_dates=args.zero_dates or "discard", parallel=args.parallel or TABLES_AT_ONCE,
                     restart=args.restart)
     check_schema(wanted.schema, getattr(args, "history_schema", None))
+    # Each row named by what it does, as for a copy of one engine: its outcome's words show by default.
+    named = acting(source, f"{'follow' if args.detach else 'copy'} source for {to.db.target_label}")
+    to = acting(to, (f"detach from {source.db.target_label}" if args.detach else
+                     f"copy from {source.db.target_label}"))
+    source = named
     if args.follow or args.detach:
         return following(manifest, args, source, to, wanted)
     if args.plan_dir is not None or wanted.tables or wanted.exclude:

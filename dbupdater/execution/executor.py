@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ..events import Level, Notice, OutputLine, Reporter, StepFinished, StepStarted
+from ..events import Level, Notice, OutputLine, Reporter, StepFinished, StepNotice, StepStarted
 from ..model.errors import DbUpdaterError
 from ..model.outcome import InterruptStep, Outcome, RunResult, Status
 from ..model.specs import DbKey, targets
@@ -202,7 +202,7 @@ class Executor:
         self.reporter.handle(StepStarted(begun, total))
         context = StepContext(self.deployment, self.options,
                               lambda stream, line: self.reporter.handle(OutputLine(begun, stream, line)), self.ask,
-                              self.approved)
+                              self.approved, functools.partial(self.notice, begun))
         began = time.monotonic()
         # The walk times every step, whatever its kind: a kind says what happened, not how long it took.
         outcome = self.kind_of(p).run(p, context).but(seconds=time.monotonic() - began)
@@ -221,6 +221,9 @@ class Executor:
         if outcome.status in (Status.APPLIED, Status.SKIPPED):  # skipped: applied meanwhile, as it is now
             return StepEnd.CONTINUE
         return StepEnd.STOP_RUN if outcome.status is Status.INTERRUPTED else StepEnd.TARGET_FAILED
+
+    def notice(self, outcome: Outcome, text: str, *, ongoing: bool = False) -> None:
+        self.reporter.handle(StepNotice(outcome, text, ongoing))
 
     def finished(self, position: int, status: Status, reason: str) -> StepEnd:
         """A row the run decided without running it."""

@@ -28,6 +28,17 @@ LineSink = Callable[[str, str], None]
 
 Histories = Mapping[DbKey, Mapping[str, Entry]]
 
+
+class NoticeSink(Protocol):
+    """What a long step has done so far, in words, shown at default verbosity (a table copied; `ongoing`: a state
+    the next one replaces, such as a follower's lag)."""
+
+    def __call__(self, text: str, *, ongoing: bool = False) -> None: ...
+
+
+def unheard(text: str, *, ongoing: bool = False) -> None:
+    """A NoticeSink for contexts without a row to report on (preparing)."""
+
 Ask = Callable[[str, str], "str | None"]
 """(what to show, the question) -> the operator's answer; None when the answer cannot come (end of input)."""
 
@@ -35,8 +46,8 @@ Ask = Callable[[str, str], "str | None"]
 @dataclass(frozen=True)
 class StepContext:
     """What a step gets from the Run: the run's connections, sessions and ledgers (`deployment`), how the run
-    behaves (`options`), where its output lines go, the operator, when the run has one (a terminal), and the
-    approval of the plan it applies, when it has one."""
+    behaves (`options`), where its output lines go, the operator, when the run has one (a terminal), the
+    approval of the plan it applies, when it has one, and where its progress goes."""
 
     deployment: Deployment
     options: RunOptions
@@ -45,6 +56,9 @@ class StepContext:
     # The approval of the saved plan this run applies, in words (None: none): it covers every row of the
     # plan, so a pause it contains needs no operator (`--plan FILE --yes` in CI).
     approved: str | None = None
+    # Progress in words for the console at default verbosity and the run document (on_line is client output,
+    # shown only with -v): a copy's tables as they are done, a follower's lag.
+    notice: NoticeSink = unheard
 
 
 class StepKind(Protocol):

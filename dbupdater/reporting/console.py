@@ -32,6 +32,7 @@ from ..events import (
     RunPlanned,
     RunStarted,
     StepFinished,
+    StepNotice,
     StepStarted,
     WaitingForLock,
 )
@@ -119,6 +120,8 @@ class ConsoleReporter:
         elif isinstance(event, OutputLine):
             if self.verbosity >= Verbosity.VERBOSE:
                 self.console.print(lines.output(event.outcome, event.stream, event.line))
+        elif isinstance(event, StepNotice):
+            self.step_notice(event)
         elif isinstance(event, StepFinished):
             self.step_finished(event.outcome, event.total)
         elif isinstance(event, RunStarted):
@@ -223,6 +226,16 @@ class ConsoleReporter:
             self.view.step_started(outcome)
         elif self.verbosity > Verbosity.QUIET:
             self.console.print(lines.started(outcome, total))
+
+    def step_notice(self, event: StepNotice) -> None:
+        """A step's progress: on its line of the live view when it is a state the next replaces, else a line
+        (above the live area, which it scrolls with)."""
+        if self.verbosity <= Verbosity.QUIET:
+            return
+        if self.view is not None and event.ongoing:
+            self.view.step_notice(event.outcome, event.text)
+            return
+        self.console.print(lines.notice(event.outcome, event.text))
 
     def step_finished(self, outcome: Outcome, total: int) -> None:
         if self.estimates is not None:

@@ -32,6 +32,7 @@ from ..events import (
     RunPlanned,
     RunStarted,
     StepFinished,
+    StepNotice,
     StepStarted,
     WaitingForLock,
 )
@@ -44,6 +45,8 @@ VERSION = 1
 # Client output kept per script: the last lines, within a byte budget (a failure is explained by its end).
 EXCERPT_LINES = 50
 EXCERPT_BYTES = 16 * 1024
+# A step's progress lines kept (StepNotice: the last ones; a copy of many tables says a line for each).
+PROGRESS_LINES = 500
 # Error and warning lines kept per script (the first ones: the first error is the cause, the rest follow).
 MESSAGE_LINES = 50
 MESSAGE_CHARS = 2000  # characters of one kept line
@@ -125,6 +128,27 @@ class Excerpt:
                 "omitted_lines": self.added - len(kept), "omitted_bytes": self.added_bytes - kept_bytes}
 
 
+class Progress:
+    """A step's progress lines (StepNotice): the last PROGRESS_LINES, each `ongoing` one replacing the ongoing one
+    just before it, so that a follower's lag said every few seconds for hours does not push out what was done."""
+
+    def __init__(self) -> None:
+        self.lines: deque[str] = deque(maxlen=PROGRESS_LINES)
+        self.added = 0
+        self.ongoing = False
+
+    def add(self, text: str, ongoing: bool) -> None:
+        if ongoing and self.ongoing and self.lines:
+            self.lines[-1] = text
+        else:
+            self.lines.append(text)
+            self.added += 1
+        self.ongoing = ongoing
+
+    def data(self) -> dict[str, Any]:
+        return {"lines": [clean(line) for line in self.lines], "omitted_lines": self.added - len(self.lines)}
+
+
 def _bounded(lines: Iterable[str]) -> tuple[list[str], int]:
     lines = list(lines)
     return [clean(line) for line in lines[:MESSAGE_LINES]], max(0, len(lines) - MESSAGE_LINES)
@@ -177,6 +201,7 @@ class RunDocument:
         self.waits: list[dict[str, str]] = []
         self.steps: dict[int, _Step] = {}
         self.excerpts: dict[int, Excerpt] = {}
+        self.progress: dict[int, Progress] = {}
         self.done: Document | None = None
 
     def handle(self, event: Event) -> None:
@@ -192,6 +217,8 @@ class RunDocument:
         with self._lock:
             if isinstance(event, StepStarted):
                 self.steps.setdefault(event.outcome.index, _Step()).started = now
+            elif isinstance(event, StepNotice):
+                self.progress.setdefault(event.outcome.index, Progress()).add(event.text, event.ongoing)
             elif isinstance(event, StepFinished):
                 self.steps.setdefault(event.outcome.index, _Step()).finished = now
             elif isinstance(event, RunStarted):
@@ -269,6 +296,7 @@ class RunDocument:
             "end_offset": None if step.finished is None else round(step.finished - self.started, 3),
             "warnings": warnings, "omitted_warnings": more_warnings, "errors": errors, "omitted_errors": more_errors,
             "output": None if excerpt is None else excerpt.data(),
+            "progress": None if outcome.index not in self.progress else self.progress[outcome.index].data(),
         }
 
     def document(self, result: RunResult, *, exit_code: int | None = None, error: str | None = None) -> Document:

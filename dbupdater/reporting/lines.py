@@ -97,3 +97,8 @@ def output(outcome: Outcome, stream: str, line: str) -> Text:
     """`-v`: one line of a client's output as it streams, prefixed by its database (stderr lines marked)."""
     mark = "|" if stream == "stdout" else f"{stream} |"
     return text(f"  {outcome.row.db.target_label} {mark} {short(line)}", "" if stream == "stdout" else "yellow")
+
+
+def notice(outcome: Outcome, line: str) -> Text:
+    """A step's progress (a table copied, a follower's lag), prefixed by its database like -v's lines."""
+    return text(f"  {outcome.row.db.target_label}: {short(line)}")

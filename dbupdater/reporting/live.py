@@ -35,6 +35,7 @@ class Running:
     outcome: Outcome
     since: float
     spinner: Spinner
+    state: str = ""  # the step's latest progress that the next replaces (a follower's lag)
 
 
 def counts_text(counts: Counter[str], waiting: int, running: int) -> str:
@@ -80,6 +81,12 @@ class LiveView:
         with self._state:
             self.running[outcome.index] = Running(outcome, time.monotonic(), Spinner("dots"))
 
+    def step_notice(self, outcome: Outcome, text: str) -> None:
+        with self._state:
+            running = self.running.get(outcome.index)
+            if running is not None:
+                running.state = text
+
     def step_finished(self, outcome: Outcome) -> None:
         with self._state:
             self.running.pop(outcome.index, None)
@@ -97,7 +104,7 @@ class LiveView:
             counts, finished = Counter(self.counts), self.finished
         left = self.estimates.left(now)
         rows = Table.grid(padding=(0, 2))
-        for _ in range(5):
+        for _ in range(6):
             rows.add_column(no_wrap=True, overflow="ellipsis")
         room = max(1, self.console.height - 3)  # the bar stays on screen however many targets run
         shown_rows = running if len(running) <= room else running[:room - 1]
@@ -106,10 +113,10 @@ class LiveView:
             n, of = self.place.get(item.outcome.index, (0, 0))
             rows.add_row(item.spinner, Text(shown(row.db.target_label), style="bold"),
                          f"{n}/{of}" if of else "", Text(shown(kind(item.outcome) + row.script_label), style="cyan"),
-                         duration(now - item.since, tenths=True))
+                         duration(now - item.since, tenths=True), Text(shown(item.state), style="dim"))
         if len(shown_rows) < len(running):
             rows.add_row("", Text(f"... and {len(running) - len(shown_rows)} more running", style="dim"),
-                         "", "", "")
+                         "", "", "", "")
         overall = Table.grid(padding=(0, 2))
         overall.add_row(bar(finished, self.total), f"{finished}/{self.total}",
                         counts_text(counts, self.total - finished - len(running), len(running)),

@@ -14,6 +14,7 @@ complete (and recorded so).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -152,6 +153,11 @@ class Copy:
         self.complete = False  # every table loaded and both checksums equal: the history says success
 
     def say(self, line: str) -> None:
+        """Progress shown at default verbosity (and kept in the run document)."""
+        self.context.notice(line)
+
+    def detail(self, line: str) -> None:
+        """What -v shows besides (each table's checksums as both sides computed them)."""
         self.context.on_line("stdout", line)
 
     def run(self) -> None:
@@ -190,7 +196,7 @@ class Copy:
         except DbUpdaterError as exc:
             self.fail(f"the copy stopped: {exc}", unreachable=True)
         self.finish()
-        self.say(draft.reason)
+        self.detail(draft.reason)
 
     def refusal(self, destination: Destination) -> str | None:
         schema = self.step.across.schema
@@ -234,13 +240,17 @@ class Copy:
         if loading:
             sides.sql(state.pending_sql((t.name, sums[t.name]) for t in loading))
 
+        ended = itertools.count(1)
+
         def work(table: TablePlan) -> TableLoad:
             load = load_table(sides, state, table, sums[table.name], self.context.on_line)
+            done = f"{next(ended)} of {len(loading)} tables"
             if load.ok:
-                self.say(f"loaded {table.name}: {load.rows:,} rows, {load.discarded:,} discarded, {load.size:,} bytes "
-                         f"in {load.seconds:.1f}s")
+                equal = checksum_value(load.checksum) == checksum_value(load.source_checksum)
+                self.say(f"{table.name}: {load.rows:,} rows, {load.discarded:,} discarded, checksum "
+                         f"{'equal' if equal else 'DIFFERENT'}, {load.size:,} bytes in {load.seconds:.1f}s ({done})")
             else:
-                self.say(f"failed {table.name}: {load.reason}")
+                self.say(f"{table.name}: failed ({done}): {load.reason}")
             return load
 
         loads = {load.table: load for load in in_parallel(work, loading, across.parallel,
@@ -347,9 +357,10 @@ class Copy:
             dropped = load.discarded if load else (kept[name].discarded or 0)
             rows, discarded, size = rows + count, discarded + dropped, size + (load.size if load else 0)
             how = f"{load.seconds:.1f}s" if load else "loaded before"
-            self.say(f"{name}: {count:,} rows, {dropped:,} discarded, checksum "
-                     f"{'equal' if equal[name] else 'DIFFERENT'} (source {source[name]!r}, copy {found[name]!r}), "
-                     f"{how}")
+            line = (f"{name}: {count:,} rows, {dropped:,} discarded, checksum {'equal' if equal[name] else 'DIFFERENT'}"
+                    f" (source {source[name]!r}, copy {found[name]!r}), {how}")
+            # A table loaded now was said when it loaded: only its checksums' texts are more (-v).
+            (self.detail if load and load.checksum else self.say)(line)
         different = [name for name in found if not equal[name]]
         draft, across = self.draft, self.step.across
         summary = (f"{len(plan.tables)} tables of {self.step.source.db.target_label} into schema {across.schema}: "

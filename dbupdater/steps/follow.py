@@ -48,7 +48,8 @@ if TYPE_CHECKING:
 HEARTBEAT = 1.0  # seconds: the source sends a heartbeat when it has nothing more, so stopping is noticed
 COMMIT_EVERY = 1.0  # seconds a batch of whole transactions may wait before it is committed
 BATCH = 2000  # row changes in one PostgreSQL transaction at most (a source transaction is never split)
-REPORT_EVERY = 10.0  # seconds between progress lines
+REPORT_EVERY = 10.0  # seconds between progress lines while changes arrive
+IDLE_REPORT_EVERY = 60.0  # seconds between them while nothing arrives (a follower may run for days)
 MEASURE_EVERY = 5.0  # seconds between looks at where the source's log ends (bytes behind)
 WAIT_DETACH = 0.5  # seconds between looks at a follower that was asked to detach
 DISCARDED = ("INSERT INTO dbupdater_copy.discarded_rows (source, table_name, row_key, reason, row_text, copied_at) "
@@ -251,7 +252,8 @@ class _Progress:
     passed_over: int = 0  # changes that met a constraint while catching up
     lag: float | None = None
     behind: int | None = None
-    said: float = 0.0
+    said: float = 0.0  # when the last progress line was said
+    said_applied: int = -1  # how many changes had been applied then
 
 
 class Follower:
@@ -273,8 +275,9 @@ class Follower:
         self.progress = _Progress()
         self.key = _key(source, schema=plan.schema)
 
-    def say(self, text: str) -> None:
-        self.context.on_line("stdout", text)
+    def say(self, text: str, *, ongoing: bool = False) -> None:
+        """Progress at default verbosity (`ongoing`: where following stands, which the next replaces)."""
+        self.context.notice(text, ongoing=ongoing)
         if self._say is not None:
             self._say(text)
 
@@ -574,9 +577,10 @@ class _Loop:
             self.f.detaching = True
             self.end = binary_log_status(self.mysql, self.f.source)
             self.f.say(f"detaching: applying the log up to {self.end}, then resetting the identities")
-        if now - progress.said >= REPORT_EVERY:
-            progress.said = now
-            self.f.say(self.words())
+        quiet = progress.applied == progress.said_applied
+        if now - progress.said >= (IDLE_REPORT_EVERY if quiet else REPORT_EVERY):
+            progress.said, progress.said_applied = now, progress.applied
+            self.f.say(self.words(), ongoing=True)
 
     def words(self) -> str:
         p = self.f.progress
@@ -704,7 +708,7 @@ class FollowAfter:
             state = copy_state(context, source, row, schema, forget=self.restart)
             copied: Outcome | None = None
             if state not in at.FOLLOWABLE:
-                context.on_line("stdout", record_start(context, source, row, schema))
+                context.notice(record_start(context, source, row, schema))
                 copied = self.copy.run(planned, context)
                 if copied.status not in (Status.APPLIED, Status.SKIPPED):
                     return copied
