@@ -29,7 +29,13 @@ def _worker_rig() -> None:
     the usual `dbt`, the others `dbt<N>` on their own subnet and ports. Set in the environment, so the tests that
     read the rig's name and every process they start agree. A rig named by the caller is left alone."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    if not worker.startswith("gw") or "DBU_TEST_RIG_NAME" in os.environ:
+    if not worker.startswith("gw"):
+        return
+    # xdist sets COLUMNS=80 and LINES=24 in its workers; the tool's output then wraps where a test runs it
+    # in one process does not (its width without a terminal is COLUMNS, else 200).
+    for variable in ("COLUMNS", "LINES"):
+        os.environ.pop(variable, None)
+    if "DBU_TEST_RIG_NAME" in os.environ:
         return
     index = int(worker[2:])
     if index:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import glob
 import signal
 import subprocess
 import time
 
 import pytest
 
+from .adversarial.support import private_dirs
 from .conftest import Target, Workspace
 from .test_ledger import client_pids, history, start, wait_for
 
@@ -35,10 +35,6 @@ def running_slow(target: Target) -> bool:
     except Exception:  # the history table is not there yet
         return False
 
-
-def private_dirs() -> set[str]:
-    """The runners' private directories (the runners share this machine's /tmp)."""
-    return set(glob.glob("/tmp/dbupdater.*"))
 
 
 def finish(proc: subprocess.Popen[str], timeout: float) -> str:
