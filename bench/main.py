@@ -139,6 +139,15 @@ def ssh_costs(bed: Testbed, env: dict[str, Any], repeat: int) -> None:
     env["ssh_costs"] = {"repeat": repeat, "costs": [vars(c) for c in costs]}
     for cost in costs:
         say(f"bench: {cost.operation}: {cost.default_ms:.1f} ms (TCP_NODELAY: {cost.nodelay_ms:.1f} ms)")
+    try:
+        calls = anatomy.tool_calls(bed, repeat)
+    except Exception as exc:  # reported, never hidden
+        env["ssh_costs"]["tool_calls_error"] = bed.redact(f"{type(exc).__name__}: {exc}")[:300]
+        say(f"bench: measuring dbupdater's client calls failed: {env['ssh_costs']['tool_calls_error']}")
+        return
+    env["ssh_costs"]["tool_calls"] = [vars(c) for c in calls]
+    for call in calls:
+        say(f"bench: {call.operation}: {call.ms:.1f} ms ({call.low_ms:.1f}-{call.high_ms:.1f})")
 
 
 def write_outputs(conf: settings.Settings, text: str, data: dict[str, Any], stamp: str) -> list[Path]:
@@ -193,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     env["machine"] += f" (load {os.getloadavg()[0]:.2f} at the end)"
     env["tool_source"] = {"at_start": fingerprint, "at_end": source_fingerprint()}
     if tool is not None and env["tool_source"]["at_start"] != env["tool_source"]["at_end"]:
-        say("bench: WARNING: dbupdater's source changed during the run; its figures mix builds")
+        say("bench: dbupdater's source changed during the run; the copy made at the start was measured")
     found = report.checks(results, conf, bool(tool_parallel))
     env["seconds"] = round(time.monotonic() - started, 1)
     text = report.markdown(results, conf, env, found)

@@ -119,8 +119,8 @@ def markdown(results: list[WorkloadResult], settings: Settings, env: dict[str, A
     ]
     source = env.get("tool_source", {})
     if source and source.get("at_start") != source.get("at_end"):
-        lines += ["**Warning: dbupdater's source changed during this run (another commit landed); its figures mix "
-                  "builds. Run again.**", ""]
+        lines += ["dbupdater's source changed during this run; what was measured is the copy of it made at the "
+                  "start (bench/approaches/tool.py).", ""]
     cpus = env.get("cpus") or 0
     if cpus < n:
         lines += [f"This machine has {cpus} CPU(s) for N = {n} slots: the ideal assumes {n} independent slots, the "
@@ -164,6 +164,15 @@ def markdown(results: list[WorkloadResult], settings: Settings, env: dict[str, A
             lines.append(f"| dbupdater `validate` of a {costs['validate_rows']}-row manifest (process start, imports, "
                          f"checks; no connection) | {costs['validate_ms']:.0f} | |")
         lines.append("")
+        if costs.get("tool_calls"):
+            lines += ["dbupdater's own client calls on runner 1 (its transport, persistent session and ledger): per "
+                      "script, and per target (the opening and the release, once each whatever the number of "
+                      "scripts).", "", "| call | median ms | min-max ms |", "|---|---:|---:|"]
+            lines += [f"| {c['operation'].removeprefix('dbupdater: ')} | {c['ms']:.1f} | {c['low_ms']:.1f}-"
+                      f"{c['high_ms']:.1f} |" for c in costs["tool_calls"]]
+            lines.append("")
+        elif costs.get("tool_calls_error"):
+            lines += [f"dbupdater's own client calls: ERROR: {costs['tool_calls_error']}", ""]
     elif env.get("ssh_costs_error"):
         lines += ["## SSH operation costs", "", f"ERROR: {env['ssh_costs_error']}", ""]
     lines += ["## Targets", "", "| target | measured | result | note |", "|---|---|---|---|"]

@@ -70,6 +70,7 @@ class Ansible(Approach):
     id = "d"
     key = "d"
     label = "(d) Ansible"
+    slow = True
     _version: str | None = None
 
     def unavailable(self) -> str | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..measure import Proc, Sample, tail
-from ..settings import Settings
+from ..settings import SLOW_WORKLOADS, Settings
 from ..testbed import Testbed
 from ..workloads import Workload
 
@@ -17,6 +17,7 @@ class Approach(ABC):
     id: ClassVar[str]      # row id in the results: a, a_par, b, c, d, e
     key: ClassVar[str]     # the --only letter that selects it
     label: ClassVar[str]
+    slow: ClassVar[bool] = False  # a round trip or more per row: skips SLOW_WORKLOADS unless --slow-baselines
 
     def __init__(self, bed: Testbed, settings: Settings, logs: Path) -> None:
         self.bed = bed
@@ -29,6 +30,10 @@ class Approach(ABC):
 
     def not_applicable(self, workload: Workload) -> str | None:
         """Why this approach does not apply to ``workload`` (shown as n/a), or None."""
+        if self.slow and workload.key in SLOW_WORKLOADS and self.settings.size == "full" and \
+                not self.settings.slow_baselines:
+            return (f"skipped: {workload.rows:,} rows at a round trip or more each take minutes per repetition "
+                    "(--slow-baselines runs it)")
         return None
 
     def describe(self) -> str:

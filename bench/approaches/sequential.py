@@ -16,6 +16,7 @@ class Sequential(Approach):
     id = "c"
     key = "c"
     label = "(c) sequential: new SSH connection + scp + mysql per row"
+    slow = True
 
     def plan(self, workload: Workload) -> Path:
         return self.workdir(workload) / "plan.json"
