@@ -155,6 +155,7 @@ def following(manifest: Manifest, args: argparse.Namespace, source: ManifestRow,
     """--follow (the copy first when it is not complete) or --detach (no lock taken: the follower holds it)."""
     from ..extras import require
     from ..steps.convert import ConvertStep, read_plan
+    from ..steps.convert_position import Positions
     from ..steps.copy import SourceStep
     from ..steps.follow import FollowAfter, FollowedSource, FollowStep
 
@@ -169,7 +170,8 @@ def following(manifest: Manifest, args: argparse.Namespace, source: ManifestRow,
     copied = SourceStep()
     reads: SourceStep | FollowedSource = FollowedSource() if args.detach else copied
     kind: FollowStep | FollowAfter = follow if args.detach else FollowAfter(
-        ConvertStep(source, copied, wanted), follow, lambda context: wanted.schema, restart=wanted.restart)
+        ConvertStep(source, copied, wanted, positions=Positions(strict=True)), follow, lambda context: wanted.schema,
+        restart=wanted.restart)
 
     def choose(row: ManifestRow) -> SourceStep | FollowedSource | FollowStep | FollowAfter:
         return reads if row is source else kind

@@ -19,6 +19,7 @@ import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from ..checksum import VERSION
 from ..conversion.model import ConversionPlan, TablePlan, TranslationOptions
@@ -31,6 +32,7 @@ from ..model.outcome import Outcome, Status
 from ..model.secret import redact
 from ..model.specs import ManifestRow
 from ..plan import COPY, PlannedRow
+from ..transports import TransportError
 from .convert_load import CopyFailed, Sides, TableLoad, checksum_value, in_parallel, load_table
 from .convert_state import (
     LEDGER_TABLES,
@@ -107,6 +109,20 @@ def read_plan(channel: SqlChannel, source: ManifestRow, across: Across) -> Conve
 Planner = Callable[[SqlChannel, ManifestRow, Across], ConversionPlan]
 
 
+class Positions(Protocol):
+    """Where the source's binary log stood before the copy read any table, kept for `copy-db --follow`
+    (steps/convert_position.py): the copy calls `start` before it changes anything and `done` once it is
+    complete, so that a later --follow follows this copy instead of copying again. The copy knows nothing more
+    of following. `source`: how the copy's state names the source."""
+
+    def start(self, sides: Sides, source: str, schema: str, *, fresh: bool) -> tuple[bool, str]:
+        """(whether a position is recorded, what was done in words); `fresh`: the copy starts over (--restart).
+        Raises (a DbUpdaterError) when the copy must not go on without one."""
+        ...
+
+    def done(self, sides: Sides, source: str, schema: str) -> None: ...
+
+
 def digests(plan: ConversionPlan) -> dict[str, str]:
     """Each table's DDL digest as the state keeps it (the translation's, which covers its types, DDL and how it
     is read; made here from its statements when a plan has none)."""
@@ -124,10 +140,12 @@ class ConvertStep(CopyStep):
     """`copy-db` across engines: the destination row's schema `across.schema` replaced by a copy of the source
     row's database (planned as a same-engine copy is: its row runs, its history kept for the `running` row)."""
 
-    def __init__(self, source: ManifestRow, reads: SourceStep, across: Across, planner: Planner = read_plan) -> None:
+    def __init__(self, source: ManifestRow, reads: SourceStep, across: Across, planner: Planner = read_plan,
+                 positions: Positions | None = None) -> None:
         super().__init__(source, reads)
         self.across = across
         self.planner = planner
+        self.positions = positions
 
     def describe(self, planned: PlannedRow) -> str:
         s, d = self.source.db, planned.row.db
@@ -167,9 +185,7 @@ class Copy:
             plan = step.planner(self.context.deployment.channel(step.source), step.source, step.across)
             channel = self.context.deployment.channel(self.row)
             state = State(channel.dialect, step.source.db.target_label, step.across.schema)
-            facts = channel.rows(state.read_sql())
-            known = channel.rows(state.tables_sql()) if facts and facts[0].get("state_exists") else []
-            destination = State.destination(facts, known)
+            destination = self.destination(channel, state)
             self.ledger = self.context.deployment.ledger(self.row)
         except UsageError as exc:
             draft.status, draft.reason = Status.FAILED, f"not started: {exc}"
@@ -181,6 +197,18 @@ class Copy:
         if refused:
             draft.status, draft.reason = Status.FAILED, f"not started: {refused}; nothing was changed"
             return
+        recorded = False
+        if step.positions is not None:
+            try:
+                recorded, said = step.positions.start(sides, state.source, step.across.schema,
+                                                      fresh=step.across.restart)
+                self.say(said)
+                if recorded:  # a new position may have sent tables loaded before to load again
+                    destination = self.destination(channel, state)
+            except DbUpdaterError as exc:
+                draft.status = Status.UNREACHABLE if isinstance(exc, TransportError) else Status.FAILED
+                draft.reason = f"not started: {exc}; nothing was copied"
+                return
         sums = digests(plan)
         checksum = hashlib.sha256("\n".join(sorted(sums.values())).encode()).hexdigest()
         try:
@@ -196,7 +224,19 @@ class Copy:
         except DbUpdaterError as exc:
             self.fail(f"the copy stopped: {exc}", unreachable=True)
         self.finish()
+        if recorded and self.complete and step.positions is not None:
+            try:
+                step.positions.done(sides, state.source, step.across.schema)
+            except DbUpdaterError as exc:  # the copy stands; a later --follow copies again first
+                self.say(f"the copy is complete, but could not be marked so for a later --follow: {exc}")
         self.detail(draft.reason)
+
+    @staticmethod
+    def destination(channel: SqlChannel, state: State) -> Destination:
+        """What the destination says before the copy (the state tables may not exist yet)."""
+        facts = channel.rows(state.read_sql())
+        known = channel.rows(state.tables_sql()) if facts and facts[0].get("state_exists") else []
+        return State.destination(facts, known)
 
     def refusal(self, destination: Destination) -> str | None:
         schema = self.step.across.schema

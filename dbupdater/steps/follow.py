@@ -39,6 +39,7 @@ from ..model.secret import redact
 from ..model.specs import ManifestRow
 from ..plan import PlannedRow, RowState
 from ..transports import TransportError, Tunnels
+from .convert_position import VARIABLES, log_refusal
 from .draft import Draft
 from .follow_reading import as_stored, check
 
@@ -58,10 +59,7 @@ FORGET_DISCARDED = "DELETE FROM dbupdater_copy.discarded_rows WHERE source = %s 
 TRUNCATE_DISCARDED = "DELETE FROM dbupdater_copy.discarded_rows WHERE source = %s AND table_name = %s"
 COUNT_DISCARDED = ("SELECT table_name, count(*) FROM dbupdater_copy.discarded_rows WHERE source = %s AND "
                    "to_regclass('dbupdater_copy.discarded_rows') IS NOT NULL GROUP BY table_name")
-# The tables a copy has loaded: a fresh position means they are loaded again (they may be older than it).
 _SAVEPOINT = re.compile(r"\s*(SAVEPOINT|ROLLBACK\s+(WORK\s+)?TO|RELEASE\s+SAVEPOINT)\b", re.I)
-RELOAD = ("UPDATE dbupdater_copy.tables SET state = 'reload' WHERE source = %s AND target_schema = %s "
-          "AND state IN ('loaded', 'indexed', 'verified')")
 
 PlanOf = Callable[[StepContext], ConversionPlan]
 Say = Callable[[str], None]
@@ -127,23 +125,11 @@ def postgres_connect(row: ManifestRow, address: tuple[str, int]) -> psycopg.Conn
 def binary_log_status(mysql: Any, source: ManifestRow) -> Position:
     """Where the source's binary log ends now, after checking that it is one a follower can read."""
     with mysql.cursor() as cursor:
-        cursor.execute("SELECT @@log_bin, @@binlog_format, @@binlog_row_image")
-        log_bin, form, image = cursor.fetchone()
-        if str(log_bin) != "1":
-            raise FollowError(f"{source.db.target_label} writes no binary log (log_bin is off): following reads "
-                              "it; start the server with --log-bin --binlog-format=ROW --binlog-row-image=FULL")
-        if str(form).upper() != "ROW" or str(image).upper() != "FULL":
-            raise FollowError(f"{source.db.target_label}'s binary log is binlog_format={form}, binlog_row_image="
-                              f"{image}: following needs ROW and FULL (whole rows, before and after)")
-        try:
-            cursor.execute("SELECT @@binlog_row_metadata")
-            metadata = str(cursor.fetchone()[0])
-        except Exception:  # an older server: its log does not name the columns
-            metadata = "unknown to this server"
-        if metadata.upper() != "FULL":
-            raise FollowError(f"{source.db.target_label}'s binlog_row_metadata is {metadata}: following needs FULL "
-                              "(the log names the columns and lists enum and set members; MariaDB 10.5+, MySQL "
-                              "8.0.1+: --binlog-row-metadata=FULL)")
+        cursor.execute("SHOW VARIABLES WHERE Variable_name IN (%s, %s, %s, %s)", VARIABLES)
+        variables = {str(name): str(value) for name, value in cursor.fetchall()}
+        why = log_refusal(source.db.target_label, source.db.user, variables, ("", 0))
+        if why is not None:
+            raise FollowError(why)
         try:
             cursor.execute("SHOW MASTER STATUS")
         except Exception as exc:  # MySQL 8.4 knows only the new words
@@ -151,9 +137,9 @@ def binary_log_status(mysql: Any, source: ManifestRow) -> Position:
                 raise
             cursor.execute("SHOW BINARY LOG STATUS")
         row = cursor.fetchone()
-    if row is None:
-        raise FollowError(f"{source.db.target_label} shows no binary log status: the user "
-                          f"{source.db.user} needs BINLOG MONITOR (MariaDB) or REPLICATION CLIENT (MySQL)")
+    why = log_refusal(source.db.target_label, source.db.user, variables, None if row is None else ("", 0))
+    if why is not None or row is None:
+        raise FollowError(str(why))
     return Position.of(str(row[0]), int(row[1]))
 
 
@@ -169,57 +155,11 @@ def _read(pg: psycopg.Connection[Any], source: ManifestRow, schema: str) -> tupl
     return row
 
 
-def record_start(context: StepContext, source: ManifestRow, destination: ManifestRow, schema: str) -> str:
-    """Record where the source's binary log stands, before a copy reads any table, in `dbupdater_copy.follow`
-    (kept when already recorded for a copy under way or followed). A new position makes the tables the copy
-    had loaded load again: they may be older than it. Returns what was done, in words. The copy calls it first
-    thing; FollowAfter calls it too, so `--follow` never depends on it."""
-    with reached(context, source) as mysql_at, reached(context, destination) as pg_at:
-        mysql = mysql_connect(source, mysql_at)
-        try:
-            here = binary_log_status(mysql, source)
-        finally:
-            mysql.close()
-        pg = postgres_connect(destination, pg_at)
-        try:
-            for statement in at.CREATE:
-                pg.execute(statement)
-            recorded = pg.execute(at.RECORD_START, (*_key(source, schema), here.log_file, here.log_pos)).fetchone()
-            tables = pg.execute("SELECT to_regclass('dbupdater_copy.tables') IS NOT NULL").fetchone()
-            if recorded is not None and tables is not None and tables[0]:
-                pg.execute(RELOAD, _key(source, schema))
-            pg.commit()
-            if recorded is None:
-                row = pg.execute(at.READ, _key(source, schema)).fetchone() or ("?", "?", "?")
-                return f"following will start at {row[0]}:{row[1]} ({row[2]}), recorded before"
-            return f"following will start at {here}, where the binary log stood before the copy"
-        finally:
-            pg.close()
-
-
-def copy_finished(context: StepContext, source: ManifestRow, destination: ManifestRow, schema: str) -> None:
-    """The copy is complete: `--follow` on it follows from its recorded position, without copying."""
+def copy_state(context: StepContext, source: ManifestRow, destination: ManifestRow, schema: str) -> str | None:
+    """The follow row's state (None: no position recorded)."""
     with reached(context, destination) as pg_at:
         pg = postgres_connect(destination, pg_at)
         try:
-            pg.execute(at.COPY_DONE, _key(source, schema))
-            pg.commit()
-        finally:
-            pg.close()
-
-
-def copy_state(context: StepContext, source: ManifestRow, destination: ManifestRow, schema: str, *,
-               forget: bool = False) -> str | None:
-    """The follow row's state (None: no position recorded); `forget`: the copy starts over (--restart), so
-    its position is recorded anew."""
-    with reached(context, destination) as pg_at:
-        pg = postgres_connect(destination, pg_at)
-        try:
-            if forget:
-                for statement in at.CREATE:
-                    pg.execute(statement)
-                pg.execute(at.FORGET, _key(source, schema))
-                pg.commit()
             row = _read(pg, source, schema)
         finally:
             pg.close()
@@ -676,8 +616,10 @@ class FollowStep:
 
 
 class FollowAfter:
-    """`copy-db --follow`: the copy first when it is not complete (from a position recorded before it reads any
-    table), then following. A kind around the copy's kind, so the copy itself knows nothing of following."""
+    """`copy-db --follow`: the copy first when it is not complete (its kind records the position before it reads
+    any table and marks it complete: give it `convert_position.Positions(strict=True)`), then following. A copy
+    that is complete is followed even when it could not carry some rows (they are in discarded_rows; the row
+    still fails at the end)."""
 
     def __init__(self, copy: StepKind, follow: FollowStep, schema_of: Callable[[StepContext], str], *,
                  restart: bool = False) -> None:
@@ -705,14 +647,17 @@ class FollowAfter:
         source, row = self.follow.source, planned.row
         try:
             schema = self.schema_of(context)
-            state = copy_state(context, source, row, schema, forget=self.restart)
+            state = None if self.restart else copy_state(context, source, row, schema)
             copied: Outcome | None = None
             if state not in at.FOLLOWABLE:
-                context.notice(record_start(context, source, row, schema))
-                copied = self.copy.run(planned, context)
-                if copied.status not in (Status.APPLIED, Status.SKIPPED):
-                    return copied
-                copy_finished(context, source, row, schema)
+                context.notice("copying first: " + (
+                    "--restart" if self.restart else
+                    f"no position of a copy of {source.db.target_label} into schema {schema} is recorded (a copy made "
+                    "without one, or none yet)" if state is None else
+                    f"the copy is {state}" + (" (a new copy starts a new account)" if state == at.DETACHED else "")))
+                copied = self.copy.run(planned, context)  # --restart: the copy records a new position
+                if copy_state(context, source, row, schema) not in at.FOLLOWABLE:
+                    return copied  # not complete: nothing to follow yet
         except TransportError as exc:
             return Outcome(planned.index, row, Status.UNREACHABLE, redact(str(exc)), step=self.name)
         except Exception as exc:  # FollowError, a driver's or a server's words
@@ -720,7 +665,10 @@ class FollowAfter:
         followed = self.follow.run(planned, context)
         if copied is None:
             return followed.but(step=self.name)
-        return followed.but(step=self.name, reason=f"{copied.reason}; then {followed.reason}",
+        # Rows the copy could not carry keep the row failed even when following ends well (detached).
+        status = Status.FAILED if copied.status is Status.FAILED and followed.status is Status.APPLIED \
+            else followed.status
+        return followed.but(step=self.name, status=status, reason=f"{copied.reason}; then {followed.reason}",
                             warnings=copied.warnings + followed.warnings, errors=copied.errors + followed.errors)
 
 

@@ -301,3 +301,35 @@ def test_positions_order_by_file_number_then_offset() -> None:
 def test_sequences_are_set_past_the_rows_and_the_counter() -> None:
     sql = reset_sequence_sql("s", "t", "id")
     assert 'max("id")' in sql and '"s"."t"' in sql and sql.count("%s") == 3
+
+
+def test_a_plain_copy_goes_on_without_a_position_saying_why_and_follow_does_not() -> None:
+    from types import SimpleNamespace
+
+    from dbupdater.engines import registry
+    from dbupdater.model.specs import DatabaseSpec
+    from dbupdater.steps.convert_position import PositionError, Positions, log_refusal
+    from dbupdater.transports import TransportError
+
+    def cut(command: object, sink: object) -> None:
+        raise TransportError("runner r1: connection reset")
+
+    sides = SimpleNamespace(source=SimpleNamespace(db=DatabaseSpec("mysql", "h", 1, "app", "shop")),
+                            source_engine=registry.get("mysql"), export=SimpleNamespace(with_stdin=lambda data: data),
+                            source_session=SimpleNamespace(transport=SimpleNamespace(run=cut)))
+    recorded, said = Positions(strict=False).start(sides, "mysql://h:1/shop", "s", fresh=False)  # type: ignore[arg-type]
+    assert not recorded and said == ("no binary log position recorded for a later copy-db --follow (it would copy "
+                                     "again first): the source's runner connection failed: runner r1: connection "
+                                     "reset")
+    with pytest.raises(PositionError, match="connection reset"):
+        Positions(strict=True).start(sides, "mysql://h:1/shop", "s", fresh=False)  # type: ignore[arg-type]
+
+    full = {"log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL", "binlog_row_metadata": "FULL"}
+    assert log_refusal("src", "app", full, ("binlog.000001", 4)) is None
+    assert "writes no binary log" in str(log_refusal("src", "app", {**full, "log_bin": "OFF"}, None))
+    assert "binlog_format=STATEMENT" in str(log_refusal("src", "app", {**full, "binlog_format": "STATEMENT"}, None))
+    assert "binlog_row_metadata is MINIMAL" in str(log_refusal("src", "app", {**full, "binlog_row_metadata":
+                                                                               "MINIMAL"}, None))
+    assert "unknown to this server" in str(log_refusal("src", "app", {k: v for k, v in full.items()
+                                                                       if k != "binlog_row_metadata"}, None))
+    assert "the user app needs BINLOG MONITOR" in str(log_refusal("src", "app", full, None))

@@ -12,6 +12,7 @@ statement needs a person: `message` says which; a rerun continues past it), `det
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .statements import ident
@@ -75,6 +76,16 @@ COPY_DONE = f"UPDATE {TABLE} SET state = '{COPIED}', updated_at = now() {_WHERE}
 CATCH_UP = f"UPDATE {TABLE} SET catch_up_file = %s, catch_up_pos = %s {_WHERE}"
 ASK_DETACH = (f"UPDATE {TABLE} SET state = '{DETACHING}', updated_at = now() {_WHERE} "
               f"AND state IN ({', '.join(repr(state) for state in FOLLOWABLE)}) RETURNING state")
+
+
+def bind(sql: str, params: tuple[str | int | None, ...], literal: Callable[[str | int | None], str]) -> str:
+    """One of the statements above with its parameters written as literals (`literal`: the destination
+    dialect's), for a client rather than a driver."""
+    values = iter(params)
+    return _PLACEHOLDER.sub(lambda m: "%" if m.group(0) == "%%" else literal(next(values)), sql)
+
+
+_PLACEHOLDER = re.compile(r"%[s%]")
 # One follower per (source, target schema): a session lock its connection holds while it runs; `--detach` reads
 # it to know whether a follower will do the detaching.
 LOCK = "SELECT pg_try_advisory_lock(hashtext(%s))"
