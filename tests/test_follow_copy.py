@@ -159,3 +159,26 @@ def test_follow_copies_first_and_changes_made_during_and_after_the_copy_arrive_t
     finally:
         if follower.poll() is None:
             follower.kill()
+
+
+def test_a_plain_copy_records_the_position_so_a_later_follow_does_not_copy_again(pair: Pair) -> None:
+    # A row the copy cannot carry fails the command, but the copy is complete: it is followed as it is.
+    pair.my("SET sql_mode = ''; CREATE TABLE events (id INT PRIMARY KEY, at DATE); "
+            "INSERT INTO events VALUES (1, '0000-00-00'), (2, '2024-02-29')")
+    code, out = pair.run()
+    assert code == 1 and "1 row could not be carried" in out, out
+    assert "following will start at " in out  # the position, recorded before any table was read
+    row = pair.follow_row()
+    assert row["state"] == "copied", row
+    pair.my("UPDATE small SET label = 'after the copy' WHERE id = 1; INSERT INTO big VALUES (300000, 'x')")
+    follower = pair.start("--follow")
+    try:
+        pair.wait("following", pair.caught_up, follower)
+        assert pair.same()
+        said = pair.detach(follower)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert "copying first" not in said and "tables to load" not in said, said
+    assert f"from {row['log_file']}:{row['log_pos']}" in said
+    assert pair.pg("SELECT row_key FROM dbupdater_copy.discarded_rows").split() == ["1"]

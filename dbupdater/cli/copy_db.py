@@ -137,8 +137,10 @@ def across(manifest: Manifest, args: argparse.Namespace, source: ManifestRow, to
             for line in review(plan, args.plan_dir):
                 console.say(line)
             return 0
+    from ..steps.convert_position import Positions
+
     reads = SourceStep()
-    copy = ConvertStep(source, reads, wanted)
+    copy = ConvertStep(source, reads, wanted, positions=Positions(strict=False))  # for a later --follow
 
     def choose(row: ManifestRow) -> SourceStep | ConvertStep:
         return reads if row is source else copy
