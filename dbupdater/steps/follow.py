@@ -57,8 +57,7 @@ DISCARDED = ("INSERT INTO dbupdater_copy.discarded_rows (source, table_name, row
              "VALUES (%s, %s, %s, %s, %s, now())")
 FORGET_DISCARDED = "DELETE FROM dbupdater_copy.discarded_rows WHERE source = %s AND table_name = %s AND row_key = %s"
 TRUNCATE_DISCARDED = "DELETE FROM dbupdater_copy.discarded_rows WHERE source = %s AND table_name = %s"
-COUNT_DISCARDED = ("SELECT table_name, count(*) FROM dbupdater_copy.discarded_rows WHERE source = %s AND "
-                   "to_regclass('dbupdater_copy.discarded_rows') IS NOT NULL GROUP BY table_name")
+COUNT_DISCARDED = "SELECT table_name, count(*) FROM dbupdater_copy.discarded_rows WHERE source = %s GROUP BY 1"
 _SAVEPOINT = re.compile(r"\s*(SAVEPOINT|ROLLBACK\s+(WORK\s+)?TO|RELEASE\s+SAVEPOINT)\b", re.I)
 
 PlanOf = Callable[[StepContext], ConversionPlan]
@@ -343,7 +342,9 @@ class _Loop:
         self.event_time: int | None = None
         self.source_end: Position | None = None
         # Rows of each table kept in discarded_rows (what a change of a row must forget first).
-        counted = pg.execute(COUNT_DISCARDED, (source_name(follower.source),)).fetchall()
+        exists = pg.execute("SELECT to_regclass('dbupdater_copy.discarded_rows') IS NOT NULL").fetchone()
+        counted = pg.execute(COUNT_DISCARDED, (source_name(follower.source),)).fetchall() if exists and exists[0] \
+            else []
         pg.commit()
         self.discarded: dict[str, int] = {str(table): int(count) for table, count in counted}
 
