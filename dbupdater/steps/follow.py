@@ -644,6 +644,18 @@ class FollowAfter:
         if isinstance(self.copy, Prepares):
             self.copy.prepare(planned, context)
 
+    def why_copy(self, source: ManifestRow, schema: str, state: str | None) -> str:
+        if self.restart:
+            return "--restart"
+        if state is None:
+            return (f"no position of a copy of {source.db.target_label} into schema {schema} is recorded (a copy made "
+                    "without one, or none yet)")
+        if state == at.COPYING:
+            return "the copy did not finish: it resumes, keeping the tables it loaded"
+        if state == at.DETACHED:
+            return "the copy was detached: a new copy starts a new account"
+        return f"the copy is {state}"
+
     def run(self, planned: PlannedRow, context: StepContext) -> Outcome:
         source, row = self.follow.source, planned.row
         try:
@@ -651,11 +663,7 @@ class FollowAfter:
             state = None if self.restart else copy_state(context, source, row, schema)
             copied: Outcome | None = None
             if state not in at.FOLLOWABLE:
-                context.notice("copying first: " + (
-                    "--restart" if self.restart else
-                    f"no position of a copy of {source.db.target_label} into schema {schema} is recorded (a copy made "
-                    "without one, or none yet)" if state is None else
-                    f"the copy is {state}" + (" (a new copy starts a new account)" if state == at.DETACHED else "")))
+                context.notice(f"copying first: {self.why_copy(source, schema, state)}")
                 copied = self.copy.run(planned, context)  # --restart: the copy records a new position
                 if copy_state(context, source, row, schema) not in at.FOLLOWABLE:
                     return copied  # not complete: nothing to follow yet
