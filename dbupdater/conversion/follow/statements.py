@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..model import TablePlan
-from .values import Convert, Unfit, Value, display, json_array, json_object, pg_value
+from .values import Convert, Reader, Unfit, Value, json_array, json_object
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class TableWriter:
         self.table = table
         self.convert = convert
         columns = table.columns
+        self.readers = [(column.source.name, Reader(column)) for column in columns]
         position = self.position = {column.source.name: index for index, column in enumerate(columns)}
         if not table.source.primary_key:
             raise ValueError(f"table {table.source.name} has no primary key: it cannot be followed")
@@ -97,12 +98,11 @@ class TableWriter:
         the copy would give for not carrying the row."""
         params: list[Value] = []
         reasons: list[str] = []
-        for column in self.table.columns:
-            name = column.source.name
+        for name, reader in self.readers:
             if name not in values:
                 raise KeyError(f"column {name} of {self.table.source.name} is not in the binary log's row image "
                                "(the table changed since it was copied, or binlog_row_image is not FULL)")
-            value = pg_value(column, values[name], none_sources.get(name, ""), self.convert)
+            value = reader.value(values[name], none_sources.get(name, ""), self.convert)
             if isinstance(value, Unfit):
                 reasons += value.reasons
             else:
@@ -113,17 +113,15 @@ class TableWriter:
         """The key's parameters; None when the key itself cannot be carried (the row never was)."""
         params: list[Value] = []
         for index in self.key:
-            column = self.table.columns[index]
-            value = pg_value(column, values.get(column.source.name), none_sources.get(column.source.name, ""),
-                             self.convert)
+            name, reader = self.readers[index]
+            value = reader.value(values.get(name), none_sources.get(name, ""), self.convert)
             if isinstance(value, Unfit):
                 return None
             params.append(value)
         return tuple(params)
 
     def _shown(self, values: Row, none_sources: Mapping[str, str], name: str) -> str | None:
-        column = self.table.columns[self.position[name]]
-        return display(column, values.get(name), none_sources.get(name, ""), self.convert)
+        return self.readers[self.position[name]][1].display(values.get(name), self.convert)
 
     def row_key(self, values: Row, none_sources: Mapping[str, str]) -> str | None:
         """The row's key as the copy writes it in discarded_rows: the key's value, or a JSON array of them."""

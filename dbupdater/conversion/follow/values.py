@@ -135,16 +135,20 @@ def json_array(values: Iterable[str | None]) -> str:
     return "[" + ", ".join(_json_value(value) for value in values) + "]"
 
 
+def _refuse(constant: str) -> Any:
+    raise ValueError(constant)
+
+
+_JSON = json.JSONDecoder(parse_constant=_refuse)  # NaN and Infinity are not JSON
+
+
 def json_valid(text: str) -> bool:
     """JSON_VALID as MariaDB answers it: a JSON text (a scalar too), without NaN or Infinity, raw control
     characters in strings or an unpaired surrogate escape."""
-
-    def refuse(constant: str) -> Any:
-        raise ValueError(constant)
-
     try:
-        parsed = json.loads(text, parse_constant=refuse)
-        json.dumps(parsed, ensure_ascii=False).encode("utf-8")  # an unpaired surrogate cannot be encoded
+        parsed = _JSON.decode(text)
+        if "\\u" in text:  # only an escape can make an unpaired surrogate, which UTF-8 cannot encode
+            json.dumps(parsed, ensure_ascii=False).encode("utf-8")
     except (ValueError, UnicodeEncodeError, RecursionError):
         return False
     return True
@@ -255,96 +259,171 @@ def _special(column: ColumnPlan, value: object) -> str:
     return socket.inet_ntop(socket.AF_INET if four else socket.AF_INET6, data)
 
 
-@dataclass(frozen=True)
-class _Judged:
-    """One value: what PostgreSQL gets, which checks fail (the facts), and the text the copy displays."""
+# --- per family: (the parameter, the checks it fails) and the copy's display --------------------------------
 
-    param: Value
-    failing: frozenset[Check] = frozenset()
-    display: str | None = None
-
-
-def _judge(column: ColumnPlan, value: object, convert: Convert | None) -> _Judged:
-    family = column.family
-    if family is Family.INTEGER:
-        number = int(value)  # type: ignore[call-overload]
-        return _Judged(str(number), frozenset({Check.ABOVE_BIGINT} if number > BIGINT_MAX else ()), str(number))
-    if family is Family.DECIMAL:
-        text = format(value, "f") if isinstance(value, decimal.Decimal) else str(value)
-        return _Judged(text, display=text)
-    if family is Family.YEAR:
-        year = int(value)  # type: ignore[call-overload]
-        text = "0" if year == YEAR_OFFSET else str(year)
-        return _Judged(text, display=text)
-    if family is Family.FLOAT:
-        number = float(value)  # type: ignore[arg-type]
-        return _Judged(repr(number), display=mariadb_double(number))
-    if family is Family.BIT:
-        return _Judged(str(value), display=str(value))
-    if family in (Family.ENUM, Family.SET):
-        choice, chosen = _chosen(column, value)
-        if family is Family.ENUM:
-            text = chosen[0] if chosen else ""
-            return _Judged(text, frozenset({Check.NOT_A_MEMBER} if choice.number == 0 else ()), text)
-        return _Judged(array_literal(chosen), display=",".join(chosen))
-    if family in (Family.TEXT, Family.JSON):
-        raw = _raw(value)
-        text, survives = _text(column, raw, convert)
-        facts = {Check.CHARSET: not survives, Check.NUL: "\0" in text}
-        if family is Family.JSON:
-            facts[Check.JSON] = not json_valid(text)
-        failing = frozenset(check for check, fails in facts.items() if fails)
-        shown = "0x" + raw.hex().upper() if failing & {check for check, _ in column.checks} else text
-        return _Judged(text, failing, shown)
-    if family in (Family.BINARY, Family.GEOMETRY):
-        data = _binary(column, value)
-        return _Judged(data, display="0x" + data.hex().upper())
-    if family in (Family.DATE, Family.DATETIME, Family.TIMESTAMP):
-        return _judge_date(column, value)
-    if family is Family.TIME:
-        if not isinstance(value, datetime.timedelta):
-            return _Judged(str(value), display=str(value))
-        outside = value < datetime.timedelta(0) or value > DAY
-        return _Judged(interval_text(value), frozenset({Check.TIME_RANGE} if outside else ()), _time_text(value))
-    if family in (Family.UUID, Family.INET):
-        text = _special(column, value)
-        return _Judged(text, display=text)
-    text = _raw(value).decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)
-    return _Judged(text, display=text)
+NONE: frozenset[Check] = frozenset()
+Judged = tuple[Value, frozenset[Check]]
+Judge = Callable[[ColumnPlan, object, "Convert | None"], Judged]
+Display = Callable[[ColumnPlan, object, "Convert | None"], str]
 
 
-def _judge_date(column: ColumnPlan, value: object) -> _Judged:
+def _integer(column: ColumnPlan, value: object, convert: Convert | None) -> Judged:
+    number = int(value)  # type: ignore[call-overload]
+    return str(number), NONE if number <= BIGINT_MAX else frozenset({Check.ABOVE_BIGINT})
+
+
+def _decimal(column: ColumnPlan, value: object, convert: Convert | None) -> Judged:
+    return (format(value, "f") if isinstance(value, decimal.Decimal) else str(value)), NONE
+
+
+def _year(column: ColumnPlan, value: object, convert: Convert | None) -> Judged:
+    year = int(value)  # type: ignore[call-overload]
+    return ("0" if year == YEAR_OFFSET else str(year)), NONE
+
+
+def _float(column: ColumnPlan, value: object, convert: Convert | None) -> Judged:
+    return repr(float(value)), NONE  # type: ignore[arg-type]
+
+
+def _plain(column: ColumnPlan, value: object, convert: Convert | None) -> Judged:
+    return str(value), NONE
+
+
+def _enum(column: ColumnPlan, value: object, convert: Convert | None) -> Judged:
+    choice, chosen = _chosen(column, value)
+    return (chosen[0] if chosen else ""), NONE if choice.number else frozenset({Check.NOT_A_MEMBER})
+
+
+def _set(column: ColumnPlan, value: object, convert: Convert | None) -> Judged:
+    return array_literal(_chosen(column, value)[1]), NONE
+
+
+def _judge_text(column: ColumnPlan, value: object, convert: Convert | None) -> tuple[bytes, str, frozenset[Check]]:
+    raw = _raw(value)
+    text, survives = _text(column, raw, convert)
+    failing = set()
+    if not survives:
+        failing.add(Check.CHARSET)
+    if "\0" in text:
+        failing.add(Check.NUL)
+    if column.family is Family.JSON and not json_valid(text):
+        failing.add(Check.JSON)
+    return raw, text, frozenset(failing) if failing else NONE
+
+
+def _text_value(column: ColumnPlan, value: object, convert: Convert | None) -> Judged:
+    _, text, failing = _judge_text(column, value, convert)
+    return text, failing
+
+
+def _binary_value(column: ColumnPlan, value: object, convert: Convert | None) -> Judged:
+    return _binary(column, value), NONE
+
+
+def _date(column: ColumnPlan, value: object, convert: Convert | None) -> Judged:
+    if type(value) is datetime.datetime and not (column.family is Family.TIMESTAMP and value == EPOCH):
+        text = value.isoformat(sep=" ")  # the common case: a date Python holds
+        return (text + "+00" if column.family is Family.TIMESTAMP else text), NONE
+    if type(value) is datetime.date:
+        return value.isoformat(), NONE
     parts = _parts(column, value)
     year, month, day = parts[:3]
     zero = month == 0 or day == 0
-    facts = {Check.ZERO_DATE: zero, Check.YEAR_ZERO: year == 0 and not zero,
-             Check.NOT_IN_CALENDAR: not zero and year != 0 and not _in_calendar(year, month, day)}
-    failing = frozenset(check for check, fails in facts.items() if fails)
-    display = _date_text(column, parts, fraction=True)
     if zero and column.zero_as_null:
-        return _Judged(None, display=display)
+        return None, NONE
+    failing = {Check.ZERO_DATE} if zero else {Check.YEAR_ZERO} if year == 0 else \
+        set() if _in_calendar(year, month, day) else {Check.NOT_IN_CALENDAR}
     text = _date_text(column, parts, fraction=False)
-    return _Judged(text + ("+00" if column.family is Family.TIMESTAMP else ""), failing, display)
+    return text + ("+00" if column.family is Family.TIMESTAMP else ""), frozenset(failing)
 
 
-def _judged(column: ColumnPlan, value: object, none_source: str, convert: Convert | None) -> _Judged | Unfit:
-    if value is None:
-        if none_source in ("", "null"):
-            return _Judged(None)
-        return Unfit((f"{column.source.name}: {none_source} in the binary log",))
-    return _judge(column, value, convert)
+def _time(column: ColumnPlan, value: object, convert: Convert | None) -> Judged:
+    if not isinstance(value, datetime.timedelta):
+        return str(value), NONE
+    outside = value < datetime.timedelta(0) or value > DAY
+    return interval_text(value), frozenset({Check.TIME_RANGE}) if outside else NONE
+
+
+def _special_value(column: ColumnPlan, value: object, convert: Convert | None) -> Judged:
+    return _special(column, value), NONE
+
+
+def _other(column: ColumnPlan, value: object, convert: Convert | None) -> Judged:
+    return (_raw(value).decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)), NONE
+
+
+JUDGES: dict[Family, Judge] = {
+    Family.INTEGER: _integer, Family.DECIMAL: _decimal, Family.YEAR: _year, Family.FLOAT: _float, Family.BIT: _plain,
+    Family.ENUM: _enum, Family.SET: _set, Family.TEXT: _text_value, Family.JSON: _text_value,
+    Family.BINARY: _binary_value, Family.GEOMETRY: _binary_value, Family.DATE: _date, Family.DATETIME: _date,
+    Family.TIMESTAMP: _date, Family.TIME: _time, Family.UUID: _special_value, Family.INET: _special_value,
+    Family.OTHER: _other,
+}
+
+
+def _shown_text(column: ColumnPlan, value: object, convert: Convert | None) -> str:
+    raw, text, failing = _judge_text(column, value, convert)
+    return "0x" + raw.hex().upper() if failing & {check for check, _ in column.checks} else text
+
+
+def _shown_date(column: ColumnPlan, value: object, convert: Convert | None) -> str:
+    return _date_text(column, _parts(column, value), fraction=True)
+
+
+def _shown_time(column: ColumnPlan, value: object, convert: Convert | None) -> str:
+    return _time_text(value) if isinstance(value, datetime.timedelta) else str(value)
+
+
+def _shown_judged(column: ColumnPlan, value: object, convert: Convert | None) -> str:
+    return str(JUDGES[column.family](column, value, convert)[0])
+
+
+DISPLAYS: dict[Family, Display] = {
+    **dict.fromkeys(Family, _shown_judged),
+    Family.FLOAT: lambda column, value, convert: mariadb_double(float(value)),  # type: ignore[arg-type]
+    Family.ENUM: lambda column, value, convert: "".join(_chosen(column, value)[1]),
+    Family.SET: lambda column, value, convert: ",".join(_chosen(column, value)[1]),
+    Family.TEXT: _shown_text, Family.JSON: _shown_text,
+    Family.BINARY: lambda column, value, convert: "0x" + _binary(column, value).hex().upper(),
+    Family.GEOMETRY: lambda column, value, convert: "0x" + _binary(column, value).hex().upper(),
+    Family.DATE: _shown_date, Family.DATETIME: _shown_date, Family.TIMESTAMP: _shown_date, Family.TIME: _shown_time,
+}
+
+
+class Reader:
+    """One column's judging, chosen once from its family (a row image is read column by column, often)."""
+
+    __slots__ = ("column", "judge", "shown")
+
+    def __init__(self, column: ColumnPlan) -> None:
+        self.column = column
+        self.judge = JUDGES[column.family]
+        self.shown = DISPLAYS[column.family]
+
+    def value(self, value: object, none_source: str = "", convert: Convert | None = None) -> Value | Unfit:
+        """The parameter for the column's value, or the reasons the copy would give for not carrying it."""
+        column = self.column
+        if value is None:
+            if none_source in ("", "null"):
+                return None
+            return Unfit((f"{column.source.name}: {none_source} in the binary log",))
+        param, failing = self.judge(column, value, convert)
+        if failing:
+            reasons = tuple(reason for check, reason in column.checks if check in failing)
+            if reasons:
+                return Unfit(reasons)
+        return param
+
+    def display(self, value: object, convert: Convert | None = None) -> str | None:
+        """The value as the copy shows it in a discarded row (its display expression): None for NULL."""
+        return None if value is None else self.shown(self.column, value, convert)
 
 
 def pg_value(column: ColumnPlan, value: object, none_source: str = "", convert: Convert | None = None) -> Value | Unfit:
     """The parameter for one column of a row image, or the reasons the copy would give for not carrying it."""
-    judged = _judged(column, value, none_source, convert)
-    if isinstance(judged, Unfit):
-        return judged
-    failing = tuple(reason for check, reason in column.checks if check in judged.failing)
-    return Unfit(failing) if failing else judged.param
+    return Reader(column).value(value, none_source, convert)
 
 
 def display(column: ColumnPlan, value: object, none_source: str = "", convert: Convert | None = None) -> str | None:
     """The value as the copy shows it in a discarded row (its display expression): None for NULL."""
-    judged = _judged(column, value, none_source, convert)
-    return None if isinstance(judged, Unfit) else judged.display
+    return Reader(column).display(value, convert)
