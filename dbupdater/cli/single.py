@@ -36,7 +36,7 @@ HELP = {
     "port": "database port",
     "database": "database name",
     "sql_script_to_run": "the SQL script to run (a local file)",
-    "sql_runner_port": "SSH port (default 22)",
+    "sql_runner_port": "SSH port (default: the SSH config's Port, else 22)",
     "sql_runner_key_file": "SSH private key file",
     "transport": "ssh (default) or local",
     "repeatable": "yes: run again whenever the script's content changes",
