@@ -166,7 +166,7 @@ class Workspace:
 
     dir: Path
     info: object
-    rows: list[dict[str, str]] = field(default_factory=list)
+    rows: list[dict[str, str]] = field(default_factory=list, repr=False)  # the rows hold passwords
 
     def script(self, name: str, text: str) -> str:
         path = self.dir / name
