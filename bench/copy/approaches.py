@@ -1,4 +1,5 @@
-"""The three ways to copy a MySQL database into PostgreSQL, each timed from process start to exit.
+"""The ways to copy a MySQL database into PostgreSQL, each timed from process start to exit (the floor, copy-db's
+own SQL without SSH or the controller, is in floor.py).
 
 - the tool: ``remote_database_updater.py copy-db --from <mysql target> --to <postgresql target> --yes`` with a
   two-row manifest (key auth, passwords as ``file:`` references), run here; its clients run on the runner and the
@@ -46,7 +47,8 @@ PGLOADER_PREFETCH = "pgloader, prefetch rows = 10000"
 PG_CHAMELEON = "pg_chameleon init_replica"
 APPROACHES = (FLOOR, TOOL, PGLOADER, PGLOADER_PREFETCH, PG_CHAMELEON)
 TIMEOUT = 3600.0
-ERROR_RX = re.compile(r"error|fatal|exhausted|exception|denied|refused", re.IGNORECASE)
+ERROR_RXS = (re.compile(r"fatal|exhausted|killed", re.IGNORECASE),  # what ended it, before what it met on the way
+             re.compile(r"error|exception|denied|refused", re.IGNORECASE))
 
 
 class NotAvailable(Exception):
@@ -115,7 +117,8 @@ class Approaches:
         if failed:
             lines = text.strip().splitlines()
             # The line that says what went wrong (the last error-like one), then the output's tail.
-            telling = next((line for line in reversed(lines) if ERROR_RX.search(line)), lines[-1] if lines else "")
+            telling = next((line for rx in ERROR_RXS for line in reversed(lines) if rx.search(line)),
+                           lines[-1] if lines else "")
             tail = "\n".join(lines[-6:])
             timed_out = " (timed out)" if proc.timed_out else ""
             raise RuntimeError(self.bed.redact(f"{what} exited with {proc.code}{timed_out}: {telling.strip()}\n{tail}"))

@@ -2,13 +2,14 @@
 
 Sakila (from ../shared/corpus/mysql, skipped with a message when absent) and a generated database of about
 --size-mb (bench/copy/data.py), each copied from the rig's MariaDB into a fresh database of its PostgreSQL by
-dbupdater's `copy-db`, pgloader and pg_chameleon's `init_replica` (bench/copy/approaches.py says exactly what each
-runs and where), in one run, approaches interleaved per repetition. Each result is checked row for row against
-the source afterwards, independently of the types each tool chose (bench/copy/check.py); neither set-up nor the
-check is timed.
+dbupdater's `copy-db`, pgloader (its defaults, and with fewer prefetched rows) and pg_chameleon's `init_replica`
+(bench/copy/approaches.py says exactly what each runs and where), and by a floor: copy-db's own SQL through the
+native clients on the runner (bench/copy/floor.py); in one run, approaches interleaved per repetition. Each
+result is checked row for row against the source afterwards, independently of the types each tool chose
+(bench/copy/check.py); neither set-up nor the check is timed.
 
-Results: a markdown table on stdout and in bench/results/copy.md (JSON with every sample beside it, each run's
-output in the work folder's logs, removed at the end). The rig is the benchmark's own (name dbcp, subnet 27, ports
+Results: a markdown table on stdout and in bench/results/copy.md (JSON with every sample beside it; the last 200
+lines of each run's output in bench/results/logs/copy/). The rig is the benchmark's own (name dbcp, subnet 27, ports
 29700+) unless --rig-* name another; `--keep-rig` leaves it up, `--keep-data` then reuses the source databases.
 pg_chameleon needs MariaDB's binary log in ROW format with full row images under a server id, which the rig's
 MariaDB has (environment_creators/mariadb.py). Root only.
