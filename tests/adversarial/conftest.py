@@ -29,7 +29,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not tally.counts:
-        return  # no adversarial test ran in this process (under pytest-xdist the counts stay in the workers)
+        return  # no adversarial test ran in this process (under pytest-xdist the counts stay in the workers;
+        # bin/run_tests.sh runs the adversarial suite in one process)
     summary = {
         "counts": {kind: tally.counts.get(kind, 0) for kind in tally.KINDS},
         "faults": dict(sorted(tally.faults.items())),
