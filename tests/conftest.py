@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _worker_rig() -> None:
     """Under pytest-xdist (bin/run_tests.sh runs two workers) each worker brings up a rig of its own: the first
-    the usual `dbt`, the others `dbt<N>` on their own subnet and ports. Set in the environment, so the tests that
-    read the rig's name and every process they start agree. A rig named by the caller is left alone."""
+    the usual one (`dbt`, or the one DBU_TEST_RIG_* name), the others `<name><N>` 10*N subnets and 20*N ports
+    further. Set in the environment, so the tests that read the rig's name and every process they start agree."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if not worker.startswith("gw"):
         return
@@ -35,12 +35,14 @@ def _worker_rig() -> None:
     # in one process does not (its width without a terminal is COLUMNS, else 200).
     for variable in ("COLUMNS", "LINES"):
         os.environ.pop(variable, None)
-    if "DBU_TEST_RIG_NAME" in os.environ:
-        return
     index = int(worker[2:])
     if index:
-        os.environ.update(DBU_TEST_RIG_NAME=f"dbt{index}", DBU_TEST_RIG_SUBNET=str(10 + index),
-                          DBU_TEST_RIG_PORT=str(27400 + 20 * index))
+        name = os.environ.get("DBU_TEST_RIG_NAME", "dbt")
+        subnet = int(os.environ.get("DBU_TEST_RIG_SUBNET", "1"))
+        port = int(os.environ.get("DBU_TEST_RIG_PORT", "27400"))
+        os.environ.update(DBU_TEST_RIG_NAME=f"{name}{index}", DBU_TEST_RIG_SUBNET=str(subnet + 10 * index),
+                          DBU_TEST_RIG_PORT=str(port + 20 * index))
+        os.environ.pop("DBU_TEST_RIG_ROOT", None)  # the fixture derives it from the name
 
 
 _worker_rig()
