@@ -138,7 +138,9 @@ class SessionLoop:
         self.token = secrets.token_hex(16).encode()
         self.usable = True
         channel.exec_command(LOOP)
-        channel.sendall(self.token + b"\n" + PROBE)
+        # A shell that cannot host the loop may have exited already ("Socket is closed"): what it said tells why.
+        with contextlib.suppress(OSError):
+            channel.sendall(self.token + b"\n" + PROBE)
         self._await_ready(timeout)
 
     def _await_ready(self, timeout: float) -> None:
