@@ -103,23 +103,39 @@ class Sides:
     def sql(self, sql: str) -> list[str]:
         """Run SQL on the destination in one session (stopping at the first error); its stdout lines, or
         CopyFailed with its error lines."""
-        lines: list[str] = []
-        log = OutputLog(self.destination_engine)
-
-        def collect(stream: str, line: str) -> None:
-            if stream == "stdout":
-                lines.append(line)
-            else:
-                log.feed(stream, line)
-
         try:
-            result = self.destination_session.transport.run(self.load.with_stdin(sql.encode("utf-8")), collect)
+            said = client_lines(self.destination_session, self.load, self.destination_engine, sql)
         except TransportError as exc:
             raise CopyFailed(f"the destination's runner connection failed: {exc}", unreachable=True) from exc
-        verdict, reason = self.destination_engine.verdict(result, log)
-        if verdict is not Status.APPLIED:
-            raise CopyFailed(reason, tuple(log.errors), verdict is Status.UNREACHABLE)
-        return lines
+        if said.verdict is not Status.APPLIED:
+            raise CopyFailed(said.reason, tuple(said.errors), said.verdict is Status.UNREACHABLE)
+        return said.lines
+
+
+@dataclass(frozen=True)
+class Said:
+    """What one client call printed and how its engine judged it."""
+
+    lines: list[str]  # stdout
+    errors: list[str]
+    verdict: Status
+    reason: str
+
+
+def client_lines(session: RunnerSession, command: Command, engine: Engine, sql: str) -> Said:
+    """Run `sql` on `command`'s stdin through the session's transport (TransportError when it fails)."""
+    lines: list[str] = []
+    log = OutputLog(engine)
+
+    def collect(stream: str, line: str) -> None:
+        if stream == "stdout":
+            lines.append(line)
+        else:
+            log.feed(stream, line)
+
+    result = session.transport.run(command.with_stdin(sql.encode("utf-8")), collect)
+    verdict, reason = engine.verdict(result, log)
+    return Said(lines, list(log.errors), verdict, reason)
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..conversion.follow import position as at
-from ..engines import OutputLog
 from ..model.errors import DbUpdaterError
 from ..model.outcome import Status
 from ..model.secret import redact
 from ..transports import TransportError
-from .convert_load import CopyFailed
+from .convert_load import CopyFailed, client_lines
 from .convert_state import CREATE as STATE_CREATE
 from .convert_state import TABLES
 
@@ -61,21 +60,11 @@ def log_refusal(label: str, user: str, variables: Mapping[str, str], status: tup
 
 def _source_lines(sides: Sides, sql: str) -> tuple[list[str], list[str], bool]:
     """The source client's stdout lines for `sql`, its error lines, and whether it succeeded."""
-    lines: list[str] = []
-    log = OutputLog(sides.source_engine)
-
-    def collect(stream: str, line: str) -> None:
-        if stream == "stdout":
-            lines.append(line)
-        else:
-            log.feed(stream, line)
-
     try:
-        result = sides.source_session.transport.run(sides.export.with_stdin(sql.encode("utf-8")), collect)
+        said = client_lines(sides.source_session, sides.export, sides.source_engine, sql)
     except TransportError as exc:
         raise PositionError(f"the source's runner connection failed: {exc}") from exc
-    verdict, _ = sides.source_engine.verdict(result, log)
-    return lines, list(log.errors), verdict is Status.APPLIED
+    return said.lines, said.errors, said.verdict is Status.APPLIED
 
 
 def source_position(sides: Sides) -> at.Position:
