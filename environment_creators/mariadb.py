@@ -83,10 +83,11 @@ class MariaDb:
         self.sample_database = sample_database
         self.label = label
         self.binary_log = binary_log
+        self._last_probe = ""
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
-    def ensure(self, *, timeout: float = 30) -> None:
+    def ensure(self, *, timeout: float = 60) -> None:
         self._ensure_initialised()
         self._write_client_files()
         self._ensure_running(timeout)
@@ -147,6 +148,11 @@ class MariaDb:
             log.info("%s: restarting with its binary log", self.label)
             self.stop()
         if not self.is_running():
+            if leftovers := self.leftover_pids():
+                # One still shutting down (its pid file already gone) holds the data dir's InnoDB lock: a new
+                # server would wait on that lock for 100 s without a word on its socket.
+                log.info("%s: stopping leftover mariadbd %s first", self.label, leftovers)
+                terminate(leftovers, timeout=30)
             for address in self.bind_addresses:
                 if not port_free(address, self.db.port):
                     raise RigError(f"{self.label} port {address}:{self.db.port} is already in use; pick another "
@@ -155,12 +161,30 @@ class MariaDb:
             paths.pid.unlink(missing_ok=True)
             spawn_detached(self._server_args(), paths.out, cwd=paths.dir)
 
+        misses = 0
+
         def died() -> str | None:
-            if paths.pid.exists() and not self.is_running():
-                return f"mariadbd exited; see {paths.log}:\n{tail(paths.log)}"
+            # A server refusing an option exits before it writes its pid file: no process with our data dir for
+            # a second in a row (not one miss, which an exec under load can cause) is a death too.
+            nonlocal misses
+            misses = 0 if self.leftover_pids() else misses + 1
+            if (paths.pid.exists() and not self.is_running()) or misses >= 10:
+                return "mariadbd exited"
             return None
 
-        wait_for(self._socket_ready, timeout=timeout, what=f"{self.label} on {paths.socket}", failed=died)
+        try:
+            wait_for(self._socket_ready, timeout=timeout, what=f"{self.label} on {paths.socket}", failed=died)
+        except RigError as exc:
+            raise RigError(f"{exc}\n{self._why_not_ready()}") from exc
+
+    def _why_not_ready(self) -> str:
+        """What a machine we cannot log in to must say when the server never answered (a CI machine): whether
+        the process lives, what the last probe answered, and the ends of both logs."""
+        paths = self.paths
+        state = f"pids {self.leftover_pids()}" if self.leftover_pids() else "no mariadbd process"
+        return (f"{state}; socket {'exists' if paths.socket.exists() else 'missing'}; last probe: "
+                f"{self._last_probe or '(none)'}\n{paths.log}:\n{tail(paths.log, 25)}\n"
+                f"{paths.out}:\n{tail(paths.out, 10)}")
 
     def _socket_sql(self, sql: str, *, check: bool = True) -> str:
         """As OS root over the socket: works before any password exists."""
@@ -170,8 +194,10 @@ class MariaDb:
     def _socket_ready(self) -> bool:
         if not self.paths.socket.exists():
             return False
-        return run(["mysql", "--no-defaults", f"--socket={self.paths.socket}", "--user=root",
-                    "--connect-timeout=2", "-e", "SELECT 1"], check=False, timeout=10).returncode == 0
+        probe = run(["mysql", "--no-defaults", f"--socket={self.paths.socket}", "--user=root",
+                     "--connect-timeout=2", "-e", "SELECT 1"], check=False, timeout=10)
+        self._last_probe = f"exit {probe.returncode}: {probe.stderr.strip()}"
+        return probe.returncode == 0
 
     def _ensure_accounts(self) -> None:
         """Idempotent: (re)sets both passwords and grants, creates the sample database (if this instance has
