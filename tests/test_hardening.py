@@ -359,3 +359,26 @@ def test_a_runner_that_never_completes_the_handshake_is_named_as_such(workspace:
     assert result.code == 3, result.text
     assert "did not complete the handshake within 2 s" in result.text
     assert "No existing session" not in result.text
+
+
+def test_runner_connections_take_aes_gcm_and_still_verify_the_host_key(info, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """AES-GCM is offered first (half the controller's CPU per byte of AES-CTR with HMAC-SHA2); OpenSSH takes
+    it. The host key check is the same as ever: a known_hosts without the runner refuses it."""
+    from dbupdater.model.secret import Secret
+    from dbupdater.model.specs import RunnerSpec
+    from dbupdater.transports import HostKeyRefused, registry
+    from dbupdater.transports.ssh import SSHOptions
+
+    runner = info.runners[0]
+    spec = RunnerSpec("ssh", runner.host, runner.port, info.runner_user, Secret(info.runner_password))
+    transport = registry.get("ssh").open(spec, SSHOptions(Path(info.known_hosts)))
+    try:
+        paramiko_transport = transport._transport  # type: ignore[attr-defined]
+        assert (paramiko_transport.local_cipher, paramiko_transport.remote_cipher) == (
+            "aes128-gcm@openssh.com", "aes128-gcm@openssh.com")
+    finally:
+        transport.close()
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    with pytest.raises(HostKeyRefused):
+        registry.get("ssh").open(spec, SSHOptions(empty))
