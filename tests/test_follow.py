@@ -27,6 +27,8 @@ from dbupdater.conversion.model import ConversionPlan, TranslationOptions
 from dbupdater.conversion.translate import translate
 from tests.conftest import ROOT, Target, Workspace, fresh_targets, process_texts, run_sampled, secret_values
 
+pytestmark = pytest.mark.usefixtures("binary_log")  # skipped, with the rig's reason, without one
+
 SCHEMA = "copied"
 SOURCE_DDL = """
 CREATE TABLE items (

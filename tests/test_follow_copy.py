@@ -22,6 +22,8 @@ from dbupdater.conversion.translate import translate
 from dbupdater.steps.convert_load import SOURCE_SESSION
 from tests.conftest import ROOT, Target, Workspace, fresh_targets, secret_values
 
+pytestmark = pytest.mark.usefixtures("binary_log")  # skipped, with the rig's reason, without one
+
 SCHEMA = "copied"
 WAIT = 90.0  # seconds at most for a copy or the follower (a bound on a broken test, never a speed claim)
 ROWS = 150000

@@ -33,6 +33,8 @@ from dbupdater.steps.follow import SourceText
 from dbupdater.steps.follow_reading import as_stored
 from tests.conftest import ROOT, Target, Workspace, fresh_targets, secret_values
 
+pytestmark = pytest.mark.usefixtures("binary_log")  # skipped, with the rig's reason, without one
+
 SCHEMA = "copied"
 WAIT = 60.0  # seconds at most for the follower (a bound on a broken test, never a speed claim)
 
