@@ -23,7 +23,8 @@ import pytest
 
 from dbupdater.conversion.catalog import catalog_sql, read_catalog
 from dbupdater.conversion.model import ConversionPlan, TablePlan, TranslationOptions
-from dbupdater.conversion.translate import translate
+from dbupdater.conversion.translate import COUNTED_SESSION_SQL, translate
+from dbupdater.steps.convert_load import checksum_value
 
 from .conftest import CORPUS
 
@@ -99,13 +100,28 @@ class Servers:
             self.pg("\n".join(statements))
 
     def checksums(self, table: TablePlan) -> tuple[str, str]:
-        return self.my(UTC + table.source_checksum_sql).strip(), self.pg(table.target_checksum_sql).strip()
+        """Both servers' checksums; the source's also from the copy's own one pass (the rows it writes and the
+        sums it carries along), which must write rows_sql's rows byte for byte and come to the same sum."""
+        source = self.my(UTC + table.source_checksum_sql).strip()
+        counted = self.my(UTC + COUNTED_SESSION_SQL + table.counted_rows_sql + ";\n" + table.counted_checksum_sql
+                          + ";\n")
+        rows, _, line = counted.rstrip("\n").rpartition("\n")
+        assert (rows + "\n" if rows else "") == self.my(UTC + table.rows_sql + ";\n")
+        assert checksum_value(line) == checksum_value(source)
+        return source, self.pg(table.target_checksum_sql).strip()
 
     def discarded(self, table: TablePlan) -> list[tuple[str, ...]]:
-        """discarded_sql's lines through COPY into a table shaped like dbupdater_copy.discarded_rows."""
+        """discarded_sql's lines through COPY into a table shaped like dbupdater_copy.discarded_rows; the copy's
+        own pass finds the same rows (after counting what its rows left out)."""
         self.pg(DISCARDED + "TRUNCATE public.discarded_rows;")
         self.pipe(UTC + f"SET @dbupdater_source = '{SOURCE}';\n" + table.discarded_sql,
                   "COPY public.discarded_rows FROM STDIN")
+        skipped = (table.skipped_sql + ";\n") if table.skipped_sql else ""
+        counted = self.my(UTC + f"SET @dbupdater_source = '{SOURCE}';\n" + COUNTED_SESSION_SQL
+                          + table.counted_rows_sql + ";\nSELECT 'end of rows';\n"
+                          + skipped + table.discarded_if_skipped_sql + ";\n")
+        assert counted.partition("end of rows\n")[2].splitlines() == self.my(
+            UTC + f"SET @dbupdater_source = '{SOURCE}';\n" + table.discarded_sql + ";\n").splitlines()
         out = self.pg("SELECT json_build_array(source, table_name, row_key, reason, row_text) FROM "
                       "public.discarded_rows ORDER BY row_key")
         return [tuple(json.loads(line)) for line in out.splitlines() if line]

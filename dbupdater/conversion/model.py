@@ -181,6 +181,13 @@ class TablePlan:
     #                       only when neither its DDL nor what is read for it changed
     types_sql: tuple[str, ...] = ()  # the CREATE TYPE statements of this table's enum and set columns
     drop_sql: tuple[str, ...] = ()  # DROP TABLE IF EXISTS ... CASCADE, then DROP TYPE IF EXISTS of its types
+    # One pass instead of three on the source (translate.py's docstring): rows_sql that also adds each row into
+    # the checksum's session variables; how many rows it left out; discarded_sql run only when it left some out;
+    # and the checksum line from those variables (what source_checksum_sql computes in a pass of its own).
+    counted_rows_sql: str = ""
+    skipped_sql: str = ""  # empty: a table whose every value can be carried leaves nothing out
+    discarded_if_skipped_sql: str = ""
+    counted_checksum_sql: str = ""
 
     @property
     def qualified(self) -> str:

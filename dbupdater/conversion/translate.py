@@ -25,6 +25,15 @@ before anything runs and tested without a server. What each TablePlan string hol
 - `source_checksum_sql` (MySQL, no `;`) and `target_checksum_sql` (PostgreSQL, no `;`): one row, one value,
   `<count>\\t<sum>`, the sum of the first 15 hex digits of md5(canonical row) over the carried rows as an exact
   integer. The MySQL one needs the session's time_zone '+00:00' (as rows_sql does).
+- The same reads in one pass over the source table instead of three (rows, checksum, discarded rows), for the
+  copy's own session: `counted_rows_sql` writes what rows_sql writes and adds each row it writes into the
+  session variables `@dbupdater_rows` and `@dbupdater_sum` (set to 0 and a DECIMAL 0 first:
+  `COUNTED_SESSION_SQL`), `counted_checksum_sql` then gives what source_checksum_sql would; `skipped_sql` puts
+  the table's row count less the rows written into `@dbupdater_skipped` (a count, far cheaper than testing
+  every row again), and `discarded_if_skipped_sql` is discarded_sql, which scans only when that is not 0. A
+  table whose values can all be carried has no skipped_sql and `... WHERE 0` there. Should the server ever
+  count differently from what it wrote, the destination's own count differs from the checksum's, and the
+  copy fails: never a silent loss.
 - `ddl_sha256`: of types_sql, create_sql, after_load_sql and rows_sql, so a loaded table is skipped on a rerun
   only when neither its DDL nor the way it is read changed (MySQL's AUTO_INCREMENT counter, which moves with
   every insert, is left out of it).
@@ -42,6 +51,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from ..model.errors import UsageError
@@ -151,6 +161,14 @@ def _pg_row(canonicals: list[str]) -> str:
     return f"concat_ws(chr(31), {', '.join(parts)})"
 
 
+COUNTED_SESSION_SQL = "SET @dbupdater_rows = 0, @dbupdater_sum = CAST(0 AS DECIMAL(65, 0));"
+
+
+def _md5_number(text: str) -> str:
+    """The first 15 hex digits of md5(text) as an unsigned integer, as the destination computes it too."""
+    return f"CAST(CONV(LEFT(MD5({text}), 15), 16, 10) AS UNSIGNED)"
+
+
 def _my_row(canonicals: list[str]) -> str:
     return f"CONCAT_WS({UNIT}, {', '.join(f'COALESCE({item}, {RECORD})' for item in canonicals)})"
 
@@ -165,6 +183,13 @@ def _unique_keys(table: SourceTable) -> list[tuple[str, ...]]:
              and index.kind.upper() not in ("FULLTEXT", "SPATIAL")
              and not (index.kind.upper() == "HASH" and any(families[c] in HASHED for c, _ in index.columns))]
     return keys
+
+
+@dataclass(frozen=True)
+class _Reads:
+    line: str  # the COPY text line of a row
+    failing: str  # true for a row not carried ("" when every row is)
+    discarded_select: str  # discarded_sql without its WHERE
 
 
 class _Table:
@@ -195,10 +220,17 @@ class _Table:
         create = (f"CREATE TABLE {self.qualified} (\n  " + ",\n  ".join(self.definitions) + "\n);")
         after = self._after_load()
         foreign_keys, validates = self._foreign_keys()
-        rows_sql, discarded_sql, where = self._reads()
-        source_checksum = (f"SELECT CONCAT(COUNT(*), {TAB}, COALESCE(SUM(CAST(CONV(LEFT(MD5("
-                           f"{_my_row([e.source_canonical for e in self.expressions.values()])}), 15), 16, 10) "
-                           f"AS UNSIGNED)), 0)) FROM {self.source}{where}")
+        rows_sql, discarded_sql, reads = self._reads()
+        where = f" WHERE NOT ({reads.failing})" if reads.failing else ""
+        number = _md5_number(_my_row([e.source_canonical for e in self.expressions.values()]))
+        source_checksum = f"SELECT CONCAT(COUNT(*), {TAB}, COALESCE(SUM({number}), 0)) FROM {self.source}{where}"
+        # The sums ride on the line: '' when they are not NULL (never), so the line is rows_sql's, byte for byte.
+        counted_rows = (f"SELECT CONCAT({reads.line}, IF((@dbupdater_rows := @dbupdater_rows + 1) + "
+                        f"(@dbupdater_sum := @dbupdater_sum + {number}) IS NULL, NULL, '')) FROM {self.source}{where}")
+        skipped = (f"SELECT COUNT(*) - @dbupdater_rows INTO @dbupdater_skipped FROM {self.source}"
+                   if where else "")
+        discarded_if_skipped = (f"{reads.discarded_select} WHERE @dbupdater_skipped <> 0 AND ({reads.failing})"
+                                if where else discarded_sql)
         target_checksum = (f"SELECT count(*)::text || chr(9) || coalesce(sum(('x' || substr(md5("
                            f"{_pg_row([e.target_canonical for e in self.expressions.values()])}), 1, 15))::bit(60)"
                            f"::bigint), 0)::text FROM {self.qualified}")
@@ -219,7 +251,9 @@ class _Table:
             followable=bool(table.primary_key),
             not_followed_reason="" if table.primary_key else
             "no primary key: changes in the binary log cannot be matched to one row",
-            notes=tuple(self.notes), ddl_sha256=digest, types_sql=tuple(self.types), drop_sql=tuple(drops))
+            notes=tuple(self.notes), ddl_sha256=digest, types_sql=tuple(self.types), drop_sql=tuple(drops),
+            counted_rows_sql=counted_rows, skipped_sql=skipped, discarded_if_skipped_sql=discarded_if_skipped,
+            counted_checksum_sql=f"SELECT CONCAT(@dbupdater_rows, {TAB}, @dbupdater_sum)")
 
     def _column(self, column: SourceColumn) -> None:
         plan = self.plan
@@ -291,13 +325,14 @@ class _Table:
                 validates.append(validate)
         return adds, validates
 
-    def _reads(self) -> tuple[str, str, str]:
-        """rows_sql, discarded_sql and the WHERE of the carried rows."""
+    def _reads(self) -> tuple[str, str, _Reads]:
+        """rows_sql, discarded_sql and their parts."""
         failing = [(predicate, reason) for e in self.expressions.values() for predicate, reason in e.invalid]
         any_failing = " OR ".join(f"({e.check})" for e in self.expressions.values() if e.check)
         where = f" WHERE NOT ({any_failing})" if failing else ""
         fields = ", ".join(e.field for e in self.expressions.values())
-        rows_sql = f"SELECT CONCAT_WS({TAB}, {fields}) FROM {self.source}{where}"
+        line = f"CONCAT_WS({TAB}, {fields})"
+        rows_sql = f"SELECT {line} FROM {self.source}{where}"
         displays = {name: e.display for name, e in self.expressions.items()}
         row_text = "JSON_OBJECT(" + ", ".join(f"{my_literal(name)}, {value}" for name, value in displays.items()) + ")"
         key = self.table.primary_key
@@ -311,9 +346,9 @@ class _Table:
                   if failing else "''")
         fields_out = [f"IFNULL({copy_escaped(text)}, {NULL_FIELD})" for text in
                       ("@dbupdater_source", my_literal(self.table.name), row_key, reason, row_text)]
-        discarded_sql = (f"SELECT CONCAT_WS({TAB}, {', '.join(fields_out)}) FROM {self.source} "
-                         f"WHERE {any_failing if failing else '0'}")
-        return rows_sql, discarded_sql, where
+        select = f"SELECT CONCAT_WS({TAB}, {', '.join(fields_out)}) FROM {self.source}"
+        discarded_sql = f"{select} WHERE {any_failing if failing else '0'}"
+        return rows_sql, discarded_sql, _Reads(line, any_failing if failing else "", select)
 
 
 class _Plan:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from ..conversion.model import TablePlan
+from ..conversion.translate import COUNTED_SESSION_SQL
 from ..engines import Engine, OutputLog
 from ..engines import registry as engines
 from ..engines.capabilities import ExportsRows, ImportsRows
@@ -200,17 +201,20 @@ def checksum_value(text: str) -> tuple[int, str]:
 
 def source_sql(d: Dialect, source: str, table: TablePlan) -> str:
     """The source session of one table (`d`: the source's dialect; `source`: the copy's source, which the
-    discarded rows carry). After the rows it prints the destination's statements that come next: the copy's
-    checksum, computed into a temporary table while the source goes on with its discarded rows and its own
-    checksum (the two servers' checksum passes overlap), then the COPY of the discarded rows."""
+    discarded rows carry). One pass over the table writes its rows and sums their checksum as it goes
+    (translate.py: counted_rows_sql); then it prints the destination's statements that come next: the copy's
+    checksum, computed into a temporary table while the source counts the table's rows (and, only when it left
+    some out, finds them), then the COPY of the discarded rows; last the checksum line."""
     end = d.literal("\\.")
     checksum = table.target_checksum_sql.strip().rstrip(";")
     after = d.literal(f"CREATE TEMPORARY TABLE {SUM_TABLE} ON COMMIT DROP AS {checksum};\n"
                       f"COPY {DISCARDED} {DISCARDED_COLUMNS} FROM STDIN;")
-    return (SOURCE_SESSION + f"SET @dbupdater_source = {d.literal(source)};\n"
-            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ;\nSTART TRANSACTION WITH CONSISTENT SNAPSHOT;\n"
-            + statement(table.rows_sql) + f"SELECT {end};\nSELECT {after};\n" + statement(table.discarded_sql)
-            + f"SELECT {end};\n" + statement(table.source_checksum_sql) + "COMMIT;\n")
+    return (SOURCE_SESSION + f"SET @dbupdater_source = {d.literal(source)};\n" + statement(COUNTED_SESSION_SQL)
+            + "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ;\nSTART TRANSACTION WITH CONSISTENT SNAPSHOT;\n"
+            + statement(table.counted_rows_sql) + f"SELECT {end};\nSELECT {after};\n"
+            + (statement(table.skipped_sql) if table.skipped_sql else "")
+            + statement(table.discarded_if_skipped_sql) + f"SELECT {end};\n" + statement(table.counted_checksum_sql)
+            + "COMMIT;\n")
 
 
 def load_prelude(state: State, table: TablePlan) -> str:

@@ -381,6 +381,20 @@ def test_discarded_rows_line_layout() -> None:
     assert clean.discarded_sql.endswith(" FROM `db`.`t` WHERE 0") and " WHERE " not in clean.rows_sql
 
 
+def test_one_pass_reads_the_rows_sums_them_and_looks_for_discarded_rows_only_when_some_were_left_out() -> None:
+    table = translate(one(col("d", "date")), TranslationOptions()).tables[0]
+    line, where = table.rows_sql[len("SELECT "):].split(" FROM `db`.`t`")
+    assert table.counted_rows_sql.startswith(f"SELECT CONCAT({line}, IF((@dbupdater_rows := @dbupdater_rows + 1) + "
+                                             "(@dbupdater_sum := @dbupdater_sum + CAST(CONV(LEFT(MD5(CONCAT_WS(")
+    assert table.counted_rows_sql.endswith(f" IS NULL, NULL, '')) FROM `db`.`t`{where}")  # rows_sql's line, its rows
+    assert table.skipped_sql == "SELECT COUNT(*) - @dbupdater_rows INTO @dbupdater_skipped FROM `db`.`t`"
+    failing = table.discarded_sql.split(" WHERE ", 1)[1]
+    assert table.discarded_if_skipped_sql.endswith(f" WHERE @dbupdater_skipped <> 0 AND ({failing})")
+    assert table.counted_checksum_sql == "SELECT CONCAT(@dbupdater_rows, CHAR(9 USING utf8mb4), @dbupdater_sum)"
+    clean = translate(one(col("n", "int")), TranslationOptions()).tables[0]
+    assert clean.skipped_sql == "" and clean.discarded_if_skipped_sql == clean.discarded_sql  # ... WHERE 0
+
+
 def test_checksums_and_many_columns() -> None:
     columns = [col(f"c{i}", "int") for i in range(250)]
     table = translate(one(*columns), TranslationOptions()).tables[0]

@@ -50,7 +50,11 @@ def table(name: str = "t", *, followable: bool = True, rows: int = 10, ddl: str 
         discarded_sql=f"SELECT @dbupdater_source FROM `db`.`{name}` WHERE 0",
         source_checksum_sql="SELECT CONCAT(COUNT(*), CHAR(9), 0)", target_checksum_sql=f"SELECT count(*) FROM {q}",
         copy_sql=f"COPY {q} (id) FROM STDIN;", followable=followable,
-        not_followed_reason="" if followable else "no primary key", ddl_sha256=ddl)
+        not_followed_reason="" if followable else "no primary key", ddl_sha256=ddl,
+        counted_rows_sql=f"SELECT CONCAT(`id`, '') FROM `db`.`{name}`",
+        skipped_sql=f"SELECT COUNT(*) - @dbupdater_rows INTO @dbupdater_skipped FROM `db`.`{name}`",
+        discarded_if_skipped_sql=f"SELECT @dbupdater_source FROM `db`.`{name}` WHERE @dbupdater_skipped <> 0 AND 0",
+        counted_checksum_sql="SELECT CONCAT(@dbupdater_rows, CHAR(9), @dbupdater_sum)")
 
 
 def stream_through(data: bytes, size: int) -> tuple[bytes, str]:
@@ -108,9 +112,9 @@ def test_checksums_compare_as_count_and_exact_sum(source: str, copy: str, equal:
 
 def test_the_source_session_is_one_snapshot_in_utc_with_every_marker_as_a_hex_literal() -> None:
     sql = source_sql(MYSQL, "mysql://h:3306/db", table())
-    order = ["sql_mode = ''", "time_zone = '+00:00'", "SET @dbupdater_source", "REPEATABLE READ",
-             "START TRANSACTION WITH CONSISTENT SNAPSHOT", "SELECT `id` FROM", "SELECT @dbupdater_source",
-             "SELECT CONCAT(COUNT(*)", "COMMIT;"]
+    order = ["sql_mode = ''", "time_zone = '+00:00'", "SET @dbupdater_source", "SET @dbupdater_rows = 0",
+             "REPEATABLE READ", "START TRANSACTION WITH CONSISTENT SNAPSHOT", "SELECT CONCAT(`id`, '') FROM",
+             "INTO @dbupdater_skipped", "SELECT @dbupdater_source", "SELECT CONCAT(@dbupdater_rows", "COMMIT;"]
     places = [sql.index(part) for part in order]
     assert places == sorted(places)
     end = MYSQL.literal("\\.")
