@@ -35,7 +35,8 @@ from .draft import Draft
 from .dump import KEEP_ERRORS, dumper, head_of, server_version, tool_version
 from .restore import applied
 
-DEPTH = 16  # chunks held between the two runners (each at most a transport's read: about 1 MiB at most)
+DEPTH = 16  # chunks held between the two runners
+GATHER = 512 << 10  # bytes gathered into one chunk (reads come as small as one SSH packet, 32 KiB)
 POLL = 0.5
 
 
@@ -48,7 +49,12 @@ class _SourceFailed(Exception):
 
 
 class Pipe:
-    """The source's stdout to the destination's stdin, bounded; counts size and SHA-256 on the way."""
+    """The source's stdout to the destination's stdin, bounded; counts size and SHA-256 on the way.
+
+    What the source's transport reads is gathered into chunks of GATHER bytes before it crosses to the
+    destination's thread: each crossing wakes a thread, and with reads of one SSH packet the wake-ups, not the
+    bytes, were most of the controller's CPU (measured with perf on a 1 GB copy: a quarter of it in the kernel's
+    task switching). Anything else put (the end, a failure) first sends on what was gathered."""
 
     END = b""
 
@@ -57,8 +63,18 @@ class Pipe:
         self.stopped = threading.Event()
         self.sha = hashlib.sha256()
         self.size = 0
+        self._gathered = bytearray()
 
     def put(self, item: bytes | BaseException) -> None:
+        self._send_gathered()
+        self._put(item)
+
+    def _send_gathered(self) -> None:
+        if self._gathered:
+            gathered, self._gathered = bytes(self._gathered), bytearray()
+            self._put(gathered)
+
+    def _put(self, item: bytes | BaseException) -> None:
         while True:
             if self.stopped.is_set():
                 raise _Stopped
@@ -69,7 +85,11 @@ class Pipe:
                 continue
 
     def sink(self, data: bytes) -> None:
-        self.put(data)
+        if not data:
+            return
+        self._gathered += data
+        if len(self._gathered) >= GATHER:
+            self._send_gathered()
 
     def first(self) -> bytes | BaseException:
         return self.queue.get()
