@@ -13,8 +13,9 @@ Canonical texts, identical on both servers for a carried value:
 - floats: `<sign><m>p<e>`, the exact binary value (m the 53-bit significand as an integer, e the binary
   exponent), computed with exact arithmetic on both sides (division by powers of two), `0` for zero; no
   decimal printing is involved, so extra_float_digits and the servers' float formatting do not matter;
-- bit: the 0/1 digits; text, enum, json: the text; set: the members joined by `,`; binaries, geometry (WKB),
-  inet: lower-case hex; uuid: its text;
+- bit: the 0/1 digits; text, enum, json: the text; set: the members joined by `,`; binaries and geometry
+  (WKB): the MD5 of their bytes (lower-case hex; hashing the bytes costs both servers a fraction of formatting
+  and hashing hex text twice their size); inet: lower-case hex; uuid: its text;
 - date `YYYY-MM-DD`, datetime and timestamp `YYYY-MM-DD HH:MM:SS.ffffff` (timestamps in UTC), time
   `HH:MM:SS.ffffff`.
 
@@ -40,23 +41,44 @@ DATETIME_FORMAT = "%Y-%m-%d %H:%i:%s"
 TIME_FORMAT = "%H:%i:%s"
 
 
-def copy_escaped(text: str) -> str:
-    """A utf8mb4 text expression escaped for COPY text (backslash first)."""
-    for raw, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
-        text = f"REPLACE({text}, {my_literal(raw)}, {my_literal(escaped)})"
+COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+ARRAY_ESCAPES = (("\\", "\\\\"), ('"', '\\"'))
+
+
+def _bytes(text: str) -> str:
+    return f"X'{text.encode().hex()}'"
+
+
+def _replaced(text: str, escapes: tuple[tuple[str, str], ...]) -> str:
+    """`text`'s UTF-8 bytes with each of `escapes` replaced, in order. On bytes: the characters replaced are
+    ASCII, which no other UTF-8 character's bytes contain, so replacing bytes is replacing characters; and
+    MariaDB's REPLACE on bytes is a plain search, where on utf8mb4 text it steps through every character
+    (measured: the four of a 900k-row table's `text` column took 2.3 of the 7 CPU-seconds of its export)."""
+    text = f"CAST({text} AS BINARY)"
+    for raw, escaped in escapes:
+        text = f"REPLACE({text}, {_bytes(raw)}, {_bytes(escaped)})"
     return text
+
+
+def copy_escaped(text: str) -> str:
+    """A utf8mb4 text expression escaped for COPY text (backslash first), as bytes."""
+    return _replaced(text, COPY_ESCAPES)
 
 
 def array_escaped(text: str) -> str:
-    """Text escaped for a double-quoted element of a PostgreSQL array literal."""
-    for raw, escaped in (("\\", "\\\\"), ('"', '\\"')):
-        text = f"REPLACE({text}, {my_literal(raw)}, {my_literal(escaped)})"
-    return text
+    """Text escaped for a double-quoted element of a PostgreSQL array literal, as bytes."""
+    return _replaced(text, ARRAY_ESCAPES)
+
+
+def _plain(members: tuple[str, ...], escapes: tuple[tuple[str, str], ...]) -> bool:
+    """Enum or set members none of which holds a character that `escapes` would change."""
+    return bool(members) and not any(raw in member for member in members for raw, _ in escapes)
 
 
 def hex_field(binary: str) -> str:
-    """bytea in COPY text: `\\x` + hex, the backslash itself escaped for COPY."""
-    return f"CONCAT({my_literal(chr(92) * 2 + 'x')}, LOWER(HEX({binary})))"
+    """bytea in COPY text: `\\x` + hex, the backslash itself escaped for COPY (MariaDB's upper-case hex, which
+    PostgreSQL reads as well as lower: one pass less over text twice the size of the bytes)."""
+    return f"CONCAT({my_literal(chr(92) * 2 + 'x')}, HEX({binary}))"
 
 
 def float_canonical_mysql(x: str) -> str:
@@ -134,9 +156,16 @@ def expressions(column: SourceColumn, mapping: Mapping, *, zero_dates: str) -> E
     elif kind in (Family.TEXT, Family.JSON, Family.ENUM, Family.SET, Family.OTHER):
         text = f"CONVERT({c} USING utf8mb4)" if kind is not Family.OTHER else f"CAST({c} AS CHAR)"
         source = text
-        value = copy_escaped(text)
+        # The field is the value's UTF-8 bytes: a column stored in UTF-8 is taken as it is, without a conversion.
+        stored_utf8 = kind is not Family.OTHER and (column.charset or "").lower() in UTF8
+        as_utf8 = c if stored_utf8 else text
+        value = copy_escaped(as_utf8)
+        if kind is Family.ENUM and _plain(mapping.members, COPY_ESCAPES):
+            value = f"CAST({as_utf8} AS BINARY)"
         if kind is Family.SET:
-            elements = f"REPLACE({copy_escaped(array_escaped(text))}, ',', '\",\"')"
+            escaped = (f"CAST({as_utf8} AS BINARY)" if _plain(mapping.members, (*ARRAY_ESCAPES, *COPY_ESCAPES))
+                       else copy_escaped(array_escaped(as_utf8)))
+            elements = f"REPLACE({escaped}, ',', '\",\"')"
             value = f"IF({c} + 0 = 0, '{{}}', CONCAT('{{\"', {elements}, '\"}}'))"
             target = f"array_to_string({p}, ',')"
         if kind is Family.ENUM:
@@ -159,8 +188,8 @@ def expressions(column: SourceColumn, mapping: Mapping, *, zero_dates: str) -> E
     elif kind in (Family.BINARY, Family.GEOMETRY):
         binary = f"ST_AsBinary({c})" if kind is Family.GEOMETRY else c
         value = hex_field(binary)
-        source = f"LOWER(HEX({binary}))"
-        target = f"encode({p}, 'hex')"
+        source = f"MD5({binary})"  # of the bytes: hex text twice the size would be formatted, then hashed
+        target = f"md5({p})"
         display = f"CONCAT('0x', HEX({binary}))"
     elif kind is Family.UUID:
         value = source = f"CAST({c} AS CHAR)"
