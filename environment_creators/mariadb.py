@@ -82,7 +82,9 @@ class MariaDb:
         self.client_charset = client_charset
         self.sample_database = sample_database
         self.label = label
-        self.binary_log = binary_log
+        # Once a server of this rig would not come up with its binary log, it is not asked again (each try costs
+        # the whole wait) until `down` removes the instance's folder with the reason in it.
+        self.binary_log = binary_log and not self.binary_log_failure.exists()
         self._last_probe = ""
 
     # --- lifecycle ---------------------------------------------------------------------------------------
