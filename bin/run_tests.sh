@@ -9,6 +9,8 @@ echo "== ruff"; .venv/bin/ruff check dbupdater environment_creators bench tests 
 echo "== mypy"; .venv/bin/mypy && .venv/bin/mypy --strict bench
 echo "== import rules (docs/architecture.md)"; .venv/bin/lint-imports --no-cache
 echo "== pytest"
+# Where the suite's rigs write why they did not come up (tests/conftest.py); printed last if anything failed.
+export DBU_RIG_FAILURES="${DBU_RIG_FAILURES:-$(mktemp -t dbupdater-rig-failures.XXXXXX)}"
 set +e
 # Two workers (pytest-xdist), each with its own rig (tests/conftest.py), a test file on one worker; many tests
 # wait (leases, timeouts, servers), so two go faster even on 2 CPUs. DBU_TEST_WORKERS=0 runs in one process.
@@ -36,5 +38,11 @@ else
     fi
 fi
 set -e
+if [ "$status" != 0 ] && [ -s "$DBU_RIG_FAILURES" ]; then
+    # A CI log shows its end: the machine and why the rigs did not come up (not every error's repetition).
+    echo "== the rigs did not come up: $(uname -r), $(nproc) CPUs, $(free -m | awk '/^Mem:/ {print $2 " MB, " $7 " MB available"}'), /tmp $(df -h /tmp | awk 'NR == 2 {print $4 " free"}'), open files $(ulimit -n)"
+    awk '!seen[$0]++' "$DBU_RIG_FAILURES" | head -n 120
+fi
+rm -f "$DBU_RIG_FAILURES"
 # pytest's 5 means "no tests collected": a broken selection must not pass as green.
 exit "$status"

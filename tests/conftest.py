@@ -63,7 +63,15 @@ def rig():  # type: ignore[no-untyped-def]
     root = Path(os.environ.get("DBU_TEST_RIG_ROOT", "/tmp/dbupdater-test-rig" + ("" if name == "dbt" else "-" + name)))
     handle = Rig(name=name, root=root, runners=2, subnet_index=int(os.environ.get("DBU_TEST_RIG_SUBNET", "1")),
                  base_port=int(os.environ.get("DBU_TEST_RIG_PORT", "27400")))
-    handle.up()
+    try:
+        handle.up()
+    except Exception as exc:
+        # Every rig test then errors with this at its set-up, and a CI log shows only its end: bin/run_tests.sh
+        # prints this file last (RigError texts hold server log tails, never a password).
+        if failures := os.environ.get("DBU_RIG_FAILURES"):
+            with open(failures, "a", encoding="utf-8") as out:
+                out.write(f"== rig {name} did not come up: {exc}\n")
+        raise
     yield handle
     if os.environ.get("DBU_KEEP_RIG") != "1":
         handle.down()
