@@ -40,6 +40,11 @@ class MariaDbPaths:
         return self.run / "mariadbd.err"
 
     @property
+    def binary_log_failure(self) -> Path:
+        """Why the server runs without the binary log it was asked for (absent when it has one)."""
+        return self.dir / "binary-log-failure.txt"
+
+    @property
     def out(self) -> Path:
         """mariadbd's own stdout/stderr: what it says before its error log is open."""
         return self.dir / "mariadbd.out"

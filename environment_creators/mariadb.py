@@ -84,7 +84,7 @@ class MariaDb:
         self.label = label
         # Once a server of this rig would not come up with its binary log, it is not asked again (each try costs
         # the whole wait) until `down` removes the instance's folder with the reason in it.
-        self.binary_log = binary_log and not self.binary_log_failure.exists()
+        self.binary_log = binary_log and not paths.binary_log_failure.exists()
         self._last_probe = ""
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -96,7 +96,6 @@ class MariaDb:
             # With its binary log the server is up in about two seconds here; a machine where it is not within
             # 30 goes on without one rather than spend a minute on every rig of the suite.
             self._ensure_running(min(timeout, 30) if self.binary_log else timeout)
-            self.binary_log_failure.unlink(missing_ok=True)
         except RigError as exc:
             if not self.binary_log:
                 raise
@@ -106,13 +105,8 @@ class MariaDb:
             self.stop()
             self.binary_log = False
             self._ensure_running(timeout)
-            write_file(self.binary_log_failure, f"{exc}\n", mode=0o644)
+            write_file(self.paths.binary_log_failure, f"{exc}\n", mode=0o644)
         self._ensure_accounts()
-
-    @property
-    def binary_log_failure(self) -> Path:
-        """Why the server runs without the binary log it was asked for (absent when it has one)."""
-        return self.paths.dir / "binary-log-failure.txt"
 
     def is_running(self) -> bool:
         return pid_runs(read_pid(self.paths.pid), f"--datadir={self.paths.data}")
@@ -202,7 +196,8 @@ class MariaDb:
         """What a machine we cannot log in to must say when the server never answered (a CI machine): whether
         the process lives, what the last probe answered, and the ends of both logs."""
         paths = self.paths
-        state = f"pids {self.leftover_pids()}" if self.leftover_pids() else "no mariadbd process"
+        pids = self.leftover_pids()
+        state = f"pids {pids}" if pids else "no mariadbd process"
         return (f"{state}; socket {'exists' if paths.socket.exists() else 'missing'}; last probe: "
                 f"{self._last_probe or '(none)'}\n{paths.log}:\n{tail(paths.log, 25)}\n"
                 f"{paths.out}:\n{tail(paths.out, 10)}")

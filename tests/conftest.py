@@ -87,7 +87,7 @@ def binary_log(rig) -> None:  # type: ignore[no-untyped-def]
     """For the tests of `copy-db --follow`: the rig's MariaDB writes its binary log, or the test is skipped with
     the reason the rig wrote when the server would not come up with one (environment_creators/mariadb.py)."""
     if rig.mysql_exec("SELECT @@log_bin").strip() != "1":
-        failure = rig.layout.mariadb.dir / "binary-log-failure.txt"
+        failure = rig.layout.mariadb.binary_log_failure
         reason = failure.read_text().strip() if failure.exists() else "no reason recorded"
         pytest.skip(f"the rig's MariaDB runs without its binary log here: {reason}")
 
