@@ -5,7 +5,7 @@ run code. Every event is a frozen value: an outcome in an event is what was true
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -77,6 +77,16 @@ class OutputLine:
 
 
 @dataclass(frozen=True)
+class OutputLines:
+    """Several lines of one stream of a client's output, in order (the complete lines of one chunk it printed):
+    what OutputLine says of each, in one event, so a client printing a million lines is not a million events."""
+
+    outcome: Outcome
+    stream: str
+    lines: Sequence[str]
+
+
+@dataclass(frozen=True)
 class StepStarted:
     outcome: Outcome
     total: int
@@ -139,8 +149,8 @@ class Notice:
     level: Level = Level.INFO
 
 
-Event = (RunStarted | WaitingForLock | RunPlanned | PlanMade | StepStarted | OutputLine | StepNotice | StepFinished
-         | Interrupted | RunFinished | RunAborted | Notice | Approved)
+Event = (RunStarted | WaitingForLock | RunPlanned | PlanMade | StepStarted | OutputLine | OutputLines | StepNotice
+         | StepFinished | Interrupted | RunFinished | RunAborted | Notice | Approved)
 
 
 class Reporter(Protocol):

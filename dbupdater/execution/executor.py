@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ..events import Level, Notice, OutputLine, Reporter, StepFinished, StepNotice, StepStarted
+from ..events import Level, Notice, OutputLine, OutputLines, Reporter, StepFinished, StepNotice, StepStarted
 from ..model.errors import DbUpdaterError
 from ..model.outcome import InterruptStep, Outcome, RunResult, Status
 from ..model.specs import DbKey, targets
@@ -201,7 +201,8 @@ class Executor:
         begun = self.outcomes[position]
         self.reporter.handle(StepStarted(begun, total))
         context = StepContext(self.deployment, self.options,
-                              lambda stream, line: self.reporter.handle(OutputLine(begun, stream, line)), self.ask,
+                              lambda stream, line: self.reporter.handle(OutputLine(begun, stream, line)),
+                              lambda stream, lines: self.reporter.handle(OutputLines(begun, stream, lines)), self.ask,
                               self.approved, functools.partial(self.notice, begun))
         began = time.monotonic()
         # The walk times every step, whatever its kind: a kind says what happened, not how long it took.

@@ -26,6 +26,9 @@ from .pool import Deployment
 LineSink = Callable[[str, str], None]
 """("stdout" | "stderr", line): one line of a client's output while a step runs (for -v and excerpts)."""
 
+LinesSink = Callable[[str, list[str]], None]
+"""("stdout" | "stderr", lines): what LineSink takes, several lines of one stream at once (a chunk's worth)."""
+
 Histories = Mapping[DbKey, Mapping[str, Entry]]
 
 
@@ -52,6 +55,7 @@ class StepContext:
     deployment: Deployment
     options: RunOptions
     on_line: LineSink
+    on_lines: LinesSink  # the same place, for a chunk's lines at once: one event, not one per line
     ask: Ask | None = None
     # The approval of the saved plan this run applies, in words (None: none): it covers every row of the
     # plan, so a pause it contains needs no operator (`--plan FILE --yes` in CI).

@@ -366,7 +366,8 @@ class Run:
 
     def prepare(self, planned: Sequence[PlannedRow], deployment: Deployment) -> None:
         """Let each kind that prepares (copies scripts ahead) see the rows it will run."""
-        context = StepContext(deployment, self.options, lambda stream, line: None, self.ask)
+        context = StepContext(deployment, self.options, lambda stream, line: None, lambda stream, lines: None,
+                              self.ask)
         by_kind: dict[int, tuple[StepKind, list[PlannedRow]]] = {}
         for p in planned:
             if p.state.runs:

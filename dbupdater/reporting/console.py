@@ -27,6 +27,7 @@ from ..events import (
     Level,
     Notice,
     OutputLine,
+    OutputLines,
     PlanMade,
     RunFinished,
     RunPlanned,
@@ -105,7 +106,7 @@ class ConsoleReporter:
     # --- events -------------------------------------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
-        if self.verbosity < Verbosity.VERBOSE and type(event) is OutputLine:
+        if self.verbosity < Verbosity.VERBOSE and (type(event) is OutputLines or type(event) is OutputLine):
             return  # every line a client prints comes here: shown only with -v
         with self._lock:
             try:
@@ -120,6 +121,10 @@ class ConsoleReporter:
         elif isinstance(event, OutputLine):
             if self.verbosity >= Verbosity.VERBOSE:
                 self.console.print(lines.output(event.outcome, event.stream, event.line))
+        elif isinstance(event, OutputLines):
+            if self.verbosity >= Verbosity.VERBOSE:
+                for line in event.lines:
+                    self.console.print(lines.output(event.outcome, event.stream, line))
         elif isinstance(event, StepNotice):
             self.step_notice(event)
         elif isinstance(event, StepFinished):

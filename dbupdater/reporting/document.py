@@ -12,10 +12,11 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from ..events import (
     Interrupted,
     Notice,
     OutputLine,
+    OutputLines,
     PlanMade,
     RunAborted,
     RunFinished,
@@ -109,6 +111,13 @@ class Excerpt:
         self.lines.append((stream, line))
         self.added += 1
         self.added_bytes += len(line) if line.isascii() else len(line.encode())
+
+    def extend(self, stream: str, lines: Sequence[str]) -> None:
+        """`add` for each line, in C: a chunk of a million-line output is one call."""
+        self.lines.extend(zip(repeat(stream), lines[-EXCERPT_LINES:]))
+        self.added += len(lines)
+        text = "".join(lines)
+        self.added_bytes += len(text) if text.isascii() else len(text.encode())
 
     def kept(self) -> list[tuple[str, str]]:
         kept: list[tuple[str, str]] = []
@@ -205,12 +214,15 @@ class RunDocument:
         self.done: Document | None = None
 
     def handle(self, event: Event) -> None:
-        if type(event) is OutputLine:  # every line a client prints comes here: no clock, no new Excerpt each time
-            with self._lock:
+        if type(event) is OutputLines or type(event) is OutputLine:  # every line a client prints comes here:
+            with self._lock:  # no clock, no new Excerpt each time
                 excerpt = self.excerpts.get(event.outcome.index)
                 if excerpt is None:
                     excerpt = self.excerpts[event.outcome.index] = Excerpt()
-                excerpt.add(event.stream, event.line)
+                if isinstance(event, OutputLines):
+                    excerpt.extend(event.stream, event.lines)
+                else:
+                    excerpt.add(event.stream, event.line)
             return
         now = self.clock()
         late = False

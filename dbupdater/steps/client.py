@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..engines import Engine, OutputLog
 from ..engines import registry as engines
-from ..execution.kinds import LineSink
+from ..execution.kinds import LinesSink
 from ..execution.options import RunOptions
 from ..execution.pool import Deployment
 from ..execution.sessions import RunnerSession
@@ -20,6 +20,7 @@ from ..model.command import Client, Command, Signal
 from ..model.outcome import Status
 from ..model.specs import ManifestRow
 from ..transports import Transport, TransportError
+from ..transports.base import BatchedOutput
 from .draft import Draft
 
 
@@ -93,8 +94,26 @@ class Deadline:
             timer.cancel()
 
 
+class _Judged(BatchedOutput):
+    """A script's output on its way: the marker that says the script began is taken out (once), the rest is
+    judged and passed on a chunk at a time."""
+
+    def __init__(self, log: OutputLog, marker: str | None, on_lines: LinesSink | None) -> None:
+        self.log, self.marker, self.on_lines = log, marker, on_lines
+        self.marker_seen = False
+
+    def lines(self, stream: str, lines: list[str]) -> None:
+        if not self.marker_seen and stream == "stdout" and self.marker and self.marker in lines:
+            lines = list(lines)
+            lines.remove(self.marker)  # the first one only: the script may print the same line itself
+            self.marker_seen = True
+        self.log.feed_lines(stream, lines)
+        if self.on_lines is not None and lines:
+            self.on_lines(stream, lines)
+
+
 def run_script(on: Ready, row: ManifestRow, draft: Draft, single_transaction: bool, before: str,
-               on_line: LineSink | None = None, timeout: float | None = None,
+               on_lines: LinesSink | None = None, timeout: float | None = None,
                signals: tuple[Signal, ...] = CANCEL_FIRST) -> bool | None:
     """Run the client on the runner and judge it; returns whether the `running` row went in with it (always
     True when it was written beforehand, None when the runner went away and nobody can tell)."""
@@ -102,16 +121,7 @@ def run_script(on: Ready, row: ManifestRow, draft: Draft, single_transaction: bo
     log = OutputLog(engine)
     command = engine.adapt(engine.command(row.db, on.script, on.credentials, single_transaction=single_transaction,
                                           before=before), on.client)
-    marker_seen = False
-
-    def feed(stream: str, line: str) -> None:
-        nonlocal marker_seen
-        if not marker_seen and stream == "stdout" and line == command.started_marker:
-            marker_seen = True
-        else:
-            log.feed(stream, line)
-            if on_line is not None:
-                on_line(stream, line)
+    feed = _Judged(log, command.started_marker, on_lines)
 
     deadline = Deadline(transport, command, timeout, signals) if timeout else None
     try:
@@ -134,4 +144,4 @@ def run_script(on: Ready, row: ManifestRow, draft: Draft, single_transaction: bo
         draft.reason = f"timed out after {timeout:g} s (script timeout): the client was stopped; {draft.reason}"
     if log.dropped:
         draft.reason += f" ({log.dropped} more warning/error lines not kept)"
-    return engine.started(result, log, marker_seen) if before else True
+    return engine.started(result, log, feed.marker_seen) if before else True

@@ -87,7 +87,7 @@ class ScriptStep:
         except DbUpdaterError as exc:
             refused(ledger, p, draft, f"not started: {exc}", [str(exc)])
             return
-        began = run_script(on, row, draft, single, before, context.on_line,
+        began = run_script(on, row, draft, single, before, context.on_lines,
                            row.script_timeout or options.script_timeout,
                            STOP_OUTRIGHT if ledger.ends_sessions else CANCEL_FIRST)
         cancelled = deployment.cancelled and draft.status is Status.FAILED
@@ -159,7 +159,7 @@ class ExecStep:
         except DbUpdaterError as exc:
             draft.status, draft.reason = Status.UNREACHABLE, f"not started: {exc}"
             return draft.outcome()
-        run_script(on, row, draft, single_transaction(row, context.options, on.engine), "", context.on_line,
+        run_script(on, row, draft, single_transaction(row, context.options, on.engine), "", context.on_lines,
                    row.script_timeout or context.options.script_timeout)
         if context.deployment.cancelled and draft.status is Status.FAILED:
             interrupted(draft)

@@ -179,7 +179,8 @@ class UndoStep:
                 return
             if not record_running():
                 return
-            run_script(on, row, draft, False, "", context.on_line, row.script_timeout or context.options.script_timeout,
+            run_script(on, row, draft, False, "", context.on_lines,
+                       row.script_timeout or context.options.script_timeout,
                        STOP_OUTRIGHT if ledger.ends_sessions else CANCEL_FIRST)
             if draft.timed_out and not settled(ledger, row, draft):
                 return

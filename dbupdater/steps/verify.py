@@ -16,14 +16,14 @@ import dataclasses
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..checksum import VERSION
 from ..engines import Engine
 from ..engines import registry as engines
-from ..execution.kinds import Histories, StepContext
+from ..execution.kinds import Histories, LinesSink, StepContext
 from ..ledger import Entry, Ledger, recorded
 from ..model.errors import DbUpdaterError
 from ..model.outcome import Outcome, Status
@@ -160,7 +160,7 @@ class Verifier:
         failed (`record`; `exec` records nothing)."""
         row = planned.row
         check = Draft(planned.index, row, "verify")
-        self.verify(row, context, check, context.on_line, record=record)
+        self.verify(row, context, check, context.on_lines, record=record)
         if check.status is Status.APPLIED:
             draft.reason += f"; verified by {row.verify_id}"
             return
@@ -171,7 +171,7 @@ class Verifier:
         draft.warnings = [*draft.warnings, *check.warnings]
 
     def verify(self, row: ManifestRow, context: StepContext, draft: Draft,
-               on_line: Callable[[str, str], None] | None = None, *, record: bool = True) -> None:
+               on_lines: LinesSink | None = None, *, record: bool = True) -> None:
         """Fill `draft` with the verify script's verdict; record it in the history (unless not `record`)."""
         assert row.verify is not None
         deployment = context.deployment
@@ -179,11 +179,12 @@ class Verifier:
         path, expectations = self.rewritten.get(row, engine)
         counts = Counts()
 
-        def feed(stream: str, line: str) -> None:
+        def feed(stream: str, lines: list[str]) -> None:
             if stream == "stdout" and expectations:
-                counts.feed(line)
-            if on_line is not None:
-                on_line(stream, line)
+                for line in lines:
+                    counts.feed(line)
+            if on_lines is not None:
+                on_lines(stream, lines)
 
         try:
             ledger = deployment.ledger(row) if record else None
@@ -256,7 +257,7 @@ class VerifyStep:
 
     def run(self, planned: PlannedRow, context: StepContext) -> Outcome:
         draft = Draft(planned.index, planned.row, self.name)
-        self.verifier.verify(planned.row, context, draft, context.on_line)
+        self.verifier.verify(planned.row, context, draft, context.on_lines)
         if draft.status is Status.APPLIED:
             draft.reason = f"verified by {planned.row.verify_id}"
         return draft.outcome()

@@ -34,6 +34,20 @@ def without_module(name: str) -> Iterator[None]:
 OutputHandler = Callable[[str, str], None]
 """Called with ("stdout" | "stderr", line) for every line, as it arrives."""
 
+
+class BatchedOutput(ABC):
+    """An OutputHandler that also takes the lines of one chunk of output in one call. A client printing a
+    million short lines then costs a Python call per chunk instead of several per line (bench.drain): where a
+    transport splits lines itself (`LineSplitter`), it hands over every complete line of a chunk at once, in
+    order; a line it makes up on its own (a client missing, a lost runner) still comes through `__call__`."""
+
+    def __call__(self, stream: str, line: str) -> None:
+        self.lines(stream, [line])
+
+    @abstractmethod
+    def lines(self, stream: str, lines: list[str]) -> None:
+        """Lines of `stream` as `__call__` would get them one by one (cut, without their line ends)."""
+
 ByteSource = IO[bytes] | Iterable[bytes]
 """A command's stdin sent along from here: a file-like object (read in chunks) or an iterable of chunks (a
 generator producing them as it goes). Either is pulled only as fast as the runner reads."""
@@ -90,6 +104,7 @@ class LineSplitter:
     def __init__(self, stream: str, handler: OutputHandler) -> None:
         self.stream = stream
         self.handler = handler
+        self._batch = handler.lines if isinstance(handler, BatchedOutput) else None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._pending = ""
         self._cut = 0  # characters of the current line dropped so far
@@ -97,30 +112,40 @@ class LineSplitter:
     def feed(self, data: bytes) -> None:
         text = self._pending + self._decoder.decode(data)
         *lines, self._pending = text.split("\n")
-        handler, stream = self.handler, self.stream
-        for line in lines:  # every line of a client's output passes here: the usual one takes no further call
-            if self._cut or len(line) > MAX_LINE:
-                self._emit(line)
-            else:
-                handler(stream, line.rstrip("\r"))
+        if not lines:
+            pass
+        elif self._batch is not None:  # a chunk's lines in one call, each line's work done in C where it can be
+            if self._cut or max(map(len, lines)) > MAX_LINE:
+                lines = [self._shown(line) for line in lines]
+            elif "\r" in text:
+                lines = [line.rstrip("\r") for line in lines]
+            self._batch(self.stream, lines)
+        else:
+            handler, stream = self.handler, self.stream
+            for line in lines:  # every line of a client's output passes here: the usual one takes no further call
+                if self._cut or len(line) > MAX_LINE:
+                    handler(stream, self._shown(line))
+                else:
+                    handler(stream, line.rstrip("\r"))
         if len(self._pending) > MAX_LINE:
             self._cut += len(self._pending) - MAX_LINE
             self._pending = self._pending[:MAX_LINE]
 
-    def _emit(self, line: str) -> None:
+    def _shown(self, line: str) -> str:
+        """The line as handlers get it: cut to MAX_LINE, saying how much of it was cut (here and before)."""
         if len(line) > MAX_LINE:
             self._cut += len(line) - MAX_LINE
             line = line[:MAX_LINE]
         if self._cut:
             line = f"{line} [... {self._cut} more characters of this line cut]"
             self._cut = 0
-        self.handler(self.stream, line.rstrip("\r"))
+        return line.rstrip("\r")
 
     def close(self) -> None:
         text = self._pending + self._decoder.decode(b"", final=True)
         self._pending = ""
         if text or self._cut:
-            self._emit(text)
+            self.handler(self.stream, self._shown(text))
 
 
 class Transport(ABC):

@@ -7,6 +7,7 @@ stdin in `--batch` mode, where the client stops at the first error and exits 1. 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ...model.command import Command, Ending, RemoteFile, Result
@@ -33,6 +34,7 @@ WARNING_PATTERNS = [
     re.compile(r"Deprecated program name"),
 ]
 SHOWN_WARNING = WARNING_PATTERNS[1]  # what --show-warnings prints on stdout
+SHOWN_WARNING_LINES = re.compile(rf"^(?:{SHOWN_WARNING.pattern}).*$", re.MULTILINE)  # the same, over a chunk
 
 
 def option_value(value: str) -> str:
@@ -180,6 +182,11 @@ class MySQL(Engine):
         # --show-warnings prints the server's warnings and notes after each statement on stdout. Asked of every
         # line a script prints: one anchored match, failing at the first character of an ordinary line.
         return Severity.WARNING if SHOWN_WARNING.match(line) else Severity.INFO
+
+    def stdout_candidates(self, lines: list[str]) -> Iterable[str]:
+        # One search over the chunk's text: only a line --show-warnings printed starts a match (no line holds a
+        # newline, so each match is one whole line).
+        return [found.group() for found in SHOWN_WARNING_LINES.finditer("\n".join(lines))]
 
     def judge(self, result: Result, log: OutputLog) -> tuple[Status, str]:
         if any(LOGIN_ERROR.search(line) for line in log.errors):
