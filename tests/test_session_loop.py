@@ -168,6 +168,31 @@ def test_a_marker_cut_anywhere_between_chunks_is_found() -> None:
         assert framed.trailer == b" 7\n"
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_output_full_of_marker_beginnings_passes_whole_on_random_chunks(seed: int) -> None:
+    """Only what could begin the marker is held back between chunks; the rest passes as it came."""
+    import random
+
+    from dbupdater.transports.ssh.session import _Framed
+
+    rng = random.Random(seed)
+    token = b"0123456789abcdef0123456789abcdef"
+    pieces = [b"\n", b"\n0123", b"\n" + token[:-1], b"\n" + token[:-1] + b"\n", b"x" * 40, b"\xff\x00", b"\r\n"]
+    body = b"".join(rng.choice(pieces) for _ in range(rng.randrange(0, 300)))
+    for ended in (True, False):
+        stream = body + (b"\n" + token + b" 0\n" if ended else b"")
+        cuts = sorted(rng.sample(range(len(stream) + 1), min(len(stream) + 1, rng.randrange(1, 40))))
+        got: list[bytes] = []
+        framed = _Framed(b"\n" + token, got.append)
+        for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+            if a < b:
+                framed.feed(stream[a:b])
+        if not ended:
+            framed.flush()
+        assert b"".join(got) == body
+        assert framed.ended is ended
+
+
 def test_a_shell_that_cannot_host_the_loop_gets_a_channel_per_command_said_once(
         info, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
     from dbupdater.transports.ssh import session

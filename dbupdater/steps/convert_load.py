@@ -165,13 +165,19 @@ class Tail:
         self.keep = keep
         self.held = b""
 
-    def push(self, chunk: bytes) -> bytes:
-        data = self.held + chunk
-        if len(data) <= self.keep:
-            self.held = data
-            return b""
-        self.held = data[-self.keep:]
-        return data[:-self.keep]
+    def push(self, chunk: bytes) -> tuple[bytes | memoryview, ...]:
+        """What may go on now, as pieces: what was held, and a view of the chunk but its end (a chunk is
+        copied into each SSH packet anyway; joining the two first would copy it once more)."""
+        keep = self.keep
+        if len(chunk) < keep:
+            data = self.held + chunk
+            if len(data) <= keep:
+                self.held = data
+                return ()
+            self.held = data[-keep:]
+            return (data[:-keep],)
+        passed, self.held = (self.held, memoryview(chunk)[:-keep]), chunk[-keep:]
+        return passed if passed[0] else passed[1:]
 
     def end(self) -> tuple[bytes, str]:
         """What is left for the destination, and the checksum line; SourceFailed when the stream did not end
@@ -269,7 +275,7 @@ def load_table(sides: Sides, state: State, table: TablePlan, ddl_sha256: str, on
     tail = Tail()
     checksum: list[str] = []
 
-    def feed() -> Iterator[bytes]:
+    def feed() -> Iterator[bytes | memoryview]:
         yield load_prelude(state, table).encode("utf-8")
         first = pipe.first()
         if isinstance(first, BaseException):
@@ -277,9 +283,7 @@ def load_table(sides: Sides, state: State, table: TablePlan, ddl_sha256: str, on
         if first == Pipe.END:
             raise SourceFailed(f"{label} wrote nothing for {table.name}")
         for chunk in pipe.chunks(first):
-            passed = tail.push(chunk)
-            if passed:
-                yield passed
+            yield from tail.push(chunk)
         rest, line = tail.end()
         checksum.append(line)
         yield rest + load_postlude(state, table, ddl_sha256, line).encode("utf-8")

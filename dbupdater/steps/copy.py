@@ -63,7 +63,8 @@ class Pipe:
         self.stopped = threading.Event()
         self.sha = hashlib.sha256()
         self.size = 0
-        self._gathered = bytearray()
+        self._gathered: list[bytes] = []  # joined once when they reach GATHER: one copy, no regrowing
+        self._gathered_size = 0
 
     def put(self, item: bytes | BaseException) -> None:
         self._send_gathered()
@@ -71,8 +72,8 @@ class Pipe:
 
     def _send_gathered(self) -> None:
         if self._gathered:
-            gathered, self._gathered = bytes(self._gathered), bytearray()
-            self._put(gathered)
+            pieces, self._gathered, self._gathered_size = self._gathered, [], 0
+            self._put(pieces[0] if len(pieces) == 1 else b"".join(pieces))
 
     def _put(self, item: bytes | BaseException) -> None:
         while True:
@@ -87,8 +88,9 @@ class Pipe:
     def sink(self, data: bytes) -> None:
         if not data:
             return
-        self._gathered += data
-        if len(self._gathered) >= GATHER:
+        self._gathered.append(data)
+        self._gathered_size += len(data)
+        if self._gathered_size >= GATHER:
             self._send_gathered()
 
     def first(self) -> bytes | BaseException:

@@ -48,7 +48,10 @@ class BatchedOutput(ABC):
     def lines(self, stream: str, lines: list[str]) -> None:
         """Lines of `stream` as `__call__` would get them one by one (cut, without their line ends)."""
 
-ByteSource = IO[bytes] | Iterable[bytes]
+Bytes = bytes | memoryview
+"""A chunk of a stream: a view where slicing a chunk would only copy it once more before it is sent."""
+
+ByteSource = IO[bytes] | Iterable[Bytes]
 """A command's stdin sent along from here: a file-like object (read in chunks) or an iterable of chunks (a
 generator producing them as it goes). Either is pulled only as fast as the runner reads."""
 
@@ -58,7 +61,7 @@ ByteSink = Callable[[bytes], None]
 CHUNK = 1 << 20  # bytes read from a file-like ByteSource at a time
 
 
-def chunks(source: ByteSource, size: int = CHUNK) -> Iterator[bytes]:
+def chunks(source: ByteSource, size: int = CHUNK) -> Iterator[Bytes]:
     """A ByteSource as chunks of at most `size` bytes (a larger chunk of an iterable is cut, never held twice);
     empty ones are dropped, since a transport may read an empty write as the end of its input."""
     if hasattr(source, "read"):

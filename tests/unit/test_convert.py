@@ -59,7 +59,7 @@ def table(name: str = "t", *, followable: bool = True, rows: int = 10, ddl: str 
 
 def stream_through(data: bytes, size: int) -> tuple[bytes, str]:
     tail = Tail()
-    passed = b"".join(tail.push(data[at:at + size]) for at in range(0, len(data), size))
+    passed = b"".join(piece for at in range(0, len(data), size) for piece in tail.push(data[at:at + size]))
     rest, line = tail.end()
     return passed + rest, line
 

@@ -40,7 +40,7 @@ from ..shells import PosixShell
 from . import ALIVE_COUNT, SSHOptions, known_hosts
 from .config import Endpoint, Route
 from .known_hosts import KnownHosts
-from .session import SessionLoop, drain
+from .session import SessionLoop, drain, send_all
 
 with without_module("invoke"):
     # paramiko imports invoke (30 ms of every run's start) only to run `Match exec` lines of ssh_config files,
@@ -582,7 +582,7 @@ class SSHTransport(StreamingTransport):
             loop.channel.close()
 
     def _feed(self, channel: paramiko.Channel, source: ByteSource, failed: list[BaseException]) -> None:
-        """Send `source` on the channel, then its end. `sendall` returns only once the runner's window took
+        """Send `source` on the channel, then its end. `send_all` returns only once the runner's window took
         the chunk, so a source is never read ahead of the runner by more than one chunk. A source that fails
         gets the command killed instead of an end: a truncated input must not look complete to it."""
         pieces = chunks(source)
@@ -597,7 +597,7 @@ class SSHTransport(StreamingTransport):
                 if data is None:
                     channel.shutdown_write()
                     return
-                channel.sendall(data)
+                send_all(channel, data)
             except (paramiko.SSHException, OSError, EOFError):
                 return  # the command ended (or the runner went away) before reading all: its ending says
 
@@ -746,7 +746,7 @@ def _send_whole(channel: paramiko.Channel, data: bytes | None) -> None:
     closed the channel by then: its exit status is the answer, not a runner gone away."""
     try:
         if data is not None:
-            channel.sendall(data)
+            send_all(channel, data)
         channel.shutdown_write()
     except (paramiko.SSHException, OSError, EOFError):
         if not (channel.closed or channel.eof_received or channel.exit_status_ready()):

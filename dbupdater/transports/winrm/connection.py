@@ -252,7 +252,7 @@ class WinRMTransport(StreamingTransport):
     def put_stream(self, source: IO[bytes], size: int, remote: str, name: str) -> None:
         digest = hashlib.sha256()
 
-        def read() -> Iterator[bytes]:
+        def read() -> Iterator[bytes | memoryview]:
             for data in chunks(source):
                 digest.update(data)
                 yield data

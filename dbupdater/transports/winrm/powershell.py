@@ -51,7 +51,7 @@ def quote(value: str) -> str:
     return "'" + _QUOTE.sub(r"\1\1", value) + "'"
 
 
-def encode_stdin(chunks: Iterable[bytes]) -> Iterator[bytes]:
+def encode_stdin(chunks: Iterable[bytes | memoryview]) -> Iterator[bytes]:
     """Stdin as the scripts read it: each chunk a base64 line."""
     for chunk in chunks:
         if chunk:
