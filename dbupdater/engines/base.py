@@ -153,9 +153,10 @@ class Engine(ABC):
         ahead of the script, committed on its own and leaving the session as the script would find it; only
         given when `shares_session` says so."""
 
-    def client_probe(self) -> Command | None:
+    def client_probe(self, platform: str = "posix") -> Command | None:
         """An optional capability: a cheap command (no login, no secret) whose answer tells which build of the
-        client a runner has, asked once per runner and run; None when one invocation suits every build."""
+        client a runner of `platform` ("posix", "windows") has, asked once per runner and run; None when one
+        invocation suits every build there."""
         return None
 
     def client_build(self, result: Result, lines: list[str]) -> str:

@@ -80,7 +80,7 @@ class RunnerSession:
             known = self._clients.get(engine.name)
             if known is None:
                 platform = self.transport.shell.platform
-                probe = engine.client_probe()
+                probe = engine.client_probe(platform)
                 build = ""
                 if probe is not None:
                     lines: list[str] = []

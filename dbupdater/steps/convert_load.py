@@ -97,8 +97,10 @@ class Sides:
             raise UsageError(f"copies from {exporting.display} to {loading.display} are not supported")
         out = context.deployment.session(source.runner)
         into = context.deployment.session(destination.runner)
-        export = exporting.export_command(source.db, out.credentials(source.db))
-        load = loading.import_command(destination.db, into.credentials(destination.db))
+        export = exporting.adapt(exporting.export_command(source.db, out.credentials(source.db)),
+                                 out.client(exporting))
+        load = loading.adapt(loading.import_command(destination.db, into.credentials(destination.db)),
+                             into.client(loading))
         return cls(source, destination, out, into, export, load, exporting, loading)
 
     def sql(self, sql: str) -> list[str]:

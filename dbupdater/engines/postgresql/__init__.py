@@ -7,10 +7,11 @@ The password is in a 0600 PGPASSFILE named through `env`, never in the environme
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import TYPE_CHECKING
 
-from ...model.command import Command, Result
+from ...model.command import Client, Command, Result
 from ...model.outcome import Status
 from ..base import STARTED_MARKER, Engine, OutputLog, Severity
 from ..capabilities import COMPRESSED_DUMP
@@ -45,6 +46,21 @@ if TYPE_CHECKING:
     from ...model.specs import DatabaseSpec
 
 # "psql:/path/file.sql:12: ERROR:  ..." or "ERROR:  ..." or "psql: error: connection ..."
+# Whether `psql` on the runner is Debian's pg_wrapper (postgresql-common), and if so which psql it runs when
+# given --host: the newest installed, as its own library (PgCommon) names it; and whether PGSYSCONFDIR, which the
+# wrapper sets when it is unset, is set. One tab-separated line, or nothing (another psql, or no Perl library).
+WRAPPED = "pg_wrapper"
+WRAPPER_SYSCONFDIR = "/etc/postgresql-common"
+WRAPPER_PROBE = r"""p=$(command -v psql) || exit 0
+case $(readlink -f -- "$p" 2>/dev/null) in
+  */postgresql-common/pg_wrapper) ;;
+  *) exit 0 ;;
+esac
+exec perl -MPgCommon -e 'my $v = get_newest_version("psql") // ""; my $p = $v eq "" ? "" : get_program_path("psql", $v);
+print join("	", "pg_wrapper", $v, $p, defined $ENV{PGSYSCONFDIR} ? "set" : "unset"), "
+"' 2>/dev/null
+"""
+
 MESSAGE = re.compile(r"^(?:psql:(?:[^:]*:\d+:)? ?)?(?P<level>[A-Z]+|error|warning|fatal|notice):")
 ERRORS = {"ERROR", "FATAL", "PANIC", "error", "fatal"}
 # psql's words when a session it had is gone (server stopped, backend terminated, network cut); a failed login
@@ -126,6 +142,34 @@ class PostgreSQL(Engine):
 
     def shares_session(self, single_transaction: bool) -> bool:
         return True
+
+    # --- Debian's pg_wrapper ----------------------------------------------------------------------------------
+
+    def client_probe(self, platform: str = "posix") -> Command | None:
+        return Command(("sh", "-c", WRAPPER_PROBE)) if platform == "posix" else None
+
+    def client_build(self, result: Result, lines: list[str]) -> str:
+        found = [line for line in lines if line.startswith(WRAPPED + "\t")]
+        if not (result.exited and result.code == 0 and found):
+            return ""
+        _, version, path, sysconfdir = [*found[-1].split("\t"), "", "", ""][:4]
+        major = version.split(".")[0]
+        # Below 13 the wrapper also preloads readline: then it stays in the path.
+        if not (major.isdigit() and int(major) >= 13 and path.startswith("/") and sysconfdir in ("set", "unset")):
+            return ""
+        return "\t".join((WRAPPED, path, sysconfdir))
+
+    def adapt(self, command: Command, client: Client) -> Command:
+        """psql as Debian's pg_wrapper would run it, without the wrapper (a Perl start, 30 to 40 ms of CPU per
+        call). With --host on the command line, which every command here has, the wrapper picks no cluster: it
+        runs the newest installed psql (what the probe named, with the wrapper's own PgCommon) and sets only
+        PGSYSCONFDIR when it is unset. So the same binary runs with the same environment."""
+        if (not client.build.startswith(WRAPPED + "\t") or client.platform != "posix" or not command.argv
+                or command.argv[0] != self.client):
+            return command
+        _, path, sysconfdir = client.build.split("\t")
+        env = command.env if sysconfdir == "set" else (*command.env, ("PGSYSCONFDIR", WRAPPER_SYSCONFDIR))
+        return dataclasses.replace(command, argv=(path, *command.argv[1:]), env=env)
 
     def ledger_command(self, db: DatabaseSpec, credentials_path: str) -> Command:
         return Command(tuple([*self._argv(db, "--no-align", "--tuples-only"), "-f", "-"]),

@@ -137,7 +137,7 @@ class SQLServer(Engine):
         argv = [*self._connection(db), "-h", "-1", "-W", "-w", "65535", "-x", "-i", STDIN_FILE]
         return Command(tuple(argv), env=self._env(), env_files=(("SQLCMDPASSWORD", credentials_path),))
 
-    def client_probe(self) -> Command:
+    def client_probe(self, platform: str = "posix") -> Command:
         return Command(("sqlcmd", "--version"), env=self._env())
 
     def client_build(self, result: Result, lines: list[str]) -> str:
