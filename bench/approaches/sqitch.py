@@ -52,8 +52,11 @@ class Sqitch(Approach):
 
     def version(self) -> str:
         if self._version is None:
-            out = subprocess.run(["sqitch", "--version"], capture_output=True, text=True, check=False,
-                                 timeout=120).stdout
+            try:
+                out = subprocess.run(["sqitch", "--version"], capture_output=True, text=True, check=False,
+                                     timeout=120).stdout
+            except OSError:  # not installed: `unavailable` says so where the table needs it
+                out = ""
             self._version = out.strip().removeprefix("sqitch ") or "?"
         return self._version
 
