@@ -235,5 +235,25 @@ def test_a_hostile_document_draws_in_chromium(tmp_path: Path) -> None:
         assert driver.find_elements(By.CSS_SELECTOR, "#problems img") == []
 
 
+@needs_chromium
+def test_a_steps_progress_is_shown_in_the_page(tmp_path: Path) -> None:
+    """A copy's tables as they were done (the document's `progress`): in the problem box and in the row's detail."""
+    from selenium.webdriver.common.by import By
+
+    from dbupdater.reporting.runfolder import render
+
+    from .unit.run_documents import document, result
+
+    progress = {"lines": ["actor: 200 rows, checksum equal", "film: checksum differs"], "omitted_lines": 0}
+    page = tmp_path / "report.html"
+    page.write_bytes(render(document(results=[result(1, "failed", progress=progress)]))["report.html"])
+    with opened(page) as driver:
+        problem = driver.find_element(By.CSS_SELECTOR, "#problems .problem")
+        summaries = [summary.text for summary in problem.find_elements(By.TAG_NAME, "summary")]
+        assert summaries == ["progress", "client output"]
+        shown = driver.find_elements(By.CSS_SELECTOR, "pre.progress")
+        assert any("film: checksum differs" in (pre.get_attribute("textContent") or "") for pre in shown)
+
+
 def _label(target: Target) -> str:
     return f"{target.engine}://{target.host}:{target.port}/{target.name}"

@@ -37,11 +37,18 @@ def _case(suite: ET.Element, result: dict[str, Any]) -> None:
         element.text = body
     elif status in SKIPS:
         ET.SubElement(case, "skipped", message=reason or status)
+    text = []
+    progress = result.get("progress")  # a copy's tables as they were done, a follower's lag
+    if progress and progress["lines"]:
+        cut = progress["omitted_lines"]
+        text += [f"[... {cut} earlier progress lines not kept]"] if cut else []
+        text += [f"progress: {line}" for line in progress["lines"]]
     output = result.get("output")
     if output and output["lines"]:
         cut = output["omitted_lines"]
-        text = ([f"[... {cut} earlier lines ({output['omitted_bytes']} bytes) not kept]"] if cut else [])
+        text += [f"[... {cut} earlier lines ({output['omitted_bytes']} bytes) not kept]"] if cut else []
         text += [f"{line['stream']}: {line['text']}" for line in output["lines"]]
+    if text:
         ET.SubElement(case, "system-out").text = "\n".join(text)
     if result["warnings"]:
         ET.SubElement(case, "system-err").text = "\n".join(f"warning: {w}" for w in result["warnings"])

@@ -52,3 +52,18 @@ def test_junit_names_a_case_once() -> None:
                              result(2, "applied", step="undo", script="002.sql")])
     xml = junit_xml(data).decode()
     assert 'name="restore shop--x.sql.zst"' in xml and 'name="undo 002.sql"' in xml
+
+
+def test_junit_shows_a_steps_progress_before_its_output() -> None:
+    """A copy's tables and a follower's lag (the run document's `progress`) reach the JUnit case too."""
+    import xml.etree.ElementTree as ET
+
+    from .run_documents import document, result
+
+    progress = {"lines": ["actor: 200 rows, checksum equal", "lag 0 s"], "omitted_lines": 3}
+    output = {"lines": [{"stream": "stdout", "text": "hello"}], "omitted_lines": 0, "omitted_bytes": 0}
+    root = ET.fromstring(junit_xml(document(results=[result(1, "applied", progress=progress, output=output)])))
+    text = root.find(".//testcase/system-out")
+    assert text is not None and (text.text or "").splitlines() == [
+        "[... 3 earlier progress lines not kept]", "progress: actor: 200 rows, checksum equal", "progress: lag 0 s",
+        "stdout: hello"]
