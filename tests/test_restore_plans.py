@@ -131,3 +131,44 @@ def test_a_saved_copy_plan_approved_in_ci_copies_exactly_that_source_into_that_t
         assert note.startswith("approved sha256:")
     finally:
         copy.drop()
+
+
+def test_a_saved_plan_of_a_copy_across_engines_covers_its_translation(workspace: Workspace, rig, info,
+                                                                       run_tool) -> None:  # type: ignore[no-untyped-def]
+    """MySQL to PostgreSQL into a tier that requires approval: the saved plan names the translation's checksum, so
+    a source whose schema changed after the approval is refused by name with nothing changed, and the approved
+    copy runs exactly once approved."""
+    from .conftest import fresh_targets
+
+    with fresh_targets(rig, info, ["mysql", "postgresql"]) as (source, destination):
+        source.query("CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20)); "
+                     "INSERT INTO items VALUES (1, 'one'), (2, 'two');")
+        workspace.script("noop.sql", "SELECT 1;\n")
+        workspace.row(source, "noop.sql", runner=1)
+        workspace.row(destination, "noop.sql", runner=2)
+        manifest = workspace.write()
+        prod = tier(workspace, manifest)
+        plan = workspace.dir / "across.plan.json"
+        command = ("copy-db", "-f", str(manifest), "--from", source.name, "--to", destination.name, *prod)
+        refused = run_tool(*command, "--yes")
+        assert refused.code == 5 and "--save-plan" in refused.text, refused.text
+
+        saved = run_tool(*command, "--save-plan", str(plan))
+        assert saved.code == 0, saved.text
+        held = json.loads(plan.read_text(encoding="utf-8"))
+        assert any("translation " in row["script"] for row in held["rows"]), held["rows"]
+        assert destination.rows("SELECT count(*) FROM pg_namespace WHERE nspname = "
+                                f"'{source.name}'") == [["0"]]  # saving copies nothing
+
+        source.query("ALTER TABLE items ADD COLUMN price DECIMAL(8, 2)")
+        changed = run_tool(*command, "--saved-plan", str(plan), "--yes")
+        assert changed.code == 5 and "is not a plan of this command" in changed.text, changed.text
+        assert destination.rows(f"SELECT count(*) FROM pg_namespace WHERE nspname = '{source.name}'") == [["0"]]
+
+        source.query("ALTER TABLE items DROP COLUMN price")  # the schema as approved again
+        copied = run_tool(*command, "--saved-plan", str(plan), "--yes")
+        assert copied.code == 0, copied.text
+        assert destination.rows(f'SELECT id, name FROM "{source.name}".items ORDER BY id') == [["1", "one"],
+                                                                                             ["2", "two"]]
+        script, status, note = last_history(destination)
+        assert status == "success" and script.startswith("copy from ") and note.startswith("approved sha256:")

@@ -17,7 +17,14 @@ from ..model.specs import Manifest, ManifestRow
 from . import apply
 from .backup import acting, one_row_per_target, target_row
 from .common import Command
-from .restore import add_confirmation, add_saved_plans, confirm_overwrite, overwrite, saved_plan_for
+from .restore import (
+    add_confirmation,
+    add_saved_plans,
+    confirm_overwrite,
+    one_plan_option,
+    overwrite,
+    saved_plan_for,
+)
 from .runs import run_of
 
 if TYPE_CHECKING:
@@ -87,8 +94,6 @@ def run(manifest: Manifest, args: argparse.Namespace) -> int:
     to = target_row(manifest, args.destination, "--to")
     if source.db.key == to.db.key:
         raise UsageError(f"--from and --to name one database ({source.db.target_label}): nothing to copy")
-    if source.db.engine != to.db.engine and (args.save_plan is not None or args.saved_plan is not None):
-        raise UsageError("--save-plan and --saved-plan: not yet for copies across engines")
     if source.db.engine != to.db.engine:
         return across(manifest, args, source, to)
     given = [f"--{name.replace('_', '-').replace('plan-dir', 'plan')}" for name in ACROSS if getattr(args, name)]
@@ -125,10 +130,30 @@ def across(manifest: Manifest, args: argparse.Namespace, source: ManifestRow, to
     to = acting(to, (f"detach from {source.db.target_label}" if args.detach else
                      f"copy from {source.db.target_label}"))
     source = named
+    planned = args.save_plan is not None or args.saved_plan is not None
+    if planned and (args.follow or args.detach or args.plan_dir is not None):
+        raise UsageError("--save-plan and --saved-plan: for the copy itself, not with --follow, --detach or --plan")
     if args.follow or args.detach:
         return following(manifest, args, source, to, wanted)
-    if args.plan_dir is not None or wanted.tables or wanted.exclude:
+    approved: str | None = None
+    plan = None
+    if planned:
+        # What is approved is the translation too: its checksum names the row, so a plan saved before the
+        # source's schema changed is refused by name here, and the copy refuses a catalog read again that
+        # translates otherwise (ConvertStep.approved).
+        from ..steps.convert import plan_checksum
+
+        one_plan_option(args)
         plan = source_plan(manifest, args, source, wanted)  # a name that matches no table: exit 2 here
+        translation = plan_checksum(plan)
+        to = acting(to, f"{to.script_label} into schema {wanted.schema}{' (restart)' if wanted.restart else ''}, "
+                        f"translation {translation[:16]}")
+    # Also the words of a refusal on a tier that requires approval: how to save this copy's plan and run it.
+    saved_plan_for(args, f"copy-db --from {args.source} --to {args.destination}", [source, to])
+    if planned:
+        approved = translation if args.saved_plan is not None else None
+    if args.plan_dir is not None or wanted.tables or wanted.exclude:
+        plan = plan or source_plan(manifest, args, source, wanted)  # a name that matches no table: exit 2 here
         if args.plan_dir is not None:
             from ..steps.convert_review import review
             from .common import reporter_for
@@ -140,12 +165,15 @@ def across(manifest: Manifest, args: argparse.Namespace, source: ManifestRow, to
     from ..steps.convert_position import Positions
 
     reads = SourceStep()
-    copy = ConvertStep(source, reads, wanted, positions=Positions(strict=False))  # for a later --follow
+    copy = ConvertStep(source, reads, wanted, positions=Positions(strict=False),  # for a later --follow
+                       approved=approved)
 
     def choose(row: ManifestRow) -> SourceStep | ConvertStep:
         return reads if row is source else copy
 
     run = run_of(args, one_row_per_target(manifest, [source, to]), "copy-db", choose)
+    if args.save_plan is not None:
+        return run.preview()
     confirm_overwrite(run, args, f"copy-db from {source.db.target_label}",
                       f"Schema {wanted.schema} of the database will be overwritten: it is dropped with everything in "
                       "it and made again from the copy (a rerun keeps the tables it loaded before).")

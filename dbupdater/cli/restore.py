@@ -71,14 +71,19 @@ def add_saved_plans(parser: argparse.ArgumentParser, *, plan_option: bool = True
                             "was approved before this run (CI) and the approval is recorded")
 
 
+def one_plan_option(args: argparse.Namespace) -> None:
+    """--save-plan or --saved-plan, not both (checked before anything is contacted)."""
+    if args.save_plan is not None and args.saved_plan is not None:
+        raise UsageError("--save-plan saves a plan and --saved-plan runs one: give one of them")
+
+
 def saved_plan_for(args: argparse.Namespace, command: str, rows: list[ManifestRow]) -> None:
     """The saved-plan options checked before anything is contacted: not both; a saved plan must be one of this
     very command (its rows: the same backup or source, the same targets), else exit 5 naming both; --yes with
     it is the plan's approval. Also how this command saves and runs a plan, for the Run's words."""
     from .. import saved_plans
 
-    if args.save_plan is not None and args.saved_plan is not None:
-        raise UsageError("--save-plan saves a plan and --saved-plan runs one: give one of them")
+    one_plan_option(args)
     tier = f" --environment {args.environment}" if getattr(args, "environment", None) else ""
     option = "--saved-plan" if command.startswith("copy-db") else "--plan"
     args.plan_commands = (f"{command}{tier} --save-plan {{plan}}", f"{command}{tier} {option} {{plan}} --yes")

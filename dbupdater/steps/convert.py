@@ -131,6 +131,12 @@ def digests(plan: ConversionPlan) -> dict[str, str]:
         for table in plan.tables}
 
 
+def plan_checksum(plan: ConversionPlan) -> str:
+    """One digest of every table's translation (types, DDL, how it is read): the history's checksum of the
+    copy, and what an approved saved plan holds (`ConvertStep.approved`)."""
+    return hashlib.sha256("\n".join(sorted(digests(plan).values())).encode()).hexdigest()
+
+
 def history_script(source: ManifestRow, destination: ManifestRow) -> str:
     """The destination's history entry of the copy (plan.COPY: its latest not a success: in doubt)."""
     return f"{COPY}{source.db.target_label} ({source.db.engine} to {destination.db.engine})"
@@ -141,11 +147,14 @@ class ConvertStep(CopyStep):
     row's database (planned as a same-engine copy is: its row runs, its history kept for the `running` row)."""
 
     def __init__(self, source: ManifestRow, reads: SourceStep, across: Across, planner: Planner = read_plan,
-                 positions: Positions | None = None) -> None:
+                 positions: Positions | None = None, approved: str | None = None) -> None:
         super().__init__(source, reads)
         self.across = across
         self.planner = planner
         self.positions = positions
+        # The translation's checksum (`plan_checksum`) of an approved saved plan: the source's catalog is read
+        # again when the copy starts, and a translation that differs is refused before anything is changed.
+        self.approved = approved
 
     def describe(self, planned: PlannedRow) -> str:
         s, d = self.source.db, planned.row.db
@@ -197,6 +206,12 @@ class Copy:
         if refused:
             draft.status, draft.reason = Status.FAILED, f"not started: {refused}; nothing was changed"
             return
+        if step.approved is not None and (now := plan_checksum(plan)) != step.approved:
+            draft.status = Status.REFUSED
+            draft.reason = (f"refused: the source's tables translate otherwise than in the approved plan (translation "
+                            f"{now[:16]}, approved {step.approved[:16]}): its schema changed since; nothing was "
+                            "changed. Save the plan again and have it approved")
+            return
         recorded = False
         if step.positions is not None:
             try:
@@ -210,7 +225,7 @@ class Copy:
                 draft.reason = f"not started: {exc}; nothing was copied"
                 return
         sums = digests(plan)
-        checksum = hashlib.sha256("\n".join(sorted(sums.values())).encode()).hexdigest()
+        checksum = plan_checksum(plan)
         try:
             self.ledger.mark_running(self.script, checksum, VERSION,
                                      step.histories.get(self.row.db.key, {}).get(self.script))
