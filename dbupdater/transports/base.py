@@ -48,6 +48,7 @@ class BatchedOutput(ABC):
     def lines(self, stream: str, lines: list[str]) -> None:
         """Lines of `stream` as `__call__` would get them one by one (cut, without their line ends)."""
 
+
 Bytes = bytes | memoryview
 """A chunk of a stream: a view where slicing a chunk would only copy it once more before it is sent."""
 
