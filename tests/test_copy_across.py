@@ -155,6 +155,34 @@ def test_a_row_that_cannot_be_carried_is_kept_aside_and_fails_the_command(small:
     assert pg(destination, "SELECT count(*) FROM dbupdater_copy.discarded_rows") == [["0"]]
 
 
+def test_one_source_copied_into_two_schemas_keeps_each_copys_discarded_rows(small: tuple[Target, Target],
+                                                                           workspace: Workspace,
+                                                                           run_tool: Any) -> None:
+    """The discarded rows name the schema they were copied into: starting one copy again forgets its own, and
+    each copy counts its own."""
+    source, destination = small
+    manifest = two_targets(workspace, source, destination)
+    for schema in ("first", "second"):
+        result = copy(run_tool, manifest, source.name, destination.name, "--schema", schema)
+        assert result.code == 1 and "1 row could not be carried" in result.text, result.text
+    assert pg(destination, "SELECT target_schema, table_name, row_key FROM dbupdater_copy.discarded_rows "
+                           "ORDER BY 1") == [["first", "events", "2"], ["second", "events", "2"]]
+    assert pg(destination, "SELECT target_schema, discarded FROM dbupdater_copy.tables WHERE table_name = 'events' "
+                           "ORDER BY 1") == [["first", "1"], ["second", "1"]]
+
+    again = copy(run_tool, manifest, source.name, destination.name, "--schema", "first", "--restart",
+                 "--zero-dates", "null")
+    assert again.code == 0, again.text
+    assert pg(destination, "SELECT target_schema, row_key FROM dbupdater_copy.discarded_rows") == [["second", "2"]]
+    assert pg(destination, "SELECT count(*) FROM second.events") == [["2"]]
+
+    # A table an older build made, without the column: the next copy adds it, and forgets the rows kept before it.
+    destination.query("ALTER TABLE dbupdater_copy.discarded_rows DROP COLUMN target_schema")
+    older = copy(run_tool, manifest, source.name, destination.name, "--schema", "second", "--restart")
+    assert older.code == 1, older.text
+    assert pg(destination, "SELECT target_schema, row_key FROM dbupdater_copy.discarded_rows") == [["second", "2"]]
+
+
 def test_bad_input_is_refused_before_anything_runs(small: tuple[Target, Target], workspace: Workspace,
                                                    run_tool: Any) -> None:
     source, destination = small

@@ -38,7 +38,7 @@ from ..model.outcome import Status
 from ..model.specs import ManifestRow
 from ..transports import TransportError
 from ..transports.base import LineSplitter
-from .convert_state import DISCARDED, DISCARDED_COLUMNS, State, statement
+from .convert_state import DISCARDED, DISCARDED_COLUMNS, State, of_schema, schema_setting, statement
 from .copy import Pipe
 from .dump import KEEP_ERRORS
 
@@ -232,8 +232,8 @@ def load_prelude(state: State, table: TablePlan) -> str:
     d = state.d
     drops = table.drop_sql or (f"DROP TABLE IF EXISTS {table.qualified} CASCADE",)
     forget = (f"DELETE FROM {DISCARDED} WHERE source = {d.literal(state.source)} AND "
-              f"table_name = {d.literal(table.source.name)};\n")
-    return ("SET client_min_messages = warning;\nBEGIN;\n"
+              f"table_name = {d.literal(table.source.name)} AND {of_schema(d, state.schema)};\n")
+    return ("SET client_min_messages = warning;\nBEGIN;\n" + schema_setting(d, state.schema)
             + "".join(statement(sql) for sql in (*drops, *table.types_sql, table.create_sql)) + forget
             + statement(table.copy_sql))
 

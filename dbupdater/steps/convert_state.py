@@ -21,6 +21,28 @@ SCHEMA = "dbupdater_copy"
 TABLES = f"{SCHEMA}.tables"
 DISCARDED = f"{SCHEMA}.discarded_rows"
 DISCARDED_COLUMNS = "(source, table_name, row_key, reason, row_text)"  # what ConversionPlan's discarded_sql writes
+# The schema a discarded row was copied into: one source copied into two schemas of one database keeps two sets.
+# The source's COPY lines do not carry it (they are the same whatever the schema): the column takes it from a
+# setting of the load's transaction (`schema_setting`). NULL: a row kept before the column existed, which any
+# copy of that source and table may forget.
+SCHEMA_SETTING = "dbupdater.target_schema"
+# Added only where it is missing: ALTER TABLE locks the table even when it skips, and another copy into another
+# schema may be loading rows into it.
+DISCARDED_SCHEMA_COLUMN = (
+    "DO $dbupdater_column$ BEGIN IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = "
+    f"'{SCHEMA}' AND table_name = 'discarded_rows' AND column_name = 'target_schema') THEN ALTER TABLE {DISCARDED} "
+    f"ADD COLUMN target_schema text DEFAULT current_setting('{SCHEMA_SETTING}', true); END IF; END "
+    "$dbupdater_column$;")
+
+
+def schema_setting(d: Dialect, schema: str) -> str:
+    """The statement that makes the discarded rows of this transaction's COPY carry `schema`."""
+    return f"SET LOCAL {SCHEMA_SETTING} = {d.literal(schema)};\n"
+
+
+def of_schema(d: Dialect, schema: str) -> str:
+    """An SQL condition: a discarded row of a copy into `schema` (or one kept before rows named their schema)."""
+    return f"(target_schema = {d.literal(schema)} OR target_schema IS NULL)"
 
 PENDING, LOADED, INDEXED, VERIFIED, DIFFERENT = "pending", "loaded", "indexed", "verified", "different"
 KEPT = (LOADED, INDEXED, VERIFIED)  # a rerun keeps these (when their DDL is unchanged)
@@ -50,7 +72,8 @@ CREATE TABLE IF NOT EXISTS {DISCARDED} (
   row_text text,
   copied_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS discarded_rows_of_table ON {DISCARDED} (source, table_name);
+{DISCARDED_SCHEMA_COLUMN}
+CREATE INDEX IF NOT EXISTS discarded_rows_of_copy ON {DISCARDED} (source, target_schema, table_name);
 CREATE TABLE IF NOT EXISTS {SCHEMA}.follow (
   source text NOT NULL,
   target_schema text NOT NULL,
@@ -141,7 +164,8 @@ class State:
         forgotten; one transaction."""
         s = self.d.ident(self.schema)
         forget = (f"DELETE FROM {TABLES} WHERE target_schema = {self.d.literal(self.schema)};\n"
-                  f"DELETE FROM {DISCARDED} WHERE source = {self.d.literal(self.source)};\n")
+                  f"DELETE FROM {DISCARDED} WHERE source = {self.d.literal(self.source)} AND "
+                  f"{of_schema(self.d, self.schema)};\n")
         return ("SET client_min_messages = warning;\nBEGIN;\n" + CREATE + forget
                 + f"DROP SCHEMA IF EXISTS {s} CASCADE;\nCREATE SCHEMA {s};\nCOMMIT;\n")
 
@@ -174,7 +198,7 @@ class State:
         computed by `checksum_sql` over exactly the rows this transaction commits (while they are in cache)."""
         d = self.d
         discarded = (f"(SELECT count(*) FROM {DISCARDED} WHERE source = {d.literal(self.source)} AND "
-                     f"table_name = {d.literal(source_name)})")
+                     f"table_name = {d.literal(source_name)} AND {of_schema(d, self.schema)})")
         return (f"INSERT INTO {TABLES} (source, target_schema, table_name, ddl_sha256, state, \"rows\", discarded, "
                 f"checksum, source_checksum, started_at, finished_at) VALUES ({d.literal(self.source)}, "
                 f"{d.literal(self.schema)}, {d.literal(name)}, {d.literal(ddl_sha256)}, '{LOADED}', {int(rows)}, "
@@ -208,7 +232,8 @@ class State:
 
     def discarded_where(self) -> str:
         """Where a person finds the rows not carried, as a query to paste."""
-        return f"SELECT * FROM {DISCARDED} WHERE source = {self.d.literal(self.source)}"
+        return (f"SELECT * FROM {DISCARDED} WHERE source = {self.d.literal(self.source)} AND "
+                f"target_schema = {self.d.literal(self.schema)}")
 
 
 def foreign_keys_dropped(schema_literal: str) -> str:

@@ -40,6 +40,7 @@ from ..model.specs import ManifestRow
 from ..plan import PlannedRow, RowState
 from ..transports import TransportError, Tunnels
 from .convert_position import VARIABLES, log_refusal
+from .convert_state import DISCARDED_SCHEMA_COLUMN
 from .draft import Draft
 from .follow_reading import as_stored, check
 
@@ -53,11 +54,16 @@ REPORT_EVERY = 10.0  # seconds between progress lines while changes arrive
 IDLE_REPORT_EVERY = 60.0  # seconds between them while nothing arrives (a follower may run for days)
 MEASURE_EVERY = 5.0  # seconds between looks at where the source's log ends (bytes behind)
 WAIT_DETACH = 0.5  # seconds between looks at a follower that was asked to detach
-DISCARDED = ("INSERT INTO dbupdater_copy.discarded_rows (source, table_name, row_key, reason, row_text, copied_at) "
-             "VALUES (%s, %s, %s, %s, %s, now())")
-FORGET_DISCARDED = "DELETE FROM dbupdater_copy.discarded_rows WHERE source = %s AND table_name = %s AND row_key = %s"
-TRUNCATE_DISCARDED = "DELETE FROM dbupdater_copy.discarded_rows WHERE source = %s AND table_name = %s"
-COUNT_DISCARDED = "SELECT table_name, count(*) FROM dbupdater_copy.discarded_rows WHERE source = %s GROUP BY 1"
+# Discarded rows are kept per source and target schema (convert_state.DISCARDED_SCHEMA_COLUMN; NULL: kept before
+# rows named their schema). The follower makes sure the column is there: it may follow a copy an older build made.
+DISCARDED = ("INSERT INTO dbupdater_copy.discarded_rows (source, target_schema, table_name, row_key, reason, "
+             "row_text, copied_at) VALUES (%s, %s, %s, %s, %s, %s, now())")
+FORGET_DISCARDED = ("DELETE FROM dbupdater_copy.discarded_rows WHERE source = %s AND (target_schema = %s OR "
+                    "target_schema IS NULL) AND table_name = %s AND row_key = %s")
+TRUNCATE_DISCARDED = ("DELETE FROM dbupdater_copy.discarded_rows WHERE source = %s AND (target_schema = %s OR "
+                      "target_schema IS NULL) AND table_name = %s")
+COUNT_DISCARDED = ("SELECT table_name, count(*) FROM dbupdater_copy.discarded_rows WHERE source = %s AND "
+                   "(target_schema = %s OR target_schema IS NULL) GROUP BY 1")
 _SAVEPOINT = re.compile(r"\s*(SAVEPOINT|ROLLBACK\s+(WORK\s+)?TO|RELEASE\s+SAVEPOINT)\b", re.I)
 
 PlanOf = Callable[[StepContext], ConversionPlan]
@@ -343,8 +349,10 @@ class _Loop:
         self.source_end: Position | None = None
         # Rows of each table kept in discarded_rows (what a change of a row must forget first).
         exists = pg.execute("SELECT to_regclass('dbupdater_copy.discarded_rows') IS NOT NULL").fetchone()
-        counted = pg.execute(COUNT_DISCARDED, (source_name(follower.source),)).fetchall() if exists and exists[0] \
-            else []
+        if exists and exists[0]:
+            pg.execute(DISCARDED_SCHEMA_COLUMN)
+        counted = pg.execute(COUNT_DISCARDED, (source_name(follower.source), follower.schema)).fetchall() \
+            if exists and exists[0] else []
         pg.commit()
         self.discarded: dict[str, int] = {str(table): int(count) for table, count in counted}
 
@@ -429,12 +437,13 @@ class _Loop:
             for change in changes:
                 if isinstance(change, Forget):
                     if self.discarded.get(change.table):  # most tables hold none: no statement for them
-                        cursor.execute(FORGET_DISCARDED, (source, change.table, change.key))
+                        cursor.execute(FORGET_DISCARDED, (source, self.f.schema, change.table, change.key))
                         self.discarded[change.table] -= max(0, cursor.rowcount)
                 elif isinstance(change, Discard):
                     self.f.progress.discarded += 1
                     self.discarded[change.table] = self.discarded.get(change.table, 0) + 1
-                    cursor.execute(DISCARDED, (source, change.table, change.key, change.reason, change.text))
+                    cursor.execute(DISCARDED, (source, self.f.schema, change.table, change.key, change.reason,
+                                               change.text))
                 elif catching_up:
                     try:
                         with self.pg.transaction():  # a savepoint: one change passed over, not the batch
@@ -469,7 +478,7 @@ class _Loop:
         if found.truncate:
             self.commit()
             self.pg.execute(self.f.writers[found.table].truncate_sql)
-            self.pg.execute(TRUNCATE_DISCARDED, (source_name(self.f.source), found.table))
+            self.pg.execute(TRUNCATE_DISCARDED, (source_name(self.f.source), self.f.schema, found.table))
             self.discarded[found.table] = 0
             self.group_ended(here, event.timestamp)
             self.f.say(f"carried `{text.strip()}` as TRUNCATE ... RESTART IDENTITY on {found.table}")
