@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Target, Workspace, secret_values
+from .conftest import Target, Workspace, fresh_targets, secret_values
 from .test_backups import backups_json, fingerprint, seed
 from .test_notify import server  # noqa: F401 (a fixture: HTTP servers in the test that keep what they receive)
 
@@ -138,8 +138,6 @@ def test_a_saved_plan_of_a_copy_across_engines_covers_its_translation(workspace:
     """MySQL to PostgreSQL into a tier that requires approval: the saved plan names the translation's checksum, so
     a source whose schema changed after the approval is refused by name with nothing changed, and the approved
     copy runs exactly once approved."""
-    from .conftest import fresh_targets
-
     with fresh_targets(rig, info, ["mysql", "postgresql"]) as (source, destination):
         source.query("CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20)); "
                      "INSERT INTO items VALUES (1, 'one'), (2, 'two');")

@@ -148,10 +148,9 @@ def across(manifest: Manifest, args: argparse.Namespace, source: ManifestRow, to
         translation = plan_checksum(plan)
         to = acting(to, f"{to.script_label} into schema {wanted.schema}{' (restart)' if wanted.restart else ''}, "
                         f"translation {translation[:16]}")
+        approved = translation if args.saved_plan is not None else None
     # Also the words of a refusal on a tier that requires approval: how to save this copy's plan and run it.
     saved_plan_for(args, f"copy-db --from {args.source} --to {args.destination}", [source, to])
-    if planned:
-        approved = translation if args.saved_plan is not None else None
     if args.plan_dir is not None or wanted.tables or wanted.exclude:
         plan = plan or source_plan(manifest, args, source, wanted)  # a name that matches no table: exit 2 here
         if args.plan_dir is not None:

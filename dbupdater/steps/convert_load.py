@@ -37,7 +37,7 @@ from ..model.errors import UsageError
 from ..model.outcome import Status
 from ..model.specs import ManifestRow
 from ..transports import TransportError
-from ..transports.base import LineSplitter
+from ..transports.base import Bytes, LineSplitter
 from .convert_state import DISCARDED, DISCARDED_COLUMNS, State, of_schema, schema_setting, statement
 from .copy import Pipe
 from .dump import KEEP_ERRORS
@@ -167,7 +167,7 @@ class Tail:
         self.keep = keep
         self.held = b""
 
-    def push(self, chunk: bytes) -> tuple[bytes | memoryview, ...]:
+    def push(self, chunk: bytes) -> tuple[Bytes, ...]:
         """What may go on now, as pieces: what was held, and a view of the chunk but its end (a chunk is
         copied into each SSH packet anyway; joining the two first would copy it once more)."""
         keep = self.keep
@@ -277,7 +277,7 @@ def load_table(sides: Sides, state: State, table: TablePlan, ddl_sha256: str, on
     tail = Tail()
     checksum: list[str] = []
 
-    def feed() -> Iterator[bytes | memoryview]:
+    def feed() -> Iterator[Bytes]:
         yield load_prelude(state, table).encode("utf-8")
         first = pipe.first()
         if isinstance(first, BaseException):

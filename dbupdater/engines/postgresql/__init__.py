@@ -45,7 +45,6 @@ PG_RESTORE = (
 if TYPE_CHECKING:
     from ...model.specs import DatabaseSpec
 
-# "psql:/path/file.sql:12: ERROR:  ..." or "ERROR:  ..." or "psql: error: connection ..."
 # Whether `psql` on the runner is Debian's pg_wrapper (postgresql-common), and if so which psql it runs when
 # given --host: the newest installed, as its own library (PgCommon) names it; and whether PGSYSCONFDIR, which the
 # wrapper sets when it is unset, is set. One tab-separated line, or nothing (another psql, or no Perl library).
@@ -57,10 +56,10 @@ case $(readlink -f -- "$p" 2>/dev/null) in
   *) exit 0 ;;
 esac
 exec perl -MPgCommon -e 'my $v = get_newest_version("psql") // ""; my $p = $v eq "" ? "" : get_program_path("psql", $v);
-print join("	", "pg_wrapper", $v, $p, defined $ENV{PGSYSCONFDIR} ? "set" : "unset"), "
-"' 2>/dev/null
+print join("\t", "pg_wrapper", $v, $p, defined $ENV{PGSYSCONFDIR} ? "set" : "unset"), "\n"' 2>/dev/null
 """
 
+# "psql:/path/file.sql:12: ERROR:  ..." or "ERROR:  ..." or "psql: error: connection ..."
 MESSAGE = re.compile(r"^(?:psql:(?:[^:]*:\d+:)? ?)?(?P<level>[A-Z]+|error|warning|fatal|notice):")
 ERRORS = {"ERROR", "FATAL", "PANIC", "error", "fatal"}
 # psql's words when a session it had is gone (server stopped, backend terminated, network cut); a failed login

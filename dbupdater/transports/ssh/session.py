@@ -31,7 +31,7 @@ import select
 import time
 from collections.abc import Callable
 
-from ..base import CHUNK, TransportError, without_module
+from ..base import CHUNK, Bytes, TransportError, without_module
 
 with without_module("invoke"):
     import paramiko
@@ -114,7 +114,7 @@ class _Framed:
             self.held = b""
 
 
-def send_all(channel: paramiko.Channel, data: bytes | memoryview) -> None:
+def send_all(channel: paramiko.Channel, data: Bytes) -> None:
     """`channel.sendall` without its copy of the rest after every packet. The runner's sshd takes packets of
     32 KiB, so sendall copied a 512 KiB chunk's remainder 16 times (measured: a fifth of the controller's
     memory copying on a 1 GB copy); a view is sliced instead, and paramiko's packet takes any buffer. Raises

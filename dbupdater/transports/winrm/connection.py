@@ -28,6 +28,7 @@ from ...extras import require
 from ...model.command import Command, Result, Signal
 from ..base import (
     MAX_LINE,
+    Bytes,
     ByteSink,
     ByteSource,
     LineSplitter,
@@ -252,7 +253,7 @@ class WinRMTransport(StreamingTransport):
     def put_stream(self, source: IO[bytes], size: int, remote: str, name: str) -> None:
         digest = hashlib.sha256()
 
-        def read() -> Iterator[bytes | memoryview]:
+        def read() -> Iterator[Bytes]:
             for data in chunks(source):
                 digest.update(data)
                 yield data
