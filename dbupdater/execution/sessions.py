@@ -19,6 +19,10 @@ from ..transports import Transport, TransportError
 
 log = logging.getLogger("dbupdater")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+# Scripts copied ahead in one call: at most this many, each at most this size (a larger one streams on its own).
+BATCH_FILES = 64
+BATCH_FILE_BYTES = 64 * 1024
+BATCH_BYTES = 1 << 20
 FRESH_EVERY = 3600.0  # seconds between touches of a runner's private directory (stale: a day untouched)
 
 
@@ -36,7 +40,7 @@ class RunnerSession:
 
     transport: Transport
     workdir: str
-    _credentials: dict[tuple[DatabaseSpec, str], str] = field(default_factory=dict)
+    _credentials: dict[tuple[str, bytes], str] = field(default_factory=dict)  # (engine, content): path
     _uploads: dict[tuple[Path, str], _Upload] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _prefetching: threading.Thread | None = None
@@ -59,16 +63,19 @@ class RunnerSession:
                 return
 
     def credentials(self, db: DatabaseSpec) -> str:
-        # DatabaseSpec equality ignores the password; two rows may log in as one user with different ones.
-        key = (db, db.password.reveal() if db.password else "")
+        """The path of a 0600 file holding the login's credentials in the client's own form, written once per
+        distinct content: targets that log in the same way (one user and password for many databases of one
+        server, on MySQL) share one file, where each used to cost a call of its own."""
+        engine = engines.get(db.engine)
+        content = engine.credentials(db)
+        key = (engine.name, content)
         with self._lock:
             path = self._credentials.get(key)
             if path is None:
                 path = self.transport.shell.join(self.workdir, f"login{len(self._credentials) + 1}.cred")
-                engine = engines.get(db.engine)
                 if db.password:
                     redact.add(db.password.reveal(), *engine.secret_forms(db.password.reveal()))
-                self.transport.put_bytes(engine.credentials(db), path)
+                self.transport.put_bytes(content, path)
                 self._credentials[key] = path
         return path
 
@@ -90,42 +97,87 @@ class RunnerSession:
                 known = self._clients[engine.name] = Client(build, platform)
         return known
 
-    def upload(self, script: Path, encoding: str) -> str:
-        """The script's path on the runner, copying it (streamed, as UTF-8) the first time any target needs it."""
+    def _claim(self, script: Path, encoding: str) -> tuple[_Upload, bool]:
+        """The script's upload, and whether the caller must make it (the first to ask)."""
         with self._lock:
             upload = self._uploads.get((script, encoding))
-            owner = upload is None
-            if upload is None:
-                name = f"{len(self._uploads) + 1:05d}-{SAFE_NAME.sub('_', script.name)}"
-                upload = self._uploads[(script, encoding)] = _Upload(f"{self.workdir}/{name}")
+            if upload is not None:
+                return upload, False
+            name = f"{len(self._uploads) + 1:05d}-{SAFE_NAME.sub('_', script.name)}"
+            upload = self._uploads[(script, encoding)] = _Upload(f"{self.workdir}/{name}")
+            return upload, True
+
+    def _copy(self, script: Path, encoding: str, upload: _Upload) -> None:
+        log.debug("uploading %s (%s) to %s", script.name, encoding, self.transport.label)
+        try:
+            with scriptfile.utf8(script, encoding) as (source, size):
+                self.transport.put_stream(source, size, upload.remote, script.name)
+        except (OSError, ValueError) as exc:  # the file changed since it was validated
+            upload.error = TransportError(f"{script.name} cannot be read as {encoding}: {exc}")
+        except TransportError as exc:
+            upload.error = exc
+        finally:
+            upload.done.set()
+
+    def upload(self, script: Path, encoding: str) -> str:
+        """The script's path on the runner, copying it (streamed, as UTF-8) the first time any target needs it."""
+        upload, owner = self._claim(script, encoding)
         if owner:
-            log.debug("uploading %s (%s) to %s", script.name, encoding, self.transport.label)
-            try:
-                with scriptfile.utf8(script, encoding) as (source, size):
-                    self.transport.put_stream(source, size, upload.remote, script.name)
-            except (OSError, ValueError) as exc:  # the file changed since it was validated
-                upload.error = TransportError(f"{script.name} cannot be read as {encoding}: {exc}")
-            except TransportError as exc:
-                upload.error = exc
-            finally:
-                upload.done.set()
+            self._copy(script, encoding, upload)
         else:
             upload.done.wait()
         if upload.error is not None:
             raise upload.error
         return upload.remote
 
+    def _copy_batch(self, scripts: list[tuple[Path, str]]) -> None:
+        """Copy the scripts no one copies yet: small ones together (`put_files`, up to BATCH_BYTES a call),
+        others streamed one by one."""
+        small: list[tuple[bytes, _Upload, str]] = []
+        for script, encoding in scripts:
+            upload, owner = self._claim(script, encoding)
+            if not owner:
+                continue
+            try:
+                with scriptfile.utf8(script, encoding) as (source, size):
+                    data = source.read(size) if size <= BATCH_FILE_BYTES else None
+            except (OSError, ValueError):
+                data = None  # _copy reads it again and says why it cannot
+            if data is None or len(data) != size:
+                self._copy(script, encoding, upload)
+                continue
+            if small and sum(len(held) for held, _, _ in small) + len(data) > BATCH_BYTES:
+                self._put_files(small)
+                small = []
+            small.append((data, upload, script.name))
+        self._put_files(small)
+
+    def _put_files(self, files: list[tuple[bytes, _Upload, str]]) -> None:
+        if not files:
+            return
+        log.debug("uploading %s to %s", ", ".join(name for _, _, name in files), self.transport.label)
+        try:
+            self.transport.put_files([(data, upload.remote, name) for data, upload, name in files])
+        except TransportError as exc:
+            for _, upload, _ in files:
+                upload.error = exc
+        finally:
+            for _, upload, _ in files:
+                upload.done.set()
+
     def prefetch(self, scripts: list[tuple[Path, str]]) -> None:
         """Copy the scripts the run will need, in order, in the background: each later copy overlaps the
-        scripts running before it (one connection carries both)."""
+        scripts running before it (one connection carries both). Small scripts go in batches that double in
+        size (1, 2, 4 ... BATCH_FILES): the first is there soon, and a thousand tiny scripts take a few dozen
+        calls instead of a thousand."""
         def work() -> None:
-            for script, encoding in scripts:
-                if self._stop_prefetch.is_set():
-                    return
-                try:
-                    self.upload(script, encoding)
-                except TransportError:
+            pending, size = list(scripts), 1
+            while pending and not self._stop_prefetch.is_set():
+                batch, pending = pending[:size], pending[size:]
+                self._copy_batch(batch)
+                if any(self._uploads[key].error is not None for key in batch):
                     return  # the step that needs the script reports it
+                size = min(size * 2, BATCH_FILES)
         self._prefetching = threading.Thread(target=work, name=f"dbupdater-copy {self.transport.label}", daemon=True)
         self._prefetching.start()
 

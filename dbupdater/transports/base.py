@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import io
 import os
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
@@ -202,6 +203,13 @@ class Transport(ABC):
     @abstractmethod
     def put_bytes(self, data: bytes, remote: str) -> None:
         """Write a small file as mode 0600 (credential files)."""
+
+    def put_files(self, files: Sequence[tuple[bytes, str, str]]) -> None:
+        """Write several small files (content, remote path, the name errors call it) as mode 0600: the scripts
+        a run copies ahead of their turn. One at a time here; a transport that can write them all in one round
+        trip does."""
+        for data, remote, name in files:
+            self.put_stream(io.BytesIO(data), len(data), remote, name)
 
     @abstractmethod
     def get(self, remote: str, local: Path) -> None:

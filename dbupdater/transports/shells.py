@@ -52,16 +52,22 @@ class PosixShell(Shell):
 
     platform = "posix"
 
-    def render(self, command: Command) -> tuple[str, bytes | None]:
+    def render(self, command: Command, *, replacing: bool = False) -> tuple[str, bytes | None]:
+        """With `replacing`, the client replaces the shell that runs the line (`exec`) unless a pipe feeds it: how
+        a session loop's subshell runs a line as `$SHELL -c` would. bash and dash exec a lone command of a -c
+        line themselves, so no shell is left to report a client killed by a signal; a subshell that stayed
+        would report it on the command's stderr."""
         q = shlex.quote
         prefix = "".join(f'{name}="$(cat -- {q(path)})" && export {name} && ' for name, path in command.env_files)
         assignments = "".join(f"{name}={q(value)} " for name, value in command.env)
-        line = assignments + shlex.join("/dev/stdin" if arg == STDIN_PATH else arg for arg in command.argv)
-        data = next((part for part in command.stdin if isinstance(part, bytes)), None)
         parts = command.stdin
+        piped = len(parts) > 1 and any(isinstance(part, RemoteFile) for part in parts)
+        replace = "exec " if replacing and not piped else ""
+        line = assignments + replace + shlex.join("/dev/stdin" if arg == STDIN_PATH else arg for arg in command.argv)
+        data = next((part for part in parts if isinstance(part, bytes)), None)
         if len(parts) == 1 and isinstance(parts[0], RemoteFile):
             line += " < " + q(parts[0].path)
-        elif any(isinstance(part, RemoteFile) for part in parts):
+        elif piped:
             sources = " ".join("-" if isinstance(part, bytes) else q(part.path) for part in parts)
             line = f"cat -- {sources} | {line}"
         return prefix + line, data

@@ -18,7 +18,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Any
@@ -60,6 +60,10 @@ logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 # Files up to this size are written through a persistent session (one round trip, no channel opened); larger
 # ones stream over scp.
 LOOP_UPLOAD_MAX = 1 << 20
+# Several small files in one command: each file's size on a line, then its bytes, which `head -c` takes exactly
+# (the session loop checked that at its start). One `head` per file, where a command per file cost a round trip
+# and five processes on the runner (the loop's subshell, sh, cat and the loop's drain).
+WRITE_FILES = 'umask 077 && for f; do IFS= read -r n || exit 1; head -c "$n" > "$f" || exit 1; done'
 MAX_LINKS = 8  # connections to one runner at most, when its sshd refuses channels (MaxSessions)
 # How a session channel is refused for MaxSessions: OpenSSH's sshd says "connect failed" ("no more sessions" in
 # its log), other servers "administratively prohibited".
@@ -468,6 +472,7 @@ class SSHTransport(StreamingTransport):
             except paramiko.ChannelException as exc:
                 return self._overflow(exc).stream(command, on_stdout=on_stdout, on_stderr=on_stderr)
             if loop is not None:
+                line = self.shell.render(command, replacing=True)[0]
                 return self._in_loop(loop, command, line, stdin_data, on_stdout, on_stderr)
         try:
             channel = self.open_session()
@@ -666,6 +671,19 @@ class SSHTransport(StreamingTransport):
             self._overflow(exc).put_stream(source, size, remote, name)
         except (SCPException, paramiko.SSHException, OSError, EOFError) as exc:
             raise TransportError(f"copying {name} to {self.label} failed: {exc}") from None
+
+    def put_files(self, files: Sequence[tuple[bytes, str, str]]) -> None:
+        """All in one command of a persistent session when they fit in one (else one at a time)."""
+        if self._loops is None or len(files) < 2 or sum(len(data) for data, _, _ in files) > LOOP_UPLOAD_MAX:
+            super().put_files(files)
+            return
+        said: list[str] = []
+        data = b"".join(b"%d\n%b" % (len(content), content) for content, _, _ in files)
+        write = Command(("sh", "-c", WRITE_FILES, "sh", *(remote for _, remote, _ in files))).with_stdin(data)
+        result = self.run(write, lambda _stream, line: said.append(line))
+        if not (result.exited and result.code == 0):
+            names = f"{files[0][2]} and {len(files) - 1} more"
+            raise TransportError(f"copying {names} to {self.label} failed: {' '.join(said)[-300:] or result.ending}")
 
     def get(self, remote: str, local: Path) -> None:
         try:
