@@ -115,6 +115,13 @@ class Dialect(ABC):
         session may see it); without it, that the session is gone proves nothing."""
         return "1 = 0"
 
+    def use_database(self, name: str) -> str | None:
+        """A statement moving a session to another database of its server, so that one client call can open or
+        release the ledgers of many databases (a fan-out over the databases of one server pays a call per
+        server instead of one per database). None: a session serves one database (PostgreSQL, Oracle, SQL
+        Server logins name theirs), and each ledger takes calls of its own."""
+        return None
+
     def end_session(self, session: str) -> str | None:
         """SQL ending the session `session` (as `session_sql` wrote it) on the server, or None when the
         engine cannot: after a script timeout, when the client is gone but its statement still runs."""

@@ -26,6 +26,7 @@ from .interrupts import LEAVE_GRACE, Escalation
 from .kinds import Ask, StepContext, StepKind
 from .options import RunOptions
 from .pool import Deployment
+from .releases import Releases
 from .scheduler import Scheduler, runner_cap
 
 
@@ -57,6 +58,7 @@ class Executor:
     # their scripts and change the live ones; the result and the reports are of the moment of leaving.
     left: list[Outcome] | None = None
     _guard: threading.Lock = field(default_factory=threading.Lock)
+    releases: Releases = field(default_factory=Releases)  # targets' releases, in shared calls where they can
 
     def __post_init__(self) -> None:
         self.last = {p.row.db.key: position for position, p in enumerate(self.planned)}
@@ -243,7 +245,7 @@ class Executor:
         self.heartbeat.discard(ledger)
         pending = ledger.has_pending
         try:
-            ledger.release()
+            self.releases.release(ledger)
         except DbUpdaterError as exc:
             if pending:
                 with self._guard:

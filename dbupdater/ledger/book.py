@@ -124,17 +124,23 @@ class Ledger:
     def _versioned_read(self) -> str:
         return "\n".join((schema.version_sql(self.d, self.tables), self._charset_sql(), self._history_sql()))
 
+    def opening_sql(self, lease: int) -> str:
+        """The first call of `open_locked`: create the tables, take the lock, read the version and history."""
+        fresh = schema.created_sql(self.d, self.tables, self.schema, HISTORY_TABLE)
+        create = (self.d.create_tables(self.schema, self.history, self.lock, self.tables.versions, fresh) + "\n"
+                  + schema.record(self.d, self.tables, 1))  # tables without a version row are version 1
+        return create + "\n" + self._lock_sql(lease, clear_expired=False) + "\n" + self._versioned_read()
+
     def open_locked(self, lease: int, timeout: float, on_wait: Callable[[Holder], None] | None = None, *,
-                    wait: bool = True, deadline: float | None = None) -> dict[str, Entry] | None:
+                    wait: bool = True, deadline: float | None = None,
+                    opened: list[dict[str, Any]] | None = None) -> dict[str, Entry] | None:
         """Create the tables, take the lock, read the ledger's version and the history: one client call when
         the lock is free and the ledger current. Without `wait`, a lock held by another run returns None at
         once instead of waiting (until `deadline`, a monotonic time, or `timeout` from now). An expired lease
         is never cleared in this first call: whether its run's scripts still run can be asked only once the
-        ledger's version is known (`acquire`)."""
-        fresh = schema.created_sql(self.d, self.tables, self.schema, HISTORY_TABLE)
-        create = (self.d.create_tables(self.schema, self.history, self.lock, self.tables.versions, fresh) + "\n"
-                  + schema.record(self.d, self.tables, 1))  # tables without a version row are version 1
-        rows = self._exec(create + "\n" + self._lock_sql(lease, clear_expired=False) + "\n" + self._versioned_read())
+        ledger's version is known (`acquire`). `opened`: the rows `opening_sql` gave in a call shared with
+        other ledgers (ledger/together.py), which then stands for that first call."""
+        rows = self._exec(self.opening_sql(lease)) if opened is None else opened
         self.version = next((row["ledger_version"] for row in rows if "ledger_version" in row), None) or 1
         holder = self._holder(rows)
         if holder is not None and holder.run_id == self.identity.run_id:
@@ -428,8 +434,16 @@ class Ledger:
                           f"WHERE name = {self._lit(LOCK_NAME)} AND run_id = {run_id};")
         return bool(rows and rows[0]["held"])
 
-    def release(self) -> None:
-        """Write any pending success, then free the lock (and this run's target rows): one client call."""
-        self._exec(self._flush() + f"DELETE FROM {self.lock} WHERE run_id = {self._lit(self.identity.run_id)};")
+    def release_sql(self) -> str:
+        """Any pending success, then the lock (and this run's target rows) freed."""
+        return self._flush() + f"DELETE FROM {self.lock} WHERE run_id = {self._lit(self.identity.run_id)};"
+
+    def released(self) -> None:
+        """`release_sql` ran to its end."""
         self._flushed()
         self.held = False
+
+    def release(self) -> None:
+        """Write any pending success, then free the lock (and this run's target rows): one client call."""
+        self._exec(self.release_sql())
+        self.released()

@@ -31,12 +31,9 @@ class SqlChannel:
         self.credentials_path = credentials_path
         self.dialect = engine.dialect
 
-    def rows(self, sql: str, *, missing_ok: bool = False) -> list[dict[str, Any]]:
-        """Run SQL (after the dialect's preamble); every stdout line that is a JSON object is a row.
-
-        With missing_ok, an error that a table does not exist (a database the tool never touched) ends the
-        call quietly, returning the rows printed before it.
-        """
+    def _call(self, sql: str) -> tuple[list[dict[str, Any]], Status, str, OutputLog]:
+        """Run SQL (after the dialect's preamble): the JSON rows it printed, the engine's verdict and why, and
+        the client's other output."""
         rows: list[str] = []
         log = OutputLog(self.engine)
 
@@ -49,13 +46,28 @@ class SqlChannel:
         command = self.engine.adapt(self.engine.ledger_command(self.db, self.credentials_path), self.client)
         result = self.transport.run(command.with_stdin((self.dialect.preamble + sql).encode("utf-8")), collect)
         verdict, reason = self.engine.verdict(result, log)
+        return [json.loads(row) for row in rows], verdict, reason, log
+
+    def rows(self, sql: str, *, missing_ok: bool = False) -> list[dict[str, Any]]:
+        """Run SQL (after the dialect's preamble); every stdout line that is a JSON object is a row.
+
+        With missing_ok, an error that a table does not exist (a database the tool never touched) ends the
+        call quietly, returning the rows printed before it.
+        """
+        rows, verdict, reason, log = self._call(sql)
         if verdict is Status.UNREACHABLE:
-            raise LedgerError(f"{self.db.label}: {reason}: {' | '.join(log.errors[:3])}")
+            raise LedgerError(f"{self.db.label}: {reason}: {' | '.join(log.errors[-3:])}")
         if verdict is Status.FAILED and not (
                 missing_ok and any(self.dialect.missing_table.search(line) for line in log.errors)):
             raise LedgerError(f"{self.db.label}: the history table could not be used: "
-                              f"{' | '.join(log.errors[:3]) or reason}")
-        return [json.loads(row) for row in rows]
+                              f"{' | '.join(log.errors[-3:]) or reason}")
+        return rows
+
+    def rows_before_error(self, sql: str) -> list[dict[str, Any]]:
+        """The rows SQL printed up to its first error, whatever the verdict: for a call made of independent
+        parts, each ending with a row that says it completed (ledger/together.py); whoever reads them does
+        again, on its own, any part that did not complete, and gets its own error there."""
+        return self._call(sql)[0]
 
     def ping(self) -> None:
         """Log in and run a trivial query; raises LedgerError if it cannot."""

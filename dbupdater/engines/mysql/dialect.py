@@ -58,6 +58,9 @@ class MySQLDialect(Dialect):
     def null_unless(self, condition: str, value: str) -> str:
         return f"IF({condition}, {value}, NULL)"
 
+    def use_database(self, name: str) -> str | None:
+        return f"USE {self.ident(name)};"
+
     def count_where(self, table: str, condition: str) -> str:
         # MySQL refuses a subquery on the table being inserted into (error 1093) unless it is materialised
         # first: an aggregate in a derived table is never merged into the outer statement.
