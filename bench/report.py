@@ -117,6 +117,10 @@ def markdown(results: list[WorkloadResult], settings: Settings, env: dict[str, A
         "process of the controller-side tree; both from wait4.",
         "",
     ]
+    if settings.ledgers == "existing":
+        lines += ["dbupdater's ledger was in place before each of its runs (`--ledgers existing`: put there, untimed, "
+                  "by an apply of one `SELECT 1;` per database, as every deployment after the first finds it); "
+                  "the other approaches start from the same fresh databases as always.", ""]
     source = env.get("tool_source", {})
     if source and source.get("at_start") != source.get("at_end"):
         lines += ["dbupdater's source changed during this run; what was measured is the copy of it made at the "
@@ -186,7 +190,8 @@ def document(results: list[WorkloadResult], settings: Settings, env: dict[str, A
     n, m = settings.parallel, settings.per_runner
     return {
         "settings": {"size": settings.size, "repeat": settings.repeat, "parallel": n, "per_runner": m,
-                     "approaches": list(settings.approaches), "workloads": list(settings.workloads)},
+                     "approaches": list(settings.approaches), "workloads": list(settings.workloads),
+                     "ledgers": settings.ledgers},
         "environment": env,
         "workloads": [{
             "key": r.key, "title": r.title, "targets": r.targets, "rows": r.rows, "runners": r.runners,

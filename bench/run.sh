@@ -2,7 +2,8 @@
 # The benchmark in one command: make sure the optional tools are there, then run `python -m bench`.
 #
 #   bench/run.sh [--size full|tiny] [--repeat K] [--parallel N] [--per-runner M] [--only a,b,c,d,e]
-#                [--workloads sakila,ddl,fanout,many,wide] [--slow-baselines] [--out DIR] [--keep-rig]
+#                [--workloads sakila,ddl,fanout,many,wide] [--slow-baselines] [--ledgers new|existing]
+#                [--out DIR] [--keep-rig]
 #
 # Needs root (the rig makes a runner user, network namespaces and private servers) and the project's .venv
 # (bin/setup.sh). Installs, only when the selected approaches need them and they are missing:

@@ -70,6 +70,26 @@ def test_bench_tiny_run_produces_a_report(tmp_path: Path) -> None:
     assert not Path(RIG_ENV["BENCH_RIG_ROOT"]).exists() or os.environ.get("DBU_KEEP_RIG") == "1"
 
 
+def test_bench_with_ledgers_in_place_times_dbupdater_after_an_untimed_apply(tmp_path: Path) -> None:
+    """`--ledgers existing`: dbupdater's ledger is put in place before each of its timed runs; the report says so,
+    and the timed run finds every database's history there (the ledger's first row, then the workload's)."""
+    if os.geteuid() != 0:
+        pytest.skip("the benchmark's rig needs root (runner user, network namespaces, private servers)")
+    argv = [sys.executable, "-m", "bench", "--size", "tiny", "--only", "a,b", "--workloads", "fanout",
+            "--ledgers", "existing", "--out", str(tmp_path)]
+    if os.environ.get("DBU_KEEP_RIG") == "1":
+        argv.append("--keep-rig")
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=600,
+                          env={**os.environ, **RIG_ENV})
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert "dbupdater's ledger was in place before each of its runs" in (tmp_path / "latest-tiny.md").read_text()
+    data = json.loads((tmp_path / "latest-tiny.json").read_text())
+    assert data["settings"]["ledgers"] == "existing"
+    (fanout,) = data["workloads"]
+    tool = next(a for a in fanout["approaches"] if a["id"] == "b")
+    assert tool["median_seconds"] is not None and tool["median_seconds"] > 0, tool
+
+
 COPY_RIG = ["--rig-name", "dbcpt", "--rig-root", "/tmp/dbupdater-bench-copy-test-rig", "--rig-subnet", "10",
             "--rig-base-port", "27900"]
 
