@@ -134,23 +134,31 @@ class RunnerSession:
         """Copy the scripts no one copies yet: small ones together (`put_files`, up to BATCH_BYTES a call),
         others streamed one by one."""
         small: list[tuple[bytes, _Upload, str]] = []
-        for script, encoding in scripts:
-            upload, owner = self._claim(script, encoding)
-            if not owner:
-                continue
-            try:
-                with scriptfile.utf8(script, encoding) as (source, size):
-                    data = source.read(size) if size <= BATCH_FILE_BYTES else None
-            except (OSError, ValueError):
-                data = None  # _copy reads it again and says why it cannot
-            if data is None or len(data) != size:
-                self._copy(script, encoding, upload)
-                continue
-            if small and sum(len(held) for held, _, _ in small) + len(data) > BATCH_BYTES:
-                self._put_files(small)
-                small = []
-            small.append((data, upload, script.name))
-        self._put_files(small)
+        claimed: list[_Upload] = []
+        try:
+            for script, encoding in scripts:
+                upload, owner = self._claim(script, encoding)
+                if not owner:
+                    continue
+                claimed.append(upload)
+                try:
+                    with scriptfile.utf8(script, encoding) as (source, size):
+                        data = source.read(size) if size <= BATCH_FILE_BYTES else None
+                except (OSError, ValueError):
+                    data = None  # _copy reads it again and says why it cannot
+                if data is None or len(data) != size:
+                    self._copy(script, encoding, upload)
+                    continue
+                if small and sum(len(held) for held, _, _ in small) + len(data) > BATCH_BYTES:
+                    self._put_files(small)
+                    small = []
+                small.append((data, upload, script.name))
+            self._put_files(small)
+        finally:  # whatever went wrong, no step waits for ever for a copy this batch claimed
+            for upload in claimed:
+                if not upload.done.is_set():
+                    upload.error = upload.error or TransportError("the copy was abandoned")
+                    upload.done.set()
 
     def _put_files(self, files: list[tuple[bytes, _Upload, str]]) -> None:
         if not files:
