@@ -78,6 +78,12 @@ def is_terminal(stream: TextIO) -> bool:
         return False
 
 
+def _size(variable: str, default: int) -> int:
+    """COLUMNS or LINES as a positive number (rich's own reading of them ignores anything else)."""
+    value = os.environ.get(variable, "")
+    return int(value) if value.isascii() and value.isdigit() and int(value) > 0 else default
+
+
 class ConsoleReporter:
     """The console report: one listener of the run's events. Events arrive from every worker thread and are
     handled one at a time, so a row's lines are never cut by another row's."""
@@ -88,9 +94,12 @@ class ConsoleReporter:
         stream = stream or sys.stdout
         terminal = is_terminal(stream)
         # Logs (CI, files) get wide lines rather than rich's 80-column default, which truncates paths.
-        width = None if terminal else int(os.environ.get("COLUMNS", "200"))
+        width = None if terminal else _size("COLUMNS", 200)
+        # Its height too, as rich would take it: with both fixed, rich no longer asks every standard stream for
+        # a terminal size and reads the environment on each line it prints (a quarter of its cost per line).
+        height = None if terminal else _size("LINES", 25)
         # `--color always|never` wins over NO_COLOR; auto leaves NO_COLOR (and FORCE_COLOR) to rich.
-        self.console = Console(file=stream, highlight=False, soft_wrap=True, width=width,
+        self.console = Console(file=stream, highlight=False, soft_wrap=True, width=width, height=height,
                                no_color=None if color is None else not color, force_terminal=color or None)
         self.verbosity = verbosity
         # Decided from the stream itself: `--color always` into a pipe colours lines but never animates them.
