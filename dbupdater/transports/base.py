@@ -117,21 +117,18 @@ class LineSplitter:
     def feed(self, data: bytes) -> None:
         text = self._pending + self._decoder.decode(data)
         *lines, self._pending = text.split("\n")
-        if not lines:
-            pass
-        elif self._batch is not None:  # a chunk's lines in one call, each line's work done in C where it can be
-            if self._cut or max(map(len, lines)) > MAX_LINE:
-                lines = [self._shown(line) for line in lines]
-            elif "\r" in text:
-                lines = [line.rstrip("\r") for line in lines]
-            self._batch(self.stream, lines)
-        else:
+        if self._batch is None:
             handler, stream = self.handler, self.stream
             for line in lines:  # every line of a client's output passes here: the usual one takes no further call
                 if self._cut or len(line) > MAX_LINE:
                     handler(stream, self._shown(line))
                 else:
                     handler(stream, line.rstrip("\r"))
+        elif lines:  # a chunk's lines in one call, each line's work done in C where it can be
+            if self._cut or max(map(len, lines)) > MAX_LINE:
+                self._batch(self.stream, [self._shown(line) for line in lines])
+            else:
+                self._batch(self.stream, [line.rstrip("\r") for line in lines] if "\r" in text else lines)
         if len(self._pending) > MAX_LINE:
             self._cut += len(self._pending) - MAX_LINE
             self._pending = self._pending[:MAX_LINE]

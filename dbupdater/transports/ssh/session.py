@@ -20,11 +20,12 @@ subshell (`exec`, as bash and dash replace a `-c` shell by a lone command), and 
 the channel's own. A shell's own messages name the line by the loop's line number ("line 7", where a channel
 of its own says "line 1"), and a client that is not there is reported by `exec` ("exec: mysql: not found");
 the status is the same (127). No shell is started per command: that cost 1 to 1.5 ms of a 2 ms round trip.
-When it has ended, the loop writes `\\n<token> <status>\\n` on stdout
-and `\\n<token>\\n` on stderr; the reader passes everything before those markers on and drops the newline the
-loop added. The token is 128 random bits made per session and sent on stdin: it is in no argv and no
-environment variable (the loop does not export it), so a command's output cannot forge the end of its own
-output, whatever it prints (binary, long lines, text that looks like a marker).
+
+When the line has ended, the loop writes `\\n<token> <status>\\n` on stdout and `\\n<token>\\n` on stderr; the
+reader passes everything before those markers on and drops the newline the loop added. The token is 128 random
+bits made per session and sent on stdin: it is in no argv and no environment variable (the loop does not export
+it), so a command's output cannot forge the end of its own output, whatever it prints (binary, long lines, text
+that looks like a marker).
 
 Interrupts and timeouts signal the session's process group exactly as they signal a channel of its own (sshd
 sends RFC 4254's "signal" to it): the command, its children and the loop. The session then ends with the
@@ -51,10 +52,10 @@ with without_module("invoke"):
 # to /dev/null: bash reports a child killed by a signal there ("Killed ..."), which a channel of its own never
 # showed; the line's client replaces its subshell (PosixShell.render(replacing=True)), so no other shell is
 # left to report it. Stdin bytes reach the command through a pipe from `head -c N`, and what the command
-# leaves unread is drained after it, so the next line is read where the bytes end; the loop writes no file and makes no
-# directory, so a session killed with its command (an interrupt, a timeout) leaves nothing behind. `head -c`
-# must read no further than N: checked once at the start (the probe), else the runner gets a channel per
-# command.
+# leaves unread is drained after it, so the next line is read where the bytes end; the loop writes no file
+# and makes no directory, so a session killed with its command (an interrupt, a timeout) leaves nothing
+# behind. `head -c` must read no further than N: checked once at the start (the probe), else the runner gets
+# a channel per command.
 LOOP = r"""IFS= read -r t || exit 0
 exec 3>&2 2>/dev/null
 head -c 3 >/dev/null; IFS= read -r p
